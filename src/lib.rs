@@ -1,3 +1,5 @@
 //! turnd: a TURN/STUN relay daemon. Sans-IO protocol core (`stun`, `auth`, `turn`) and a thin
 //! IO shell (`io`). Dependency direction: `io`, `main` → `turn` → `auth` → `stun`.
 pub mod stun;
+pub mod auth;
+pub mod turn;

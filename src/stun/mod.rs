@@ -10,7 +10,7 @@ pub use channel::{
     classify, valid_channel, ChannelData, ChannelDataError, Framing, CHANNEL_DATA_HEADER, MAX_CHANNEL,
     MIN_CHANNEL,
 };
-pub use writer::{BufferTooSmall, MessageWriter};
+pub use writer::{data_indication_prefix, BufferTooSmall, MessageWriter, DATA_INDICATION_PREFIX_MAX};
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;

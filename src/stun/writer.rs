@@ -134,3 +134,33 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+/// Longest prefix [`data_indication_prefix`] writes: header, XOR-PEER-ADDRESS (IPv6), DATA header.
+pub const DATA_INDICATION_PREFIX_MAX: usize = HEADER_LEN + 4 + 20 + 4;
+
+/// Writes everything of a Data indication (RFC 8656 §10.3) that comes before its payload: the
+/// header, XOR-PEER-ADDRESS and the DATA attribute header. The payload follows directly, padded
+/// with zeros to 4 bytes by the caller. Returns the prefix length (36 for IPv4, 48 for IPv6).
+pub fn data_indication_prefix(
+    out: &mut [u8; DATA_INDICATION_PREFIX_MAX],
+    txid: &[u8; 12],
+    peer: SocketAddr,
+    payload_len: u16,
+) -> usize {
+    let mut addr = [0u8; 20];
+    let addr_len = attr::encode_address(peer, Some(txid), &mut addr);
+    let prefix = HEADER_LEN + 4 + addr_len + 4;
+    let body = (prefix - HEADER_LEN) + usize::from(payload_len).next_multiple_of(4);
+    let kind = MessageType::new(super::Method::DATA, super::Class::Indication);
+    out[..2].copy_from_slice(&kind.to_u16().to_be_bytes());
+    // A UDP payload is at most 65507 bytes, so the body fits the 16-bit length field.
+    out[2..4].copy_from_slice(&(body as u16).to_be_bytes());
+    out[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    out[8..20].copy_from_slice(txid);
+    out[20..22].copy_from_slice(&attr::XOR_PEER_ADDRESS.to_be_bytes());
+    out[22..24].copy_from_slice(&(addr_len as u16).to_be_bytes());
+    out[24..24 + addr_len].copy_from_slice(&addr[..addr_len]);
+    out[24 + addr_len..26 + addr_len].copy_from_slice(&attr::DATA.to_be_bytes());
+    out[26 + addr_len..28 + addr_len].copy_from_slice(&payload_len.to_be_bytes());
+    prefix
+}

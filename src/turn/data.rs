@@ -1,0 +1,175 @@
+//! The data paths: Send indications and ChannelData from clients to peers, datagrams from peers
+//! back to clients (ChannelData or Data indication), and in-process delivery between two
+//! allocations of this server (RFC 8656 §10, §12). The per-packet code takes one read lock,
+//! allocates nothing and copies no payload on the peer → client path.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use crate::stun::{
+    attr, data_indication_prefix, ChannelData, Message, CHANNEL_DATA_HEADER, DATA_INDICATION_PREFIX_MAX,
+};
+
+use super::{canonical_addr, AllocId, Discard, FiveTuple, Now, Outcome, Relay, Server};
+
+/// Bytes the IO shell keeps free in front of a peer datagram so the Data indication (or
+/// ChannelData) header is written there without moving the payload.
+pub const DATA_INDICATION_HEADROOM: usize = DATA_INDICATION_PREFIX_MAX;
+/// Bytes the IO shell keeps free after a peer datagram for the padding to 4 bytes.
+pub const PEER_TAILROOM: usize = 3;
+
+/// Where a client → peer payload goes once the allocation has been checked.
+enum Route {
+    /// Sent out of the relay socket.
+    Sent,
+    /// To another allocation of this server, delivered in-process from this relayed address.
+    Internal { from: SocketAddr, to: SocketAddr },
+}
+
+impl<R: Relay> Server<R> {
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-10.2
+    pub(super) fn on_send(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+        let (Some(Ok(peer)), Some(payload)) = (msg.xor_address(attr::XOR_PEER_ADDRESS), msg.attr(attr::DATA)) else {
+            return Outcome::Dropped(Discard::Malformed);
+        };
+        self.relay_from_client(now, tuple, canonical_addr(peer), payload, out)
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-12.6
+    pub(super) fn on_channel_data(&self, now: Now, tuple: &FiveTuple, packet: &[u8], out: &mut [u8]) -> Outcome {
+        let Ok(cd) = ChannelData::parse(packet) else {
+            return Outcome::Dropped(Discard::Malformed);
+        };
+        let peer = self.table.with(tuple, |a| {
+            if a.expires <= now.mono {
+                return Err(Discard::NoAllocation);
+            }
+            a.peer_for_channel(cd.channel, now.mono).ok_or(Discard::NoChannel)
+        });
+        match peer {
+            None => Outcome::Dropped(Discard::NoAllocation),
+            Some(Err(why)) => Outcome::Dropped(why),
+            Some(Ok(peer)) => self.relay_from_client(now, tuple, peer, cd.payload, out),
+        }
+    }
+
+    /// Sends `payload` from the allocation of `tuple` to `peer` if a permission allows it.
+    fn relay_from_client(&self, now: Now, tuple: &FiveTuple, peer: SocketAddr, payload: &[u8], out: &mut [u8]) -> Outcome {
+        let internal = self.is_own_relayed_address(peer);
+        // A permission is per IP. One installed for turnd's own IP (to reach another allocation)
+        // must not reach other ports of this host: those go out only if the policy allows them.
+        if !internal && self.policy.check(peer.ip()).is_err() {
+            return Outcome::Dropped(Discard::NoPermission);
+        }
+        let route = self.table.with(tuple, |a| {
+            if a.expires <= now.mono {
+                return Err(Discard::NoAllocation);
+            }
+            if !a.permits(peer.ip(), now.mono) {
+                return Err(Discard::NoPermission);
+            }
+            if internal {
+                return Ok(Route::Internal { from: a.relayed, to: peer });
+            }
+            a.relay.send_to(payload, peer);
+            Ok(Route::Sent)
+        });
+        match route {
+            None => Outcome::Dropped(Discard::NoAllocation),
+            Some(Err(why)) => Outcome::Dropped(why),
+            Some(Ok(Route::Sent)) => Outcome::Relayed,
+            Some(Ok(Route::Internal { from, to })) => self.deliver_internal(now, from, to, payload, out),
+        }
+    }
+
+    /// Delivers `payload`, sent by the allocation relayed at `from`, to the allocation relayed at
+    /// `to` as if it had arrived from the network: the receiver's permissions and channels apply.
+    fn deliver_internal(&self, now: Now, from: SocketAddr, to: SocketAddr, payload: &[u8], out: &mut [u8]) -> Outcome {
+        let Some(id) = self.table.by_relayed_port(to.port()) else {
+            return Outcome::Dropped(Discard::NoAllocation);
+        };
+        let start = DATA_INDICATION_HEADROOM;
+        let Some(room) = out.get_mut(start..start + payload.len()) else {
+            return Outcome::Dropped(Discard::Malformed);
+        };
+        room.copy_from_slice(payload);
+        match self.handle_peer(now, id, from, out, payload.len()) {
+            Ok((to, range)) => Outcome::Forward { to, start: range.start, end: range.end },
+            Err(why) => Outcome::Dropped(why),
+        }
+    }
+
+    /// A datagram from `peer` arrived on the relay of allocation `id`. The IO shell put the
+    /// payload at `buf[DATA_INDICATION_HEADROOM..][..len]` with [`PEER_TAILROOM`] bytes after it.
+    /// On success returns the client to send to and the range of `buf` to send: a ChannelData
+    /// message when `peer` has a channel, else a Data indication (RFC 8656 §10.3, §12.7).
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-10.3
+    pub fn handle_peer(
+        &self,
+        now: Now,
+        id: AllocId,
+        peer: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<(FiveTuple, Range<usize>), Discard> {
+        let peer = canonical_addr(peer);
+        if buf.len() < DATA_INDICATION_HEADROOM + len + PEER_TAILROOM || len > usize::from(u16::MAX) {
+            return Err(Discard::Malformed);
+        }
+        let found = self.table.with_id(id, |a| {
+            if a.expires <= now.mono {
+                return Err(Discard::NoAllocation);
+            }
+            if !a.permits(peer.ip(), now.mono) {
+                return Err(Discard::NoPermission);
+            }
+            Ok((a.tuple, a.channel_for_peer(peer, now.mono)))
+        });
+        let (tuple, channel) = found.ok_or(Discard::NoAllocation)??;
+        let payload_end = DATA_INDICATION_HEADROOM + len;
+        let range = match channel {
+            Some(number) => frame_channel_data(&tuple, number, buf, len),
+            None => {
+                let mut prefix = [0u8; DATA_INDICATION_PREFIX_MAX];
+                let n = data_indication_prefix(&mut prefix, &indication_txid(id), peer, len as u16);
+                let start = DATA_INDICATION_HEADROOM - n;
+                buf[start..DATA_INDICATION_HEADROOM].copy_from_slice(&prefix[..n]);
+                let end = DATA_INDICATION_HEADROOM + len.next_multiple_of(4);
+                buf[payload_end..end].fill(0);
+                start..end
+            }
+        };
+        Ok((tuple, range))
+    }
+}
+
+/// Writes the ChannelData header in front of the payload (and stream padding after it).
+fn frame_channel_data(tuple: &FiveTuple, number: u16, buf: &mut [u8], len: usize) -> Range<usize> {
+    let start = DATA_INDICATION_HEADROOM - CHANNEL_DATA_HEADER;
+    let mut header = [0u8; CHANNEL_DATA_HEADER];
+    ChannelData::write_header(number, len as u16, &mut header);
+    buf[start..DATA_INDICATION_HEADROOM].copy_from_slice(&header);
+    let end = start + ChannelData::frame_len(len, tuple.pads_channel_data());
+    buf[DATA_INDICATION_HEADROOM + len..end].fill(0);
+    start..end
+}
+
+/// A transaction id for a Data indication. Indications need unique, not secret, ids
+/// (RFC 8489 §6): a per-thread xorshift stream seeded from the allocation id.
+fn indication_txid(id: AllocId) -> [u8; 12] {
+    thread_local!(static STATE: Cell<u64> = const { Cell::new(0) });
+    STATE.with(|state| {
+        let mut x = state.get() ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut txid = [0u8; 12];
+        for chunk in txid.chunks_mut(4) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..4]);
+        }
+        state.set(x);
+        txid
+    })
+}
+

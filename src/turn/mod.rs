@@ -1,0 +1,389 @@
+//! TURN server protocol (RFC 8656; RFC 5766 clients too), sans-IO: requests in, responses and
+//! relay sends out. No tokio, no sockets, no clock: time comes in as [`Now`], relay sockets are
+//! reached through the [`RelayProvider`]/[`Relay`] traits the IO shell implements.
+//! Depends on `auth` and `stun`.
+
+mod data;
+pub mod policy;
+mod request;
+pub mod table;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::auth::{Credentials, Key, NonceCheck, NonceMinter, NONCE_LEN};
+use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
+pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
+use policy::PeerPolicy;
+pub use table::{AllocId, Allocation, AllocationTable};
+
+/// Permission lifetime (RFC 8656 §9).
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// Channel binding lifetime (RFC 8656 §12).
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// How often the IO shell should call [`Server::expire`].
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The current time, as the IO shell read it: monotonic for lifetimes, Unix seconds for nonces
+/// and REST credential expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub unix: u64,
+}
+
+/// Transport between the client and turnd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// The client's 5-tuple: client address, turnd's address it reached, and the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FiveTuple {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub transport: Transport,
+}
+
+impl FiveTuple {
+    /// Streams carry ChannelData padded to 4 bytes (RFC 8656 §12.5).
+    fn pads_channel_data(&self) -> bool {
+        self.transport != Transport::Udp
+    }
+}
+
+/// Options for a new relay socket, from the Allocate request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayOptions {
+    pub ipv6: bool,
+    /// EVEN-PORT: the port must be even (RFC 8656 §14.6).
+    pub even_port: bool,
+    /// DONT-FRAGMENT: set DF on what the relay sends (RFC 8656 §14.8).
+    pub dont_fragment: bool,
+}
+
+/// Why a relay socket could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// Every port of the range is taken, or the process is out of file descriptors (508).
+    Exhausted,
+    /// No relay address of that family is configured (440).
+    FamilyNotSupported,
+}
+
+/// A relay socket as the core sees it: something that sends a datagram to a peer.
+pub trait Relay: Send + Sync {
+    /// Sends `payload` to `peer`; failures are the IO shell's to count.
+    fn send_to(&self, payload: &[u8], peer: SocketAddr);
+}
+
+/// Opens relay sockets; implemented by the IO shell (and by fakes in tests).
+pub trait RelayProvider {
+    type Relay: Relay;
+    /// Binds a relay socket for allocation `id` on the relay address; returns it and the port.
+    fn open(&mut self, id: AllocId, options: RelayOptions) -> Result<(Self::Relay, u16), OpenError>;
+}
+
+/// What the IO shell must do after [`Server::handle_client`] or [`Server::handle_peer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to send (the packet was consumed or dropped).
+    Done,
+    /// Send `out[..len]` back to the client that sent the packet.
+    Reply(usize),
+    /// The payload went out of a relay socket to a peer.
+    Relayed,
+    /// Send `out[start..end]` to the client of another allocation (in-process delivery between
+    /// two allocations of this server: client-to-client relaying without the network).
+    Forward { to: FiveTuple, start: usize, end: usize },
+    /// Dropped, and why (for counters and debugging).
+    Dropped(Discard),
+}
+
+/// Why a packet was dropped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    Malformed,
+    NoAllocation,
+    NoPermission,
+    NoChannel,
+    NotARequest,
+}
+
+/// Static settings of the protocol core, derived from the config.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// IP the relay sockets are bound to.
+    pub relay_ip: IpAddr,
+    /// Public IP advertised in XOR-RELAYED-ADDRESS instead of `relay_ip` (NAT'd cloud VMs).
+    pub external_ip: Option<IpAddr>,
+    pub default_lifetime: Duration,
+    pub max_lifetime: Duration,
+    /// 0 = unlimited.
+    pub user_quota: u32,
+    /// 0 = unlimited.
+    pub total_quota: u32,
+}
+
+/// TURN error responses (RFC 8656 §18, RFC 8489 §14.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    UnknownAttribute,
+    AllocationMismatch,
+    StaleNonce,
+    AddressFamilyNotSupported,
+    WrongCredentials,
+    UnsupportedTransport,
+    PeerAddressFamilyMismatch,
+    AllocationQuotaReached,
+    InsufficientCapacity,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::UnknownAttribute => 420,
+            ErrorCode::AllocationMismatch => 437,
+            ErrorCode::StaleNonce => 438,
+            ErrorCode::AddressFamilyNotSupported => 440,
+            ErrorCode::WrongCredentials => 441,
+            ErrorCode::UnsupportedTransport => 442,
+            ErrorCode::PeerAddressFamilyMismatch => 443,
+            ErrorCode::AllocationQuotaReached => 486,
+            ErrorCode::InsufficientCapacity => 508,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "Bad Request",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::UnknownAttribute => "Unknown Attribute",
+            ErrorCode::AllocationMismatch => "Allocation Mismatch",
+            ErrorCode::StaleNonce => "Stale Nonce",
+            ErrorCode::AddressFamilyNotSupported => "Address Family not Supported",
+            ErrorCode::WrongCredentials => "Wrong Credentials",
+            ErrorCode::UnsupportedTransport => "Unsupported Transport Protocol",
+            ErrorCode::PeerAddressFamilyMismatch => "Peer Address Family Mismatch",
+            ErrorCode::AllocationQuotaReached => "Allocation Quota Reached",
+            ErrorCode::InsufficientCapacity => "Insufficient Capacity",
+        }
+    }
+}
+
+impl From<crate::stun::StunError> for ErrorCode {
+    fn from(_: crate::stun::StunError) -> Self {
+        ErrorCode::BadRequest
+    }
+}
+
+/// The TURN server: configuration, credentials, peer policy and the allocation table.
+/// Shared by every worker (`&self` everywhere); the table does its own locking.
+pub struct Server<R> {
+    config: ServerConfig,
+    credentials: Credentials,
+    nonces: NonceMinter,
+    policy: PeerPolicy,
+    table: AllocationTable<R>,
+}
+
+/// A request that passed authentication.
+pub(crate) struct Authenticated<'a> {
+    pub username: &'a str,
+    pub key: Key,
+}
+
+impl<R: Relay> Server<R> {
+    pub fn new(config: ServerConfig, credentials: Credentials, nonces: NonceMinter, policy: PeerPolicy) -> Self {
+        Server { config, credentials, nonces, policy, table: AllocationTable::new() }
+    }
+
+    /// The allocation table (for the IO shell's relay sockets and for gauges).
+    pub fn table(&self) -> &AllocationTable<R> {
+        &self.table
+    }
+
+    /// Handles one datagram (or stream frame) from a client; responses are written into `out`.
+    pub fn handle_client<P>(&self, now: Now, tuple: &FiveTuple, packet: &[u8], relays: &mut P, out: &mut [u8]) -> Outcome
+    where
+        P: RelayProvider<Relay = R>,
+    {
+        match classify(packet) {
+            Framing::ChannelData => self.on_channel_data(now, tuple, packet, out),
+            Framing::Stun => match Message::parse(packet) {
+                Ok(msg) => self.on_message(now, tuple, &msg, relays, out),
+                Err(_) => Outcome::Dropped(Discard::Malformed),
+            },
+            Framing::Other => Outcome::Dropped(Discard::Malformed),
+        }
+    }
+
+    /// Ends expired allocations (closing their relays) and prunes permissions and channels.
+    pub fn expire(&self, now: Instant) -> usize {
+        self.table.expire(now)
+    }
+
+    fn on_message<P>(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, relays: &mut P, out: &mut [u8]) -> Outcome
+    where
+        P: RelayProvider<Relay = R>,
+    {
+        match msg.class() {
+            Class::Request => {}
+            Class::Indication if msg.method() == Method::SEND => return self.on_send(now, tuple, msg, out),
+            // Binding indications are keepalives; responses are not for a server.
+            _ => return Outcome::Dropped(Discard::NotARequest),
+        }
+        //= https://www.rfc-editor.org/rfc/rfc8489#section-6.3.1
+        if !msg.unknown().is_empty() {
+            return self.error(msg, out, ErrorCode::UnknownAttribute, None);
+        }
+        match msg.method() {
+            Method::BINDING => self.on_binding(tuple, msg, out),
+            Method::ALLOCATE => self.on_allocate(now, tuple, msg, relays, out),
+            Method::REFRESH => self.on_refresh(now, tuple, msg, out),
+            Method::CREATE_PERMISSION => self.on_create_permission(now, tuple, msg, out),
+            Method::CHANNEL_BIND => self.on_channel_bind(now, tuple, msg, out),
+            _ => self.error(msg, out, ErrorCode::BadRequest, None),
+        }
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8489#section-7.3.1
+    fn on_binding(&self, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+        self.respond(msg, out, None, |w| {
+            w.xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+        })
+    }
+
+    /// Long-term credential check (RFC 8489 §9.2.4). `Err` carries the error response to send.
+    pub(crate) fn authenticate<'m>(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        msg: &Message<'m>,
+        out: &mut [u8],
+    ) -> Result<Authenticated<'m>, Outcome> {
+        if !msg.has(attr::MESSAGE_INTEGRITY) {
+            return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
+        }
+        let (Some(Ok(username)), Some(Ok(realm)), Some(nonce)) =
+            (msg.text(attr::USERNAME), msg.text(attr::REALM), msg.attr(attr::NONCE))
+        else {
+            return Err(self.error(msg, out, ErrorCode::BadRequest, None));
+        };
+        if self.nonces.check(nonce, now.unix, tuple.client.ip()) != NonceCheck::Valid {
+            return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
+        }
+        if realm != self.credentials.realm() {
+            return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
+        }
+        match self.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
+            Ok(key) => Ok(Authenticated { username, key }),
+            Err(e) => {
+                tracing::debug!(client = %tuple.client, reason = %e, "authentication failed");
+                Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized))
+            }
+        }
+    }
+
+    /// 401 or 438 with REALM and a fresh NONCE, no MESSAGE-INTEGRITY.
+    fn challenge(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8], code: ErrorCode) -> Outcome {
+        let mut nonce = [0u8; NONCE_LEN];
+        let nonce = self.nonces.mint(now.unix, tuple.client.ip(), &mut nonce);
+        let realm = self.credentials.realm();
+        self.respond_error(msg, out, code, None, |w| {
+            w.attr(attr::REALM, realm.as_bytes()).attr(attr::NONCE, nonce.as_bytes());
+        })
+    }
+
+    /// An error response; with `key` it carries MESSAGE-INTEGRITY (authenticated requests).
+    pub(crate) fn error(&self, msg: &Message<'_>, out: &mut [u8], code: ErrorCode, key: Option<&Key>) -> Outcome {
+        self.respond_error(msg, out, code, key, |w| {
+            if code == ErrorCode::UnknownAttribute {
+                w.unknown_attributes(msg.unknown());
+            }
+        })
+    }
+
+    fn respond_error(
+        &self,
+        msg: &Message<'_>,
+        out: &mut [u8],
+        code: ErrorCode,
+        key: Option<&Key>,
+        attrs: impl FnOnce(&mut MessageWriter<'_>),
+    ) -> Outcome {
+        let kind = MessageType::new(msg.method(), Class::Error);
+        self.write(msg, kind, out, key, |w| {
+            w.error_code(code.code(), code.reason());
+            attrs(w);
+        })
+    }
+
+    /// A success response to `msg` with the attributes `attrs` writes.
+    pub(crate) fn respond(
+        &self,
+        msg: &Message<'_>,
+        out: &mut [u8],
+        key: Option<&Key>,
+        attrs: impl FnOnce(&mut MessageWriter<'_>),
+    ) -> Outcome {
+        let kind = MessageType::new(msg.method(), Class::Success);
+        self.write(msg, kind, out, key, attrs)
+    }
+
+    fn write(
+        &self,
+        msg: &Message<'_>,
+        kind: MessageType,
+        out: &mut [u8],
+        key: Option<&Key>,
+        attrs: impl FnOnce(&mut MessageWriter<'_>),
+    ) -> Outcome {
+        let mut w = MessageWriter::new(out, kind, msg.transaction_id());
+        attrs(&mut w);
+        if let Some(key) = key {
+            w.integrity(key);
+        }
+        // Answer FINGERPRINT with FINGERPRINT (RFC 8489 §7.3: useful to multiplexing clients).
+        if msg.has(attr::FINGERPRINT) {
+            w.fingerprint();
+        }
+        match w.finish() {
+            Ok(len) => Outcome::Reply(len),
+            // Our responses are far below the buffers the IO shell passes (>= 1500 bytes).
+            Err(_) => Outcome::Dropped(Discard::Malformed),
+        }
+    }
+
+    /// The address clients see for a relay port (external IP when configured).
+    fn advertised(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.config.external_ip.unwrap_or(self.config.relay_ip), port)
+    }
+
+    /// Whether `addr` is the relayed address of a live allocation of this server, in its
+    /// private (relay-ip) or advertised (external-ip) form.
+    fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
+        let ip = policy::canonical(addr.ip());
+        let own_ip = ip == policy::canonical(self.config.relay_ip)
+            || self.config.external_ip.map(policy::canonical) == Some(ip);
+        own_ip && self.table.by_relayed_port(addr.port()).is_some()
+    }
+}
+
+/// The canonical form of a peer address (IPv4-mapped and -compatible IPv6 become IPv4).
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(policy::canonical(addr.ip()), addr.port())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,332 @@
+//! TURN requests: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656 §7, §9, §11).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::stun::{attr, valid_channel, Message};
+
+use super::table::{Allocation, Channel, InsertError, QuotaError};
+use super::{
+    Authenticated, ErrorCode, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server,
+    CHANNEL_LIFETIME, PERMISSION_LIFETIME,
+};
+
+/// REQUESTED-TRANSPORT value for UDP (RFC 8656 §14.7).
+const UDP: u8 = 17;
+/// Most XOR-PEER-ADDRESS attributes one CreatePermission may carry.
+const MAX_PEERS_PER_REQUEST: usize = 32;
+
+impl<R: Relay> Server<R> {
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-7.2
+    pub(super) fn on_allocate<P>(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+        relays: &mut P,
+        out: &mut [u8],
+    ) -> Outcome
+    where
+        P: RelayProvider<Relay = R>,
+    {
+        let auth = match self.authenticate(now, tuple, msg, out) {
+            Ok(auth) => auth,
+            Err(outcome) => return outcome,
+        };
+        let key = Some(&auth.key);
+        // A live allocation on this 5-tuple: a retransmission gets the same answer, anything
+        // else 437. An expired one that the sweep has not reached yet is ended here.
+        let existing = self.table.with(tuple, |a| (a.expires > now.mono, a.txid, a.relayed, a.expires));
+        match existing {
+            Some((true, txid, relayed, expires)) if txid == *msg.transaction_id() => {
+                let lifetime = expires.saturating_duration_since(now.mono);
+                return self.allocate_success(tuple, msg, out, &auth, relayed, lifetime);
+            }
+            Some((true, ..)) => return self.error(msg, out, ErrorCode::AllocationMismatch, key),
+            Some((false, ..)) => drop(self.table.remove(tuple)),
+            None => {}
+        }
+        let options = match self.allocate_options(msg) {
+            Ok(options) => options,
+            Err(code) => return self.error(msg, out, code, key),
+        };
+        let lifetime = match msg.u32_attr(attr::LIFETIME) {
+            Some(Ok(secs)) => Duration::from_secs(secs.into())
+                .min(self.config.max_lifetime)
+                .max(self.config.default_lifetime),
+            Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
+            None => self.config.default_lifetime,
+        };
+        match self.table.take_quota(auth.username, self.config.user_quota, self.config.total_quota) {
+            Ok(()) => {}
+            Err(QuotaError::User) => return self.error(msg, out, ErrorCode::AllocationQuotaReached, key),
+            Err(QuotaError::Total) => return self.error(msg, out, ErrorCode::InsufficientCapacity, key),
+        }
+        let id = self.table.reserve_id(tuple);
+        let (relay, port) = match relays.open(id, options) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.table.release_quota(auth.username);
+                let code = match e {
+                    OpenError::Exhausted => ErrorCode::InsufficientCapacity,
+                    OpenError::FamilyNotSupported => ErrorCode::AddressFamilyNotSupported,
+                };
+                return self.error(msg, out, code, key);
+            }
+        };
+        let relayed = self.advertised(port);
+        let alloc = Allocation {
+            id,
+            tuple: *tuple,
+            relayed,
+            username: auth.username.into(),
+            key: auth.key,
+            expires: now.mono + lifetime,
+            txid: *msg.transaction_id(),
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            relay,
+        };
+        if let Err((InsertError::Exists, alloc)) = self.table.insert(alloc) {
+            self.table.release_quota(&alloc.username);
+            return self.error(msg, out, ErrorCode::AllocationMismatch, key);
+        }
+        tracing::debug!(client = %tuple.client, %relayed, "allocation created");
+        self.allocate_success(tuple, msg, out, &auth, relayed, lifetime)
+    }
+
+    /// Checks the Allocate attributes that shape the relay (RFC 8656 §7.2 steps 3-6).
+    fn allocate_options(&self, msg: &Message<'_>) -> Result<RelayOptions, ErrorCode> {
+        match msg.attr(attr::REQUESTED_TRANSPORT) {
+            Some([UDP, ..]) => {}
+            Some([_, _, _, _]) => return Err(ErrorCode::UnsupportedTransport),
+            _ => return Err(ErrorCode::BadRequest),
+        }
+        let even_port = match msg.attr(attr::EVEN_PORT) {
+            None => false,
+            // The R bit asks for the next port to be reserved with a RESERVATION-TOKEN; turnd does
+            // not keep reservations, so it refuses rather than pretend (RFC 8656 §7.2 step 5).
+            Some([flags, ..]) if flags & 0x80 != 0 => return Err(ErrorCode::InsufficientCapacity),
+            Some([_]) => true,
+            Some(_) => return Err(ErrorCode::BadRequest),
+        };
+        if msg.has(attr::RESERVATION_TOKEN) {
+            // A token turnd never issued is not valid (RFC 8656 §7.2 step 4); with EVEN-PORT or
+            // REQUESTED-ADDRESS-FAMILY it is a malformed request.
+            return Err(if msg.has(attr::EVEN_PORT) || msg.has(attr::REQUESTED_ADDRESS_FAMILY) {
+                ErrorCode::BadRequest
+            } else {
+                ErrorCode::InsufficientCapacity
+            });
+        }
+        let ipv6 = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => self.config.relay_ip.is_ipv6(),
+            Some([attr::FAMILY_IPV4, 0, 0, 0]) => false,
+            Some([attr::FAMILY_IPV6, 0, 0, 0]) => true,
+            Some(_) => return Err(ErrorCode::AddressFamilyNotSupported),
+        };
+        if ipv6 != self.config.relay_ip.is_ipv6() {
+            return Err(ErrorCode::AddressFamilyNotSupported);
+        }
+        Ok(RelayOptions { ipv6, even_port, dont_fragment: msg.has(attr::DONT_FRAGMENT) })
+    }
+
+    fn allocate_success(
+        &self,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+        out: &mut [u8],
+        auth: &Authenticated<'_>,
+        relayed: SocketAddr,
+        lifetime: Duration,
+    ) -> Outcome {
+        self.respond(msg, out, Some(&auth.key), |w| {
+            w.xor_address(attr::XOR_RELAYED_ADDRESS, relayed)
+                .u32_attr(attr::LIFETIME, secs(lifetime))
+                .xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+        })
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-7.3
+    pub(super) fn on_refresh(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+        let auth = match self.authenticate(now, tuple, msg, out) {
+            Ok(auth) => auth,
+            Err(outcome) => return outcome,
+        };
+        let key = Some(&auth.key);
+        let requested = match msg.u32_attr(attr::LIFETIME) {
+            Some(Ok(secs)) => Some(Duration::from_secs(secs.into())),
+            Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
+            None => None,
+        };
+        let family_ok = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => true,
+            Some([family, 0, 0, 0]) => (*family == attr::FAMILY_IPV6) == self.config.relay_ip.is_ipv6(),
+            Some(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
+        };
+        let lifetime = match requested {
+            Some(Duration::ZERO) => Duration::ZERO,
+            Some(d) => d.min(self.config.max_lifetime),
+            None => self.config.default_lifetime,
+        };
+        let checked = self.table.with_mut(tuple, |a| {
+            if a.expires <= now.mono {
+                return Err(ErrorCode::AllocationMismatch);
+            }
+            if *a.username != *auth.username {
+                return Err(ErrorCode::WrongCredentials);
+            }
+            if !family_ok {
+                return Err(ErrorCode::PeerAddressFamilyMismatch);
+            }
+            if !lifetime.is_zero() {
+                a.expires = now.mono + lifetime;
+            }
+            Ok(())
+        });
+        match checked {
+            None => return self.error(msg, out, ErrorCode::AllocationMismatch, key),
+            Some(Err(code)) => return self.error(msg, out, code, key),
+            Some(Ok(())) => {}
+        }
+        if lifetime.is_zero() {
+            // Dropping the allocation closes its relay socket and frees the port at once.
+            drop(self.table.remove(tuple));
+            tracing::debug!(client = %tuple.client, "allocation deleted");
+        }
+        self.respond(msg, out, key, |w| {
+            w.u32_attr(attr::LIFETIME, secs(lifetime));
+        })
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-9.2
+    pub(super) fn on_create_permission(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+        let auth = match self.authenticate(now, tuple, msg, out) {
+            Ok(auth) => auth,
+            Err(outcome) => return outcome,
+        };
+        let key = Some(&auth.key);
+        let mut peers = [None::<IpAddr>; MAX_PEERS_PER_REQUEST];
+        let mut count = 0;
+        for (t, value) in msg.attrs() {
+            if t != attr::XOR_PEER_ADDRESS {
+                continue;
+            }
+            let peer = match attr::decode_xor_address(value, msg.transaction_id()) {
+                Ok(peer) => peer,
+                Err(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
+            };
+            let peer = match self.check_peer(peer) {
+                Ok(peer) => peer,
+                Err(code) => return self.error(msg, out, code, key),
+            };
+            if count == MAX_PEERS_PER_REQUEST {
+                return self.error(msg, out, ErrorCode::BadRequest, key);
+            }
+            peers[count] = Some(peer.ip());
+            count += 1;
+        }
+        if count == 0 {
+            return self.error(msg, out, ErrorCode::BadRequest, key);
+        }
+        let expires = now.mono + PERMISSION_LIFETIME;
+        let installed = self.table.with_mut(tuple, |a| {
+            if a.expires <= now.mono {
+                return Err(ErrorCode::AllocationMismatch);
+            }
+            if *a.username != *auth.username {
+                return Err(ErrorCode::WrongCredentials);
+            }
+            // All or nothing: refuse before installing any when the allocation is full.
+            let new = peers.iter().flatten().filter(|ip| !a.permissions.iter().any(|p| p.ip == **ip)).count();
+            if a.permissions.len() + new > super::table::MAX_PERMISSIONS {
+                return Err(ErrorCode::InsufficientCapacity);
+            }
+            for ip in peers.iter().flatten() {
+                a.permit(*ip, expires);
+            }
+            Ok(())
+        });
+        match installed {
+            None => self.error(msg, out, ErrorCode::AllocationMismatch, key),
+            Some(Err(code)) => self.error(msg, out, code, key),
+            Some(Ok(())) => self.respond(msg, out, key, |_| {}),
+        }
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-11.2
+    pub(super) fn on_channel_bind(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+        let auth = match self.authenticate(now, tuple, msg, out) {
+            Ok(auth) => auth,
+            Err(outcome) => return outcome,
+        };
+        let key = Some(&auth.key);
+        let number = match msg.attr(attr::CHANNEL_NUMBER) {
+            Some(&[hi, lo, _, _]) if valid_channel(u16::from_be_bytes([hi, lo])) => u16::from_be_bytes([hi, lo]),
+            _ => return self.error(msg, out, ErrorCode::BadRequest, key),
+        };
+        let peer = match msg.xor_address(attr::XOR_PEER_ADDRESS) {
+            Some(Ok(peer)) => peer,
+            _ => return self.error(msg, out, ErrorCode::BadRequest, key),
+        };
+        let peer = match self.check_peer(peer) {
+            Ok(peer) => peer,
+            Err(code) => return self.error(msg, out, code, key),
+        };
+        let bound = self.table.with_mut(tuple, |a| {
+            if a.expires <= now.mono {
+                return Err(ErrorCode::AllocationMismatch);
+            }
+            if *a.username != *auth.username {
+                return Err(ErrorCode::WrongCredentials);
+            }
+            bind_channel(a, number, peer, now)
+        });
+        match bound {
+            None => self.error(msg, out, ErrorCode::AllocationMismatch, key),
+            Some(Err(code)) => self.error(msg, out, code, key),
+            Some(Ok(())) => self.respond(msg, out, key, |_| {}),
+        }
+    }
+
+    /// Peer checks shared by CreatePermission and ChannelBind: family (443) and policy (403).
+    /// turnd's own relayed addresses are always allowed: data to them is delivered in-process.
+    /// Returns the canonical form of the peer (IPv4-mapped IPv6 becomes IPv4).
+    fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
+        let canonical = super::canonical_addr(peer);
+        if canonical.is_ipv6() != self.config.relay_ip.is_ipv6() {
+            return Err(ErrorCode::PeerAddressFamilyMismatch);
+        }
+        if self.is_own_relayed_address(canonical) {
+            return Ok(canonical);
+        }
+        match self.policy.check(peer.ip()) {
+            Ok(()) => Ok(canonical),
+            Err(refusal) => {
+                tracing::debug!(%peer, reason = refusal.reason(), "peer refused");
+                Err(ErrorCode::Forbidden)
+            }
+        }
+    }
+}
+
+/// Binds or refreshes `number` → `peer` (RFC 8656 §11.2): a channel bound to another peer, or
+/// a peer bound to another channel, is a 400; binding also refreshes the peer's permission.
+fn bind_channel<R>(a: &mut Allocation<R>, number: u16, peer: SocketAddr, now: Now) -> Result<(), ErrorCode> {
+    if a.channels.iter().any(|c| (c.number == number) != (c.peer == peer)) {
+        return Err(ErrorCode::BadRequest);
+    }
+    if !a.permit(peer.ip(), now.mono + PERMISSION_LIFETIME) {
+        return Err(ErrorCode::InsufficientCapacity);
+    }
+    let expires = now.mono + CHANNEL_LIFETIME;
+    match a.channels.iter_mut().find(|c| c.number == number) {
+        Some(c) => c.expires = expires,
+        None => a.channels.push(Channel { number, peer, expires }),
+    }
+    Ok(())
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

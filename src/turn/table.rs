@@ -1,0 +1,313 @@
+//! The allocation table: allocations keyed by 5-tuple and by relayed port, sharded by locks.
+//! Every method is synchronous, so no guard can cross an `.await`; a method takes at most one
+//! lock at a time (it releases one before taking the next), so there is no lock order to break.
+
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use crate::auth::Key;
+
+use super::FiveTuple;
+
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// A channel number stays tied to its peer this long after the binding expires (RFC 8656 §12).
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+/// Permissions one allocation may hold (each costs memory; coturn has no limit).
+pub const MAX_PERMISSIONS: usize = 1024;
+
+/// Identifies an allocation for its whole life; never reused. The low bits name its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AllocId(pub u64);
+
+impl AllocId {
+    fn shard(self) -> usize {
+        (self.0 as usize) & (SHARDS - 1)
+    }
+}
+
+/// A permission for one peer IP (RFC 8656 §9).
+#[derive(Debug, Clone, Copy)]
+pub struct Permission {
+    pub ip: IpAddr,
+    pub expires: Instant,
+}
+
+/// A channel binding (RFC 8656 §12).
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    pub number: u16,
+    pub peer: SocketAddr,
+    pub expires: Instant,
+}
+
+/// One allocation and the relay socket it owns (dropping it closes the socket).
+pub struct Allocation<R> {
+    pub id: AllocId,
+    pub tuple: FiveTuple,
+    /// The relayed transport address as advertised to the client (external IP when configured).
+    pub relayed: SocketAddr,
+    pub username: Box<str>,
+    pub key: Key,
+    pub expires: Instant,
+    /// Transaction id of the Allocate that created it, to answer its retransmissions.
+    pub txid: [u8; 12],
+    pub permissions: Vec<Permission>,
+    pub channels: Vec<Channel>,
+    pub relay: R,
+}
+
+impl<R> Allocation<R> {
+    /// Whether `ip` has an unexpired permission.
+    pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
+        self.permissions.iter().any(|p| p.ip == ip && p.expires > now)
+    }
+
+    /// The unexpired channel bound to `peer`.
+    pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        self.channels.iter().find(|c| c.peer == peer && c.expires > now).map(|c| c.number)
+    }
+
+    /// The peer of an unexpired channel.
+    pub fn peer_for_channel(&self, number: u16, now: Instant) -> Option<SocketAddr> {
+        self.channels.iter().find(|c| c.number == number && c.expires > now).map(|c| c.peer)
+    }
+
+    /// Installs or refreshes a permission; false when the allocation holds too many.
+    pub fn permit(&mut self, ip: IpAddr, expires: Instant) -> bool {
+        if let Some(p) = self.permissions.iter_mut().find(|p| p.ip == ip) {
+            p.expires = expires;
+            return true;
+        }
+        if self.permissions.len() >= MAX_PERMISSIONS {
+            return false;
+        }
+        self.permissions.push(Permission { ip, expires });
+        true
+    }
+
+    fn prune(&mut self, now: Instant) {
+        self.permissions.retain(|p| p.expires > now);
+        self.channels.retain(|c| c.expires + CHANNEL_COOLDOWN > now);
+    }
+}
+
+struct Shard<R> {
+    by_tuple: HashMap<FiveTuple, AllocId>,
+    allocs: HashMap<AllocId, Allocation<R>>,
+}
+
+/// Why an allocation could not be inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// The 5-tuple already has an allocation (437).
+    Exists,
+}
+
+/// The sharded allocation table.
+pub struct AllocationTable<R> {
+    shards: Box<[RwLock<Shard<R>>]>,
+    hasher: RandomState,
+    next_seq: AtomicU64,
+    /// Relayed port → allocation, for delivering data between two allocations in the process.
+    by_port: RwLock<HashMap<u16, AllocId>>,
+    total: AtomicUsize,
+    per_user: Mutex<HashMap<Box<str>, u32>>,
+}
+
+impl<R> Default for AllocationTable<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R> AllocationTable<R> {
+    pub fn new() -> Self {
+        AllocationTable {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard { by_tuple: HashMap::new(), allocs: HashMap::new() }))
+                .collect(),
+            hasher: RandomState::new(),
+            next_seq: AtomicU64::new(1),
+            by_port: RwLock::new(HashMap::new()),
+            total: AtomicUsize::new(0),
+            per_user: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A fresh id in the shard that `tuple` hashes to.
+    pub fn reserve_id(&self, tuple: &FiveTuple) -> AllocId {
+        let shard = self.shard_of(tuple) as u64;
+        AllocId((self.next_seq.fetch_add(1, Ordering::Relaxed) << SHARD_BITS) | shard)
+    }
+
+    /// Number of live allocations.
+    pub fn len(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts a new allocation against the total and per-user quotas (0 = unlimited) before
+    /// it is created; `false` when a quota is reached. Undo with [`Self::release_quota`].
+    pub fn take_quota(&self, username: &str, user_quota: u32, total_quota: u32) -> Result<(), QuotaError> {
+        if total_quota != 0 && self.total.fetch_add(1, Ordering::AcqRel) >= total_quota as usize {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(QuotaError::Total);
+        } else if total_quota == 0 {
+            self.total.fetch_add(1, Ordering::AcqRel);
+        }
+        let mut users = lock(&self.per_user);
+        let count = users.entry(username.into()).or_insert(0);
+        if user_quota != 0 && *count >= user_quota {
+            drop(users);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(QuotaError::User);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// Gives back what [`Self::take_quota`] took.
+    pub fn release_quota(&self, username: &str) {
+        self.total.fetch_sub(1, Ordering::AcqRel);
+        let mut users = lock(&self.per_user);
+        if let Entry::Occupied(mut e) = users.entry(username.into()) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    /// Inserts an allocation whose quota was taken. On error the allocation is returned to the
+    /// caller untouched (drop it to close its relay).
+    pub fn insert(&self, alloc: Allocation<R>) -> Result<(), (InsertError, Allocation<R>)> {
+        let (id, tuple, port) = (alloc.id, alloc.tuple, alloc.relayed.port());
+        {
+            let mut shard = self.write(id.shard());
+            if shard.by_tuple.contains_key(&tuple) {
+                return Err((InsertError::Exists, alloc));
+            }
+            shard.by_tuple.insert(tuple, id);
+            shard.allocs.insert(id, alloc);
+        }
+        write(&self.by_port).insert(port, id);
+        Ok(())
+    }
+
+    /// Removes the allocation of `tuple`, releasing its quota; returns it (drop closes the relay).
+    pub fn remove(&self, tuple: &FiveTuple) -> Option<Allocation<R>> {
+        let alloc = {
+            let mut shard = self.write(self.shard_of(tuple));
+            let id = shard.by_tuple.remove(tuple)?;
+            shard.allocs.remove(&id)?
+        };
+        self.forget(&alloc);
+        Some(alloc)
+    }
+
+    /// Runs `f` on the allocation of `tuple` under a read lock.
+    pub fn with<T>(&self, tuple: &FiveTuple, f: impl FnOnce(&Allocation<R>) -> T) -> Option<T> {
+        let shard = self.read(self.shard_of(tuple));
+        let id = shard.by_tuple.get(tuple)?;
+        shard.allocs.get(id).map(f)
+    }
+
+    /// Runs `f` on the allocation of `tuple` under a write lock.
+    pub fn with_mut<T>(&self, tuple: &FiveTuple, f: impl FnOnce(&mut Allocation<R>) -> T) -> Option<T> {
+        let mut shard = self.write(self.shard_of(tuple));
+        let shard = &mut *shard;
+        let id = shard.by_tuple.get(tuple)?;
+        shard.allocs.get_mut(id).map(f)
+    }
+
+    /// Runs `f` on the allocation `id` under a read lock.
+    pub fn with_id<T>(&self, id: AllocId, f: impl FnOnce(&Allocation<R>) -> T) -> Option<T> {
+        self.read(id.shard()).allocs.get(&id).map(f)
+    }
+
+    /// The allocation whose relayed port is `port`.
+    pub fn by_relayed_port(&self, port: u16) -> Option<AllocId> {
+        read(&self.by_port).get(&port).copied()
+    }
+
+    /// Removes expired allocations and prunes expired permissions and channels; returns how
+    /// many allocations ended. Each removed allocation's relay is dropped (closed) here.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut removed = 0;
+        for i in 0..SHARDS {
+            let dead: Vec<Allocation<R>> = {
+                let mut shard = self.write(i);
+                let shard = &mut *shard;
+                for a in shard.allocs.values_mut() {
+                    a.prune(now);
+                }
+                let ids: Vec<AllocId> =
+                    shard.allocs.values().filter(|a| a.expires <= now).map(|a| a.id).collect();
+                ids.iter()
+                    .filter_map(|id| {
+                        let a = shard.allocs.remove(id)?;
+                        shard.by_tuple.remove(&a.tuple);
+                        Some(a)
+                    })
+                    .collect()
+            };
+            for alloc in &dead {
+                self.forget(alloc);
+            }
+            removed += dead.len();
+        }
+        removed
+    }
+
+    fn forget(&self, alloc: &Allocation<R>) {
+        {
+            let mut by_port = write(&self.by_port);
+            if by_port.get(&alloc.relayed.port()) == Some(&alloc.id) {
+                by_port.remove(&alloc.relayed.port());
+            }
+        }
+        self.release_quota(&alloc.username);
+    }
+
+    fn shard_of(&self, tuple: &FiveTuple) -> usize {
+        (self.hasher.hash_one(tuple) as usize) & (SHARDS - 1)
+    }
+
+    fn read(&self, i: usize) -> RwLockReadGuard<'_, Shard<R>> {
+        read(&self.shards[i])
+    }
+
+    fn write(&self, i: usize) -> RwLockWriteGuard<'_, Shard<R>> {
+        write(&self.shards[i])
+    }
+}
+
+/// Which quota stopped an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaError {
+    User,
+    Total,
+}
+
+// A poisoned lock means a panic happened while it was held; the table's invariants are kept by
+// short non-panicking critical sections, so carrying on with the data is sound.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
