@@ -1,5 +1,7 @@
 //! turnd: a TURN/STUN relay daemon. Sans-IO protocol core (`stun`, `auth`, `turn`) and a thin
 //! IO shell (`io`). Dependency direction: `io`, `main` → `turn` → `auth` → `stun`.
-pub mod stun;
 pub mod auth;
+pub mod config;
+pub mod io;
+pub mod stun;
 pub mod turn;

@@ -120,12 +120,7 @@ impl Credentials {
     ///
     /// `users` are static users; a plain password is turned into its key for `realm` here. When a
     /// name appears more than once, the last entry wins.
-    pub fn new(
-        realm: &str,
-        secrets: Vec<String>,
-        separator: char,
-        users: Vec<(String, UserSecret)>,
-    ) -> Self {
+    pub fn new(realm: &str, secrets: Vec<String>, separator: char, users: Vec<(String, UserSecret)>) -> Self {
         let users = users
             .into_iter()
             .map(|(name, secret)| {
@@ -163,11 +158,7 @@ impl Credentials {
         mut verify: impl FnMut(&Key) -> bool,
     ) -> Result<Key, AuthError> {
         if let Some(key) = self.users.get(username) {
-            return if verify(key) {
-                Ok(*key)
-            } else {
-                Err(AuthError::BadIntegrity)
-            };
+            return if verify(key) { Ok(*key) } else { Err(AuthError::BadIntegrity) };
         }
         if self.secrets.is_empty() {
             return Err(AuthError::UnknownUser);
@@ -207,8 +198,7 @@ mod tests {
     fn reference_rest_key(secret: &str, username: &str) -> Key {
         let mut mac = <HmacSha1 as Mac>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(username.as_bytes());
-        let password =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let password = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         Md5::digest(format!("{username}:{REALM}:{password}").as_bytes()).into()
     }
 
@@ -219,10 +209,7 @@ mod tests {
             sep,
             vec![
                 ("alice".into(), UserSecret::Password("wonderland".into())),
-                (
-                    "bob".into(),
-                    UserSecret::Key(long_term_key("bob", REALM, "builder")),
-                ),
+                ("bob".into(), UserSecret::Key(long_term_key("bob", REALM, "builder"))),
             ],
         )
     }
@@ -246,26 +233,14 @@ mod tests {
         let c = creds(&[], ':');
         let alice = long_term_key("alice", REALM, "wonderland");
         assert_eq!(c.find_key("alice", NOW, |k| *k == alice), Ok(alice));
-        assert_eq!(
-            c.find_key("alice", NOW, |_| false),
-            Err(AuthError::BadIntegrity)
-        );
+        assert_eq!(c.find_key("alice", NOW, |_| false), Err(AuthError::BadIntegrity));
         let bob = long_term_key("bob", REALM, "builder");
         assert_eq!(c.find_key("bob", NOW, |k| *k == bob), Ok(bob));
-        assert_eq!(
-            c.find_key("carol", NOW, |_| true),
-            Err(AuthError::UnknownUser)
-        );
+        assert_eq!(c.find_key("carol", NOW, |_| true), Err(AuthError::UnknownUser));
         // Exact match only.
-        assert_eq!(
-            c.find_key("Alice", NOW, |_| true),
-            Err(AuthError::UnknownUser)
-        );
+        assert_eq!(c.find_key("Alice", NOW, |_| true), Err(AuthError::UnknownUser));
         // Without secrets, a REST-looking name is just an unknown user.
-        assert_eq!(
-            c.find_key("1800000000:alice", NOW, |_| true),
-            Err(AuthError::UnknownUser)
-        );
+        assert_eq!(c.find_key("1800000000:alice", NOW, |_| true), Err(AuthError::UnknownUser));
         assert_eq!(c.realm(), REALM);
     }
 
@@ -297,16 +272,10 @@ mod tests {
         let name = rest_username(NOW, "carol", ':');
         let key = reference_rest_key("north", &name);
         assert_eq!(c.find_key(&name, NOW, |k| *k == key), Ok(key));
-        assert_eq!(
-            c.find_key(&name, NOW + 1, |_| true),
-            Err(AuthError::Expired)
-        );
+        assert_eq!(c.find_key(&name, NOW + 1, |_| true), Err(AuthError::Expired));
         // Wrong integrity.
         let name = rest_username(NOW + 10, "carol", ':');
-        assert_eq!(
-            c.find_key(&name, NOW, |_| false),
-            Err(AuthError::BadIntegrity)
-        );
+        assert_eq!(c.find_key(&name, NOW, |_| false), Err(AuthError::BadIntegrity));
         // Static users still work alongside REST secrets.
         let alice = long_term_key("alice", REALM, "wonderland");
         assert_eq!(c.find_key("alice", NOW, |k| *k == alice), Ok(alice));
@@ -330,11 +299,7 @@ mod tests {
             overflow,
             "\u{0661}\u{0662}:carol", // non-ASCII digits
         ] {
-            assert_eq!(
-                c.find_key(name, NOW, |_| true),
-                Err(AuthError::Malformed),
-                "{name:?}"
-            );
+            assert_eq!(c.find_key(name, NOW, |_| true), Err(AuthError::Malformed), "{name:?}");
         }
         // 20 digits that fit in u64 are fine (and far in the future).
         let max = format!("{}:carol", u64::MAX);
@@ -351,10 +316,7 @@ mod tests {
             assert_eq!(c.find_key(&name, NOW, |k| *k == key), Ok(key), "{secret}");
         }
         let other = reference_rest_key("third", &name);
-        assert_eq!(
-            c.find_key(&name, NOW, |k| *k == other),
-            Err(AuthError::BadIntegrity)
-        );
+        assert_eq!(c.find_key(&name, NOW, |k| *k == other), Err(AuthError::BadIntegrity));
         let mut calls = 0;
         let _ = c.find_key(&name, NOW, |_| {
             calls += 1;
@@ -392,11 +354,7 @@ mod tests {
             ':',
             vec![("alice".into(), UserSecret::Password("hunter2".into()))],
         );
-        let text = format!(
-            "{c:?} {:?} {:?}",
-            UserSecret::Password("hunter2".into()),
-            UserSecret::Key([0xab; 16])
-        );
+        let text = format!("{c:?} {:?} {:?}", UserSecret::Password("hunter2".into()), UserSecret::Key([0xab; 16]));
         assert!(!text.contains("topsecret") && !text.contains("hunter2"));
         assert!(!text.contains("171"), "{text}");
         assert!(text.contains(REALM));
@@ -411,15 +369,11 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let alphabet: Vec<char> = "0123456789:-·aZ \u{0}\u{30DE}\u{1F600}\u{0661}"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> = "0123456789:-·aZ \u{0}\u{30DE}\u{1F600}\u{0661}".chars().collect();
         let c = creds(&["north", "south"], ':');
         for _ in 0..3000 {
             let len = (next() % 40) as usize;
-            let s: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
             let now = next() % (u64::MAX / 2);
             let accept = next() % 2 == 0;
             let _ = c.find_key(&s, now, |_| accept);

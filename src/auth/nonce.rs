@@ -53,10 +53,7 @@ pub struct NonceMinter {
 
 impl fmt::Debug for NonceMinter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonceMinter")
-            .field("key", &"<redacted>")
-            .field("lifetime", &self.lifetime)
-            .finish()
+        f.debug_struct("NonceMinter").field("key", &"<redacted>").field("lifetime", &self.lifetime).finish()
     }
 }
 
@@ -68,10 +65,7 @@ impl NonceMinter {
 
     /// Fixed key, for tests and for several workers sharing one minter.
     pub fn with_key(key: [u8; 32], lifetime: u64) -> Self {
-        NonceMinter {
-            mac: hmac_sha1(&key),
-            lifetime,
-        }
+        NonceMinter { mac: hmac_sha1(&key), lifetime }
     }
 
     /// Writes the nonce for `client` at `unix_now` into `out` and returns it; only characters valid in a STUN NONCE (use base64url without padding, or hex).
@@ -110,11 +104,7 @@ impl NonceMinter {
         let age = now.wrapping_sub(issued);
         if age > i32::MAX as u32 {
             // Issued after `now`.
-            return if issued.wrapping_sub(now) <= MAX_FUTURE_SKEW {
-                NonceCheck::Valid
-            } else {
-                NonceCheck::Invalid
-            };
+            return if issued.wrapping_sub(now) <= MAX_FUTURE_SKEW { NonceCheck::Valid } else { NonceCheck::Invalid };
         }
         if u64::from(age) < self.lifetime {
             NonceCheck::Valid
@@ -207,9 +197,7 @@ mod tests {
             let mut out = [0u8; NONCE_LEN];
             let s = m.mint(NOW + i * 977, ip, &mut out);
             assert_eq!(s.len(), NONCE_LEN);
-            assert!(s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         }
     }
 
@@ -232,18 +220,11 @@ mod tests {
     #[test]
     fn past_2106() {
         let m = minter();
-        for t in [
-            u64::from(u32::MAX) - 10,
-            u64::from(u32::MAX) + 100,
-            u64::MAX - 1,
-        ] {
+        for t in [u64::from(u32::MAX) - 10, u64::from(u32::MAX) + 100, u64::MAX - 1] {
             let n = mint(&m, t, v4());
             assert_eq!(m.check(&n, t, v4()), NonceCheck::Valid, "{t}");
             assert_eq!(m.check(&n, t + 1, v4()), NonceCheck::Valid, "{t}");
-            assert_eq!(
-                m.check(&n, t.wrapping_add(LIFETIME), v4()),
-                NonceCheck::Stale
-            );
+            assert_eq!(m.check(&n, t.wrapping_add(LIFETIME), v4()), NonceCheck::Stale);
         }
     }
 
@@ -359,9 +340,7 @@ mod tests {
             let ip = if next() % 2 == 0 {
                 IpAddr::V4(Ipv4Addr::from(next() as u32))
             } else {
-                IpAddr::V6(Ipv6Addr::from(
-                    u128::from(next()) << 64 | u128::from(next()),
-                ))
+                IpAddr::V6(Ipv6Addr::from(u128::from(next()) << 64 | u128::from(next())))
             };
             if m.check(&bytes, next(), ip) == NonceCheck::Valid {
                 valid += 1;

@@ -34,16 +34,10 @@ pub fn rest_username(expiry: u64, user: &str, separator: char) -> String {
 /// The REST password for `username` under the secret `mac` is keyed with, written into `out`.
 ///
 /// Returns `None` only if base64 does not fit the buffer, which cannot happen for a 20-byte MAC.
-pub(super) fn password_into<'a>(
-    mac: &HmacSha1,
-    username: &str,
-    out: &'a mut [u8; PASSWORD_LEN],
-) -> Option<&'a [u8]> {
+pub(super) fn password_into<'a>(mac: &HmacSha1, username: &str, out: &'a mut [u8; PASSWORD_LEN]) -> Option<&'a [u8]> {
     let mut mac = mac.clone();
     mac.update(username.as_bytes());
-    let n = STANDARD
-        .encode_slice(mac.finalize().into_bytes(), out)
-        .ok()?;
+    let n = STANDARD.encode_slice(mac.finalize().into_bytes(), out).ok()?;
     out.get(..n)
 }
 
@@ -109,14 +103,8 @@ mod tests {
 
     #[test]
     fn usernames() {
-        assert_eq!(
-            rest_username(1_700_000_000, "alice", ':'),
-            "1700000000:alice"
-        );
-        assert_eq!(
-            rest_username(1_700_000_000, "alice", '-'),
-            "1700000000-alice"
-        );
+        assert_eq!(rest_username(1_700_000_000, "alice", ':'), "1700000000:alice");
+        assert_eq!(rest_username(1_700_000_000, "alice", '-'), "1700000000-alice");
         assert_eq!(rest_username(1_700_000_000, "", ':'), "1700000000");
         assert_eq!(rest_username(0, "a:b", ':'), "0:a:b");
     }

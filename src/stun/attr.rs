@@ -202,7 +202,5 @@ pub fn decode_error_code(value: &[u8]) -> Result<(u16, &str), StunError> {
 
 /// Decodes a 32-bit attribute value (LIFETIME, PRIORITY, ...).
 pub fn decode_u32(value: &[u8]) -> Result<u32, StunError> {
-    <[u8; 4]>::try_from(value)
-        .map(u32::from_be_bytes)
-        .map_err(|_| StunError::BadAttribute)
+    <[u8; 4]>::try_from(value).map(u32::from_be_bytes).map_err(|_| StunError::BadAttribute)
 }

@@ -3,9 +3,12 @@
 
 /// Size of the ChannelData header (channel number + length).
 pub const CHANNEL_DATA_HEADER: usize = 4;
-/// First and last channel numbers a client may bind (RFC 8656 §12).
+/// First and last channel numbers a client may bind. RFC 8656 §12 narrowed the range to
+/// 0x4000-0x4FFF, but RFC 5766 allowed 0x4000-0x7FFF and its clients (coturn's own among
+/// them) pick numbers up to 0x7FFF. Every number of the wider range starts with the bits 0b01,
+/// so demultiplexing is unaffected (RFC 7983), and turnd accepts it.
 pub const MIN_CHANNEL: u16 = 0x4000;
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+pub const MAX_CHANNEL: u16 = 0x7FFF;
 
 /// What a datagram's first byte says it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +35,7 @@ pub fn classify(buf: &[u8]) -> Framing {
 pub enum ChannelDataError {
     #[error("shorter than a ChannelData header")]
     TooShort,
-    #[error("channel number outside 0x4000-0x4FFF")]
+    #[error("channel number outside 0x4000-0x7FFF")]
     BadChannel,
     #[error("length field beyond the datagram")]
     BadLength,

@@ -7,8 +7,7 @@ mod channel;
 mod writer;
 
 pub use channel::{
-    classify, valid_channel, ChannelData, ChannelDataError, Framing, CHANNEL_DATA_HEADER, MAX_CHANNEL,
-    MIN_CHANNEL,
+    classify, valid_channel, ChannelData, ChannelDataError, Framing, CHANNEL_DATA_HEADER, MAX_CHANNEL, MIN_CHANNEL,
 };
 pub use writer::{data_indication_prefix, BufferTooSmall, MessageWriter, DATA_INDICATION_PREFIX_MAX};
 
@@ -132,12 +131,9 @@ impl<'a> Message<'a> {
     ///
     /// Duplicates: only the first occurrence of an attribute is indexed (RFC 8489 §14).
     pub fn parse(buf: &'a [u8]) -> Result<Self, StunError> {
-        let header: &[u8; HEADER_LEN] = buf
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(StunError::TooShort)?;
-        let kind = MessageType::from_u16(u16::from_be_bytes([header[0], header[1]]))
-            .ok_or(StunError::NotStun)?;
+        let header: &[u8; HEADER_LEN] =
+            buf.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(StunError::TooShort)?;
+        let kind = MessageType::from_u16(u16::from_be_bytes([header[0], header[1]])).ok_or(StunError::NotStun)?;
         if u32::from_be_bytes([header[4], header[5], header[6], header[7]]) != MAGIC_COOKIE {
             return Err(StunError::NotStun);
         }
@@ -169,9 +165,7 @@ impl<'a> Message<'a> {
             if next > buf.len() {
                 return Err(StunError::TruncatedAttribute);
             }
-            let indexable = !after_integrity
-                || t == attr::MESSAGE_INTEGRITY_SHA256
-                || t == attr::FINGERPRINT;
+            let indexable = !after_integrity || t == attr::MESSAGE_INTEGRITY_SHA256 || t == attr::FINGERPRINT;
             if indexable {
                 match attr::slot(t) {
                     Some(slot) if msg.index[slot] == 0 => {
@@ -262,8 +256,7 @@ impl<'a> Message<'a> {
 
     /// First occurrence of an XOR-encoded address attribute.
     pub fn xor_address(&self, attr_type: u16) -> Option<Result<std::net::SocketAddr, StunError>> {
-        self.attr(attr_type)
-            .map(|v| attr::decode_xor_address(v, self.transaction_id()))
+        self.attr(attr_type).map(|v| attr::decode_xor_address(v, self.transaction_id()))
     }
 
     /// A 32-bit attribute such as LIFETIME.
@@ -273,8 +266,7 @@ impl<'a> Message<'a> {
 
     /// A UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE).
     pub fn text(&self, attr_type: u16) -> Option<Result<&'a str, StunError>> {
-        self.attr(attr_type)
-            .map(|v| std::str::from_utf8(v).map_err(|_| StunError::BadAttribute))
+        self.attr(attr_type).map(|v| std::str::from_utf8(v).map_err(|_| StunError::BadAttribute))
     }
 
     /// Checks MESSAGE-INTEGRITY (HMAC-SHA1, RFC 8489 §14.5) with `key`, in constant time.

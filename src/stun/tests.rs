@@ -9,10 +9,7 @@ fn vectors() -> serde_json::Value {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
 fn vector(name: &str) -> Vec<u8> {
@@ -31,14 +28,8 @@ fn rfc5769_2_1_request() {
     assert_eq!(msg.kind(), MessageType::new(Method::BINDING, Class::Request));
     assert_eq!(msg.text(attr::SOFTWARE).unwrap().unwrap(), expected["SOFTWARE"]);
     assert_eq!(msg.text(attr::USERNAME).unwrap().unwrap(), expected["USERNAME"]);
-    assert_eq!(
-        u64::from(msg.u32_attr(attr::PRIORITY).unwrap().unwrap()),
-        expected["PRIORITY"].as_u64().unwrap()
-    );
-    assert_eq!(
-        msg.attr(attr::ICE_CONTROLLED).unwrap(),
-        hex(expected["ICE-CONTROLLED"].as_str().unwrap())
-    );
+    assert_eq!(u64::from(msg.u32_attr(attr::PRIORITY).unwrap().unwrap()), expected["PRIORITY"].as_u64().unwrap());
+    assert_eq!(msg.attr(attr::ICE_CONTROLLED).unwrap(), hex(expected["ICE-CONTROLLED"].as_str().unwrap()));
     assert!(msg.has(attr::FINGERPRINT));
     assert!(msg.check_integrity(&short_term_key()));
     assert!(!msg.check_integrity(b"wrong password"));
@@ -278,7 +269,8 @@ fn channel_data_framing() {
     let cd = ChannelData::parse(&[0x40, 0x01, 0x00, 0x03, b'a', b'b', b'c', 0]).unwrap();
     assert_eq!((cd.channel, cd.payload), (0x4001, &b"abc"[..]));
     assert_eq!(ChannelData::parse(&[0x40, 0x01, 0x00]), Err(ChannelDataError::TooShort));
-    assert_eq!(ChannelData::parse(&[0x50, 0x00, 0x00, 0x00]), Err(ChannelDataError::BadChannel));
+    assert_eq!(ChannelData::parse(&[0x80, 0x00, 0x00, 0x00]), Err(ChannelDataError::BadChannel));
+    assert!(ChannelData::parse(&[0x7F, 0xFF, 0x00, 0x00]).is_ok(), "RFC 5766 range");
     assert_eq!(ChannelData::parse(&[0x3F, 0xFF, 0x00, 0x00]), Err(ChannelDataError::BadChannel));
     assert_eq!(ChannelData::parse(&[0x40, 0x00, 0x00, 0x05, 1, 2, 3]), Err(ChannelDataError::BadLength));
     assert_eq!(ChannelData::parse(&[0x40, 0x00, 0x00, 0x00, 1, 2, 3, 4]), Err(ChannelDataError::BadLength));

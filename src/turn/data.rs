@@ -55,7 +55,14 @@ impl<R: Relay> Server<R> {
     }
 
     /// Sends `payload` from the allocation of `tuple` to `peer` if a permission allows it.
-    fn relay_from_client(&self, now: Now, tuple: &FiveTuple, peer: SocketAddr, payload: &[u8], out: &mut [u8]) -> Outcome {
+    fn relay_from_client(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        peer: SocketAddr,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Outcome {
         let internal = self.is_own_relayed_address(peer);
         // A permission is per IP. One installed for turnd's own IP (to reach another allocation)
         // must not reach other ports of this host: those go out only if the policy allows them.
@@ -172,4 +179,3 @@ fn indication_txid(id: AllocId) -> [u8; 12] {
         txid
     })
 }
-

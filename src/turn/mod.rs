@@ -214,7 +214,14 @@ impl<R: Relay> Server<R> {
     }
 
     /// Handles one datagram (or stream frame) from a client; responses are written into `out`.
-    pub fn handle_client<P>(&self, now: Now, tuple: &FiveTuple, packet: &[u8], relays: &mut P, out: &mut [u8]) -> Outcome
+    pub fn handle_client<P>(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        packet: &[u8],
+        relays: &mut P,
+        out: &mut [u8],
+    ) -> Outcome
     where
         P: RelayProvider<Relay = R>,
     {
@@ -374,8 +381,8 @@ impl<R: Relay> Server<R> {
     /// private (relay-ip) or advertised (external-ip) form.
     fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
         let ip = policy::canonical(addr.ip());
-        let own_ip = ip == policy::canonical(self.config.relay_ip)
-            || self.config.external_ip.map(policy::canonical) == Some(ip);
+        let own_ip =
+            ip == policy::canonical(self.config.relay_ip) || self.config.external_ip.map(policy::canonical) == Some(ip);
         own_ip && self.table.by_relayed_port(addr.port()).is_some()
     }
 }

@@ -82,15 +82,11 @@ const V4_MAPPED: u128 = 0xffff << 32; // ::ffff:0:0/96
 
 /// Network mask for a prefix length; lengths beyond the width saturate.
 fn mask32(len: u8) -> u32 {
-    u32::MAX
-        .checked_shl(32u32.saturating_sub(u32::from(len)))
-        .unwrap_or(0)
+    u32::MAX.checked_shl(32u32.saturating_sub(u32::from(len))).unwrap_or(0)
 }
 
 fn mask128(len: u8) -> u128 {
-    u128::MAX
-        .checked_shl(128u32.saturating_sub(u32::from(len)))
-        .unwrap_or(0)
+    u128::MAX.checked_shl(128u32.saturating_sub(u32::from(len))).unwrap_or(0)
 }
 
 fn in_v6(bits: u128, net: u128, len: u8) -> bool {
@@ -99,18 +95,12 @@ fn in_v6(bits: u128, net: u128, len: u8) -> bool {
 
 fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let bits = u32::from(ip);
-    V4_SPECIAL
-        .iter()
-        .find(|(net, len, _)| bits & mask32(*len) == net & mask32(*len))
-        .map(|(_, _, name)| *name)
+    V4_SPECIAL.iter().find(|(net, len, _)| bits & mask32(*len) == net & mask32(*len)).map(|(_, _, name)| *name)
 }
 
 fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let bits = u128::from(ip);
-    V6_SPECIAL
-        .iter()
-        .find(|(net, len, _)| in_v6(bits, *net, *len))
-        .map(|(_, _, name)| *name)
+    V6_SPECIAL.iter().find(|(net, len, _)| in_v6(bits, *net, *len)).map(|(_, _, name)| *name)
 }
 
 fn special(ip: IpAddr) -> Option<&'static str> {
@@ -188,10 +178,7 @@ impl PeerPolicy {
     /// `allowed` wins over everything (as coturn's allowed-peer-ip); `denied` is
     /// added to the built-in special-purpose list.
     pub fn new(allowed: Vec<IpNet>, denied: Vec<IpNet>) -> Self {
-        PeerPolicy {
-            allowed: with_ipv4_forms(allowed),
-            denied: with_ipv4_forms(denied),
-        }
+        PeerPolicy { allowed: with_ipv4_forms(allowed), denied: with_ipv4_forms(denied) }
     }
 
     /// Verdict for a peer IP. Never allocates and never panics.
@@ -298,10 +285,7 @@ mod tests {
         let p = PeerPolicy::new(vec![net("127.0.0.0/8")], vec![]);
         assert_eq!(p.check(ip("127.0.0.1")), Ok(()));
         assert_eq!(p.check(ip("::ffff:127.0.0.1")), Ok(()));
-        assert_eq!(
-            p.check(ip("10.0.0.1")),
-            Err(Refusal::SpecialPurpose("private (RFC 1918)"))
-        );
+        assert_eq!(p.check(ip("10.0.0.1")), Err(Refusal::SpecialPurpose("private (RFC 1918)")));
         // An allowed embedded IPv4 does not allow its NAT64/6to4 forms.
         assert!(p.check(ip("64:ff9b::7f00:1")).is_err());
         assert!(p.check(ip("2002:7f00:1::")).is_err());
@@ -354,10 +338,7 @@ mod tests {
             ("64:ff9b:1::a:1", [v4("0.10.0.1"), None]),
             ("2002:7f00:1::", [v4("127.0.0.1"), None]),
             ("2002:c000:201:5::9", [v4("192.0.2.1"), None]),
-            (
-                "2001:0:4136:e378:8000:63bf:80ff:fffe",
-                [v4("65.54.227.120"), v4("127.0.0.1")],
-            ),
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", [v4("65.54.227.120"), v4("127.0.0.1")]),
             ("64:ff9b:0:1::1", [None, None]),
             ("2001:1::1", [None, None]),
             ("2606:4700::1", [None, None]),
@@ -381,22 +362,14 @@ mod tests {
 
     #[test]
     fn property_no_panic_and_mapped_equivalence() {
-        let policies = [
-            PeerPolicy::default(),
-            PeerPolicy::new(vec![net("127.0.0.0/8")], vec![net("8.8.8.0/24")]),
-        ];
+        let policies = [PeerPolicy::default(), PeerPolicy::new(vec![net("127.0.0.0/8")], vec![net("8.8.8.0/24")])];
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..100_000 {
             let bits = (u128::from(rng.next()) << 64) | u128::from(rng.next());
             for p in &policies {
                 let _ = p.check(IpAddr::V6(Ipv6Addr::from(bits)));
                 // Same low bits under each embedding prefix, to exercise those paths.
-                for (prefix, len) in [
-                    (NAT64_WKP, 96),
-                    (NAT64_LOCAL, 48),
-                    (SIX_TO_FOUR, 16),
-                    (TEREDO, 32),
-                ] {
+                for (prefix, len) in [(NAT64_WKP, 96), (NAT64_LOCAL, 48), (SIX_TO_FOUR, 16), (TEREDO, 32)] {
                     let _ = p.check(IpAddr::V6(Ipv6Addr::from(prefix | (bits >> len))));
                 }
                 // Truncation to the low 32 bits is the point: a random IPv4.

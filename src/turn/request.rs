@@ -51,9 +51,9 @@ impl<R: Relay> Server<R> {
             Err(code) => return self.error(msg, out, code, key),
         };
         let lifetime = match msg.u32_attr(attr::LIFETIME) {
-            Some(Ok(secs)) => Duration::from_secs(secs.into())
-                .min(self.config.max_lifetime)
-                .max(self.config.default_lifetime),
+            Some(Ok(secs)) => {
+                Duration::from_secs(secs.into()).min(self.config.max_lifetime).max(self.config.default_lifetime)
+            }
             Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
             None => self.config.default_lifetime,
         };
@@ -200,7 +200,13 @@ impl<R: Relay> Server<R> {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8656#section-9.2
-    pub(super) fn on_create_permission(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
+    pub(super) fn on_create_permission(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+        out: &mut [u8],
+    ) -> Outcome {
         let auth = match self.authenticate(now, tuple, msg, out) {
             Ok(auth) => auth,
             Err(outcome) => return outcome,

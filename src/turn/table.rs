@@ -250,8 +250,7 @@ impl<R> AllocationTable<R> {
                 for a in shard.allocs.values_mut() {
                     a.prune(now);
                 }
-                let ids: Vec<AllocId> =
-                    shard.allocs.values().filter(|a| a.expires <= now).map(|a| a.id).collect();
+                let ids: Vec<AllocId> = shard.allocs.values().filter(|a| a.expires <= now).map(|a| a.id).collect();
                 ids.iter()
                     .filter_map(|id| {
                         let a = shard.allocs.remove(id)?;

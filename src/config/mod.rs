@@ -1,0 +1,872 @@
+//! Configuration: turnserver.toml parsed once into a validated Config; CLI overrides.
+//!
+//! The file is deserialized into a [`RawConfig`] whose values remember where they came
+//! from (a span of the file, or a command-line flag), optionally patched by
+//! [`Overrides`], and finally checked as a whole by [`RawConfig::validate`], which also
+//! fills in defaults. Every error names the dotted key (or the flag) and the line.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[cfg(test)]
+mod tests;
+
+/// The TURN REST secret shipped in `turnserver.toml`; refused unless every listen address is loopback.
+pub const DEMO_SECRET: &str = "turnd-demo-secret";
+/// The static user shipped in `turnserver.toml`; refused unless every listen address is loopback.
+pub const DEMO_USER: &str = "demo";
+/// Upper bound of `server.workers`.
+pub const MAX_WORKERS: usize = 1024;
+/// Upper bound of `auth.nonce-lifetime` and `allocation.max-lifetime`, in seconds.
+pub const MAX_LIFETIME_SECS: u64 = 86_400;
+/// The `origin` used in errors about the embedded default file.
+pub const EMBEDDED_ORIGIN: &str = "<embedded turnserver.toml>";
+/// The `origin` used in errors about command-line flags.
+pub const CLI_ORIGIN: &str = "command line";
+
+/// A fully validated configuration. Every field is resolved; nothing needs checking again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// UDP listening addresses (non-empty, no duplicates).
+    pub listen: Vec<SocketAddr>,
+    /// IP that relay sockets bind to.
+    pub relay_ip: IpAddr,
+    /// Public IP advertised in XOR-RELAYED-ADDRESS instead of `relay_ip` (NAT'd hosts).
+    pub external_ip: Option<IpAddr>,
+    /// Lowest relay port (inclusive).
+    pub min_port: u16,
+    /// Highest relay port (inclusive), `>= min_port`.
+    pub max_port: u16,
+    /// Number of worker threads; never 0 (0 in the file means one per core).
+    pub workers: usize,
+    /// `tracing_subscriber::EnvFilter` directives, already checked to parse.
+    pub log_level: String,
+    /// REALM for long-term credentials (non-empty, under 128 characters).
+    pub realm: String,
+    /// TURN REST shared secrets; several allow rotation.
+    pub secrets: Vec<String>,
+    /// Separator between expiry and user in TURN REST usernames.
+    pub rest_separator: char,
+    /// Nonce lifetime in seconds (1..=86400).
+    pub nonce_lifetime: u64,
+    /// Static long-term users.
+    pub users: Vec<User>,
+    /// Allocation lifetime when the client asks for none, in seconds (1..=max_lifetime).
+    pub default_lifetime: u64,
+    /// Longest allocation lifetime granted, in seconds (1..=86400).
+    pub max_lifetime: u64,
+    /// Maximum allocations per username; 0 = unlimited.
+    pub user_quota: u32,
+    /// Maximum allocations in total; 0 = unlimited.
+    pub total_quota: u32,
+    /// Peer ranges always allowed (they win over every deny rule).
+    pub allowed_peers: Vec<IpNet>,
+    /// Peer ranges denied on top of the built-in special-purpose ranges.
+    pub denied_peers: Vec<IpNet>,
+}
+
+/// A static long-term-credential user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The username as sent in USERNAME.
+    pub name: String,
+    /// The password, or the precomputed long-term key.
+    pub secret: UserSecret,
+}
+
+/// How a static user's long-term key is given. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserSecret {
+    /// Plain password; the key is MD5(name:realm:password).
+    Password(String),
+    /// Precomputed key MD5(name:realm:password), as coturn's `turnadmin -k` prints it.
+    Key([u8; 16]),
+}
+
+impl fmt::Debug for UserSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserSecret::Password(_) => f.write_str("Password(<redacted>)"),
+            UserSecret::Key(_) => f.write_str("Key(<redacted>)"),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("relay_ip", &self.relay_ip)
+            .field("external_ip", &self.external_ip)
+            .field("min_port", &self.min_port)
+            .field("max_port", &self.max_port)
+            .field("workers", &self.workers)
+            .field("log_level", &self.log_level)
+            .field("realm", &self.realm)
+            .field("secrets", &Redacted(self.secrets.len()))
+            .field("rest_separator", &self.rest_separator)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("users", &self.users)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("user_quota", &self.user_quota)
+            .field("total_quota", &self.total_quota)
+            .field("allowed_peers", &self.allowed_peers)
+            .field("denied_peers", &self.denied_peers)
+            .finish()
+    }
+}
+
+/// Debug helper: shows how many secrets there are, never what they are.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} redacted>", self.0)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    Read {
+        /// The path that was read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{origin}:{line}: {message}")]
+    Parse {
+        /// The file (or `<embedded turnserver.toml>`).
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// What went wrong, naming the key where it can be told.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{origin}{}: {key}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// The file, or `command line` when a flag is at fault.
+        origin: String,
+        /// Dotted key (`server.min-port`, `auth.users[1].key`) or flag (`--listen`).
+        key: String,
+        /// 1-based line of the key, when it is in the file.
+        line: Option<usize>,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// The shipped `turnserver.toml`, embedded in the binary.
+    pub const EMBEDDED: &'static str = include_str!("../../turnserver.toml");
+
+    /// Parse and validate TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, origin)?.validate()
+    }
+
+    /// Read, parse and validate a file; read errors name the path.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        load_with(Some(path), &Overrides::default())
+    }
+
+    /// The shipped `turnserver.toml` (see [`Config::EMBEDDED`]), parsed and validated.
+    pub fn embedded_default() -> Config {
+        Config::parse(Config::EMBEDDED, EMBEDDED_ORIGIN)
+            .expect("the embedded turnserver.toml is valid (checked by the tests)")
+    }
+}
+
+/// Load `path` (or the embedded default when `None`), apply `overrides`, then validate
+/// the result as a whole.
+pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut raw = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            RawConfig::parse(&text, &path.display().to_string())?
+        }
+        None => RawConfig::parse(Config::EMBEDDED, EMBEDDED_ORIGIN)?,
+    };
+    overrides.apply(&mut raw)?;
+    raw.validate()
+}
+
+/// Command-line overrides, applied on top of the file before validation.
+/// Empty lists and `None` mean "not given"; a given list replaces the file's list.
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// `--listen ADDR:PORT` (repeatable): replaces `server.listen`.
+    pub listen: Vec<String>,
+    /// `--relay-ip IP`.
+    pub relay_ip: Option<String>,
+    /// `--external-ip PUBLIC[/PRIVATE]`.
+    pub external_ip: Option<String>,
+    /// `--realm R`.
+    pub realm: Option<String>,
+    /// `--auth-secret S` (repeatable): replaces `auth.secrets`.
+    pub auth_secrets: Vec<String>,
+    /// `--user NAME:PASSWORD` (repeatable, split at the first ':'): replaces `auth.users`.
+    pub users: Vec<String>,
+    /// `--allow-peer CIDR` (repeatable): replaces `peers.allowed`.
+    pub allow_peers: Vec<String>,
+    /// `--min-port`.
+    pub min_port: Option<u64>,
+    /// `--max-port`.
+    pub max_port: Option<u64>,
+    /// `--workers` (0 = one per core).
+    pub workers: Option<u64>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Overrides")
+            .field("listen", &self.listen)
+            .field("relay_ip", &self.relay_ip)
+            .field("external_ip", &self.external_ip)
+            .field("realm", &self.realm)
+            .field("auth_secrets", &Redacted(self.auth_secrets.len()))
+            .field("users", &Redacted(self.users.len()))
+            .field("allow_peers", &self.allow_peers)
+            .field("min_port", &self.min_port)
+            .field("max_port", &self.max_port)
+            .field("workers", &self.workers)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
+}
+
+impl Overrides {
+    /// Patch `raw` with every override that was given. Only the shape of `--user` is
+    /// checked here; everything else is checked by [`RawConfig::validate`], naming the flag.
+    pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
+        fn text(value: &Option<String>, flag: &'static str) -> Opt<String> {
+            value.clone().map(|v| Item::flag(v, flag))
+        }
+        fn list(values: &[String], flag: &'static str) -> List {
+            let items = values.iter().map(|v| Item::flag(v.clone(), flag)).collect();
+            (!values.is_empty()).then(|| Item::flag(items, flag))
+        }
+        fn number(value: Option<u64>, flag: &'static str) -> Opt<i64> {
+            value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag))
+        }
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        let (server, auth) = (&mut raw.server, &mut raw.auth);
+        set(&mut server.listen, list(&self.listen, "--listen"));
+        set(&mut server.relay_ip, text(&self.relay_ip, "--relay-ip"));
+        set(&mut server.external_ip, text(&self.external_ip, "--external-ip"));
+        set(&mut server.min_port, number(self.min_port, "--min-port"));
+        set(&mut server.max_port, number(self.max_port, "--max-port"));
+        set(&mut server.workers, number(self.workers, "--workers"));
+        set(&mut server.log_level, text(&self.log_level, "--log-level"));
+        set(&mut auth.realm, text(&self.realm, "--realm"));
+        set(&mut auth.secrets, list(&self.auth_secrets, "--auth-secret"));
+        set(&mut raw.peers.allowed, list(&self.allow_peers, "--allow-peer"));
+        if !self.users.is_empty() {
+            let mut users = Vec::with_capacity(self.users.len());
+            for spec in &self.users {
+                let Some((name, password)) = spec.split_once(':') else {
+                    let reason = "expected NAME:PASSWORD";
+                    return Err(invalid(CLI_ORIGIN, "--user", None, reason));
+                };
+                let user = RawUser {
+                    name: Some(Item::flag(name.to_owned(), "--user")),
+                    password: Some(Item::flag(password.to_owned(), "--user")),
+                    key: None,
+                };
+                users.push(Item::flag(user, "--user"));
+            }
+            auth.users = users;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The unvalidated configuration, as serde reads it: every value remembers where it came
+// from. Missing values are `None`; validation supplies the defaults.
+
+/// Where a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    /// Byte offset of the value in the file.
+    Offset(usize),
+    /// A command-line flag.
+    Flag(&'static str),
+    /// The built-in default.
+    Default,
+}
+
+/// A value and where it came from.
+#[derive(Clone)]
+struct Item<T> {
+    value: T,
+    at: At,
+}
+
+impl<T> Item<T> {
+    fn flag(value: T, flag: &'static str) -> Self {
+        Item { value, at: At::Flag(flag) }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(d)?;
+        let at = At::Offset(spanned.span().start);
+        Ok(Item { value: spanned.into_inner(), at })
+    }
+}
+
+type Opt<T> = Option<Item<T>>;
+type List = Opt<Vec<Item<String>>>;
+
+/// Key lists per table, used to say which table an unknown key is in.
+const TABLES: &[(&str, &[&str])] = &[
+    ("the top level", &["server", "auth", "allocation", "peers"]),
+    ("[server]", &["listen", "relay-ip", "external-ip", "min-port", "max-port", "workers", "log-level"]),
+    ("[auth]", &["realm", "secrets", "rest-separator", "nonce-lifetime", "users"]),
+    ("[[auth.users]]", &["name", "password", "key"]),
+    ("[allocation]", &["default-lifetime", "max-lifetime", "user-quota", "total-quota"]),
+    ("[peers]", &["allowed", "denied"]),
+];
+
+/// A parsed but not yet validated configuration; each value remembers its line or flag.
+/// Obtain one with [`RawConfig::parse`], patch it with [`Overrides::apply`], then
+/// call [`RawConfig::validate`].
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    #[serde(skip)]
+    origin: String,
+    /// Byte offsets of the file's newlines, to turn offsets into lines.
+    #[serde(skip)]
+    newlines: Vec<usize>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    allocation: RawAllocation,
+    #[serde(default)]
+    peers: RawPeers,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a [server] table")]
+struct RawServer {
+    listen: List,
+    relay_ip: Opt<String>,
+    external_ip: Opt<String>,
+    min_port: Opt<i64>,
+    max_port: Opt<i64>,
+    workers: Opt<i64>,
+    log_level: Opt<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "an [auth] table")]
+struct RawAuth {
+    realm: Opt<String>,
+    secrets: List,
+    rest_separator: Opt<String>,
+    nonce_lifetime: Opt<i64>,
+    #[serde(default)]
+    users: Vec<Item<RawUser>>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[auth.users]] table")]
+struct RawUser {
+    name: Opt<String>,
+    password: Opt<String>,
+    key: Opt<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "an [allocation] table")]
+struct RawAllocation {
+    default_lifetime: Opt<i64>,
+    max_lifetime: Opt<i64>,
+    user_quota: Opt<i64>,
+    total_quota: Opt<i64>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a [peers] table")]
+struct RawPeers {
+    allowed: List,
+    denied: List,
+}
+
+impl fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawConfig").field("origin", &self.origin).finish_non_exhaustive()
+    }
+}
+
+fn invalid(origin: &str, key: &str, line: Option<usize>, reason: impl Into<String>) -> ConfigError {
+    let (origin, key, reason) = (origin.to_owned(), key.to_owned(), reason.into());
+    ConfigError::Invalid { origin, key, line, reason }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let column = text.get(start..offset).map_or(offset - start, |s| s.chars().count());
+    (line, column + 1)
+}
+
+impl RawConfig {
+    /// Parse TOML text without validating values; `origin` names the file in errors.
+    /// Syntax errors, unknown keys and wrongly typed values are reported here.
+    pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| parse_error(text, origin, &e))?;
+        raw.origin = origin.to_owned();
+        raw.newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
+        Ok(raw)
+    }
+
+    /// Check every value and every rule that ties values together; fill in defaults and
+    /// resolve `relay-ip` and `workers = 0`. The first problem found is returned.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        Validator { raw: &self }.run()
+    }
+}
+
+/// Turn a toml/serde error into [`ConfigError::Parse`], rewording unknown-key and type errors.
+fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> ConfigError {
+    let offset = err.span().map_or(0, |s| s.start);
+    let (line, column) = line_col(text, offset);
+    let raw = err.message().trim().replace('\n', "; ");
+    let message = if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let key = rest.split('`').next().unwrap_or_default();
+        // Every backquoted name after the key is an expected key.
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let table =
+            TABLES.iter().find(|(_, keys)| keys.len() == expected.len() && expected.iter().all(|e| keys.contains(e)));
+        match table {
+            Some((table, keys)) => {
+                let list = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                format!("unknown key `{key}` in {table} (expected one of {list})")
+            }
+            None => format!("unknown key `{key}`"),
+        }
+    } else {
+        let message =
+            raw.replace("expected i64", "expected an integer").replace("expected a sequence", "expected an array");
+        match key_at(text, offset) {
+            Some(key) => format!("{key}: {message}"),
+            None => message,
+        }
+    };
+    ConfigError::Parse { origin: origin.to_owned(), line, column, message }
+}
+
+/// Best effort: the dotted key whose value starts at `offset`, from the `key = value`
+/// line and the table header above it. `None` when the line is not a plain `key = value`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let head = text.get(..offset)?;
+    let start = head.rfind('\n').map_or(0, |p| p + 1);
+    let key = head[start..].trim_end().strip_suffix('=')?.trim();
+    let plain =
+        |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '));
+    if !plain(key) {
+        return None;
+    }
+    let key = key.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+    // The nearest table header above the line; for `[[array]]` headers also its index.
+    let header = |line: &str| -> Option<(bool, String)> {
+        let line = line.split('#').next()?.trim();
+        let (array, name) = match line.strip_prefix("[[") {
+            Some(rest) => (true, rest.strip_suffix("]]")?),
+            None => (false, line.strip_prefix('[')?.strip_suffix(']')?),
+        };
+        let name = name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+        plain(&name).then_some((array, name))
+    };
+    let mut headers = head[..start].lines().rev().filter(|l| l.trim_start().starts_with('['));
+    let Some(first) = headers.next() else {
+        return Some(key);
+    };
+    let (array, name) = header(first)?;
+    if array {
+        let index = headers.filter(|l| header(l) == Some((true, name.clone()))).count();
+        return Some(format!("{name}[{index}].{key}"));
+    }
+    Some(format!("{name}.{key}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation.
+
+struct Validator<'a> {
+    raw: &'a RawConfig,
+}
+
+/// The value of `opt`, or `default` marked as such.
+fn or<T: Clone>(opt: &Opt<T>, default: T) -> Item<T> {
+    opt.clone().unwrap_or(Item { value: default, at: At::Default })
+}
+
+impl Validator<'_> {
+    fn line(&self, at: At) -> Option<usize> {
+        match at {
+            At::Offset(offset) => Some(self.raw.newlines.partition_point(|&n| n < offset) + 1),
+            _ => None,
+        }
+    }
+
+    /// The error for a value at `at`: file values name `key` and the line, flag values the flag.
+    fn err(&self, key: &str, at: At, reason: impl Into<String>) -> ConfigError {
+        match at {
+            At::Flag(flag) => invalid(CLI_ORIGIN, flag, None, reason),
+            at => invalid(&self.raw.origin, key, self.line(at), reason),
+        }
+    }
+
+    /// How to refer to a value in another value's error message.
+    fn name(&self, key: &str, at: At) -> String {
+        match (at, self.line(at)) {
+            (At::Flag(flag), _) => flag.to_owned(),
+            (_, Some(line)) => format!("{key} (line {line})"),
+            _ => key.to_owned(),
+        }
+    }
+
+    /// An integer key with its default, checked against `min..=max`.
+    fn int(
+        &self,
+        key: &str,
+        opt: &Opt<i64>,
+        default: i64,
+        range: RangeInclusive<i64>,
+    ) -> Result<Item<i64>, ConfigError> {
+        let item = or(opt, default);
+        if !range.contains(&item.value) {
+            let reason = format!("{} is out of range {}..={}", item.value, range.start(), range.end());
+            return Err(self.err(key, item.at, reason));
+        }
+        Ok(item)
+    }
+
+    fn run(&self) -> Result<Config, ConfigError> {
+        let (server, auth, alloc) = (&self.raw.server, &self.raw.auth, &self.raw.allocation);
+        // [server]
+        let listen = self.listen()?;
+        let (relay_ip, external_ip) = self.relay_and_external(&listen)?;
+        let min_port = self.int("server.min-port", &server.min_port, 49152, 1..=65535)?;
+        let max_port = self.int("server.max-port", &server.max_port, 65535, 1..=65535)?;
+        if min_port.value > max_port.value {
+            let (key, at) = blame(("server.min-port", min_port.at), ("server.max-port", max_port.at));
+            let reason = format!("min-port {} is greater than max-port {}", min_port.value, max_port.value);
+            return Err(self.err(key, at, reason));
+        }
+        let workers = match self.int("server.workers", &server.workers, 0, 0..=MAX_WORKERS as i64)?.value {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        };
+        let log_level = or(&server.log_level, "info".to_owned());
+        let level = log_level.value.trim();
+        let problem = match tracing_subscriber::EnvFilter::try_new(level) {
+            _ if level.is_empty() => Some("it is empty; use \"off\" for no logs".to_owned()),
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let reason = format!("`{level}` is not a valid filter ({problem}); e.g. \"info\" or \"turnd=debug,warn\"");
+            return Err(self.err("server.log-level", log_level.at, reason));
+        }
+        // [auth]
+        let realm = or(&auth.realm, "turnd.local".to_owned());
+        if realm.value.is_empty() || realm.value.chars().count() >= 128 || realm.value.chars().any(char::is_control) {
+            let reason = "must be 1 to 127 characters, with no control characters";
+            return Err(self.err("auth.realm", realm.at, reason));
+        }
+        let separator = or(&auth.rest_separator, ":".to_owned());
+        let rest_separator = match separator.value.chars().collect::<Vec<_>>()[..] {
+            [c] if !c.is_ascii_digit() && !c.is_whitespace() && !c.is_control() => c,
+            _ => {
+                let reason = format!(
+                    "`{}` must be exactly one character, not a digit or whitespace",
+                    separator.value.escape_debug()
+                );
+                return Err(self.err("auth.rest-separator", separator.at, reason));
+            }
+        };
+        let lifetimes = 1..=MAX_LIFETIME_SECS as i64;
+        let nonce_lifetime = self.int("auth.nonce-lifetime", &auth.nonce_lifetime, 600, lifetimes.clone())?;
+        let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
+        let secrets = self.secrets(all_loopback)?;
+        let users = self.users(all_loopback)?;
+        if secrets.is_empty() && users.is_empty() {
+            let at = auth.secrets.as_ref().map_or(At::Default, |s| s.at);
+            let reason = "no credentials: set auth.secrets (TURN REST) or add an [[auth.users]] entry";
+            return Err(self.err("auth.secrets", at, reason));
+        }
+        // [allocation]
+        let max_lifetime = self.int("allocation.max-lifetime", &alloc.max_lifetime, 3600, lifetimes)?;
+        let default_lifetime = or(&alloc.default_lifetime, 600);
+        if !(1..=max_lifetime.value).contains(&default_lifetime.value) {
+            let default = ("allocation.default-lifetime", default_lifetime.at);
+            let (key, at) = match default_lifetime.value {
+                ..=0 => default,
+                _ => blame(default, ("allocation.max-lifetime", max_lifetime.at)),
+            };
+            let reason = format!(
+                "default-lifetime {} must be in 1..=max-lifetime ({})",
+                default_lifetime.value, max_lifetime.value
+            );
+            return Err(self.err(key, at, reason));
+        }
+        let user_quota = self.int("allocation.user-quota", &alloc.user_quota, 0, 0..=u32::MAX.into())?;
+        let total_quota = self.int("allocation.total-quota", &alloc.total_quota, 0, 0..=u32::MAX.into())?;
+        // [peers]
+        let allowed_peers = self.nets("peers.allowed", &self.raw.peers.allowed)?;
+        let denied_peers = self.nets("peers.denied", &self.raw.peers.denied)?;
+        Ok(Config {
+            listen,
+            relay_ip,
+            external_ip,
+            min_port: min_port.value as u16,
+            max_port: max_port.value as u16,
+            workers,
+            log_level: log_level.value.trim().to_owned(),
+            realm: realm.value,
+            secrets,
+            rest_separator,
+            nonce_lifetime: nonce_lifetime.value as u64,
+            users,
+            default_lifetime: default_lifetime.value as u64,
+            max_lifetime: max_lifetime.value as u64,
+            user_quota: user_quota.value as u32,
+            total_quota: total_quota.value as u32,
+            allowed_peers,
+            denied_peers,
+        })
+    }
+
+    fn listen(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let default = vec![Item { value: "127.0.0.1:3478".to_owned(), at: At::Default }];
+        let list = or(&self.raw.server.listen, default);
+        if list.value.is_empty() {
+            return Err(self.err("server.listen", list.at, "must list at least one address"));
+        }
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(list.value.len());
+        for (i, item) in list.value.iter().enumerate() {
+            let key = format!("server.listen[{i}]");
+            let addr: SocketAddr = item.value.trim().parse().map_err(|_| {
+                let reason = format!("`{}` is not an IP:PORT address (IPv6 as [::1]:3478)", item.value);
+                self.err(&key, item.at, reason)
+            })?;
+            if out.contains(&addr) {
+                return Err(self.err(&key, item.at, format!("{addr} is listed twice")));
+            }
+            out.push(addr);
+        }
+        Ok(out)
+    }
+
+    /// Resolve `relay-ip`: explicit value, else the PRIVATE part of `external-ip`,
+    /// else the IP of the first listen address when it is not unspecified.
+    fn relay_and_external(&self, listen: &[SocketAddr]) -> Result<(IpAddr, Option<IpAddr>), ConfigError> {
+        let server = &self.raw.server;
+        let explicit = match &server.relay_ip {
+            Some(item) => Some((
+                item.value.trim().parse::<IpAddr>().map_err(|_| {
+                    let reason = format!("`{}` is not an IP address", item.value);
+                    self.err("server.relay-ip", item.at, reason)
+                })?,
+                item.at,
+            )),
+            None => None,
+        };
+        let (mut external, mut private) = (None, None);
+        if let Some(item) = &server.external_ip {
+            const KEY: &str = "server.external-ip";
+            let bad = |what: &str| {
+                let reason = format!("`{}`: {what}; expected PUBLIC or PUBLIC/PRIVATE IP addresses", item.value);
+                self.err(KEY, item.at, reason)
+            };
+            let (public, priv_part) = match item.value.split_once('/') {
+                Some((p, q)) => (p, Some(q)),
+                None => (item.value.as_str(), None),
+            };
+            let public: IpAddr = public.trim().parse().map_err(|_| bad("PUBLIC is not an IP address"))?;
+            if public.is_unspecified() || public.is_multicast() {
+                return Err(bad("PUBLIC must be a unicast address"));
+            }
+            if let Some(p) = priv_part {
+                let p: IpAddr = p.trim().parse().map_err(|_| bad("PRIVATE is not an IP address"))?;
+                if p.is_ipv4() != public.is_ipv4() {
+                    return Err(bad("PUBLIC and PRIVATE must be of the same IP family"));
+                }
+                if let Some((relay, at)) = explicit.filter(|&(relay, _)| relay != p) {
+                    let other = self.name("server.relay-ip", at);
+                    let reason = format!("PRIVATE address {p} conflicts with {other} = {relay}");
+                    return Err(self.err(KEY, item.at, reason));
+                }
+                private = Some(p);
+            }
+            external = Some((public, item.at));
+        }
+        let relay_ip = match (explicit, private) {
+            (Some((ip, _)), _) | (None, Some(ip)) => ip,
+            (None, None) if !listen[0].ip().is_unspecified() => listen[0].ip(),
+            (None, None) => {
+                let at = server.listen.as_ref().map_or(At::Default, |l| l.at);
+                let reason = format!(
+                    "required because the first listen address {} is unspecified; \
+                     set relay-ip (--relay-ip) or external-ip = \"PUBLIC/PRIVATE\"",
+                    listen[0]
+                );
+                return Err(invalid(&self.raw.origin, "server.relay-ip", self.line(at), reason));
+            }
+        };
+        let relay_at = explicit.map_or(At::Default, |(_, at)| at);
+        if let Some((public, at)) = external {
+            if public.is_ipv4() != relay_ip.is_ipv4() {
+                let reason = format!("{public} is not of the same IP family as relay-ip {relay_ip}");
+                return Err(self.err("server.external-ip", at, reason));
+            }
+        }
+        if relay_ip.is_multicast() || (relay_ip.is_unspecified() && external.is_none()) {
+            let reason =
+                format!("{relay_ip} cannot be told to clients; use a unicast IP of this host (or set external-ip)");
+            return Err(self.err("server.relay-ip", relay_at, reason));
+        }
+        let outside = listen.iter().find(|a| !a.ip().is_loopback());
+        if let (true, None, Some(outside)) = (relay_ip.is_loopback(), external, outside) {
+            let reason = format!(
+                "{relay_ip} is loopback but listen address {outside} is not: clients could not \
+                 reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
+            );
+            return Err(self.err("server.relay-ip", relay_at, reason));
+        }
+        Ok((relay_ip, external.map(|(ip, _)| ip)))
+    }
+
+    fn secrets(&self, all_loopback: bool) -> Result<Vec<String>, ConfigError> {
+        let list = or(&self.raw.auth.secrets, Vec::new());
+        let mut out = Vec::with_capacity(list.value.len());
+        for (i, item) in list.value.into_iter().enumerate() {
+            let key = format!("auth.secrets[{i}]");
+            if item.value.is_empty() {
+                return Err(self.err(&key, item.at, "must not be empty"));
+            }
+            if item.value == DEMO_SECRET && !all_loopback {
+                let reason = format!(
+                    "the demo secret `{DEMO_SECRET}` is only accepted when every listen address is \
+                     loopback; replace it with a long random secret (e.g. `openssl rand -hex 32`)"
+                );
+                return Err(self.err(&key, item.at, reason));
+            }
+            out.push(item.value);
+        }
+        Ok(out)
+    }
+
+    fn users(&self, all_loopback: bool) -> Result<Vec<User>, ConfigError> {
+        let mut out: Vec<User> = Vec::with_capacity(self.raw.auth.users.len());
+        for (i, Item { value: user, at }) in self.raw.auth.users.iter().enumerate() {
+            let key = |field: &str| format!("auth.users[{i}]{field}");
+            let name = match &user.name {
+                Some(name) if !name.value.is_empty() => name,
+                Some(name) => return Err(self.err(&key(".name"), name.at, "must not be empty")),
+                None => return Err(self.err(&key(".name"), *at, "missing")),
+            };
+            if out.iter().any(|u| u.name == name.value) {
+                let reason = format!("user `{}` is defined twice", name.value);
+                return Err(self.err(&key(".name"), name.at, reason));
+            }
+            if name.value == DEMO_USER && !all_loopback {
+                let reason = format!(
+                    "the demo user `{DEMO_USER}` is only accepted when every listen address is \
+                     loopback; replace it with your own user and password"
+                );
+                return Err(self.err(&key(""), *at, reason));
+            }
+            let secret = match (&user.password, &user.key) {
+                (Some(password), None) if password.value.is_empty() => {
+                    return Err(self.err(&key(".password"), password.at, "must not be empty"));
+                }
+                (Some(password), None) => UserSecret::Password(password.value.clone()),
+                (None, Some(k)) => UserSecret::Key(parse_key(&k.value).ok_or_else(|| {
+                    let reason = "must be 32 hex digits, optionally prefixed by 0x (as `turnadmin -k` prints)";
+                    self.err(&key(".key"), k.at, reason)
+                })?),
+                (Some(_), Some(k)) => {
+                    return Err(self.err(&key(".key"), k.at, "set either `password` or `key`, not both"));
+                }
+                (None, None) => return Err(self.err(&key(""), *at, "needs `password` or `key`")),
+            };
+            out.push(User { name: name.value.clone(), secret });
+        }
+        Ok(out)
+    }
+
+    fn nets(&self, key: &str, list: &List) -> Result<Vec<IpNet>, ConfigError> {
+        let list = or(list, Vec::new());
+        let mut out = Vec::with_capacity(list.value.len());
+        for (i, item) in list.value.iter().enumerate() {
+            let text = item.value.trim();
+            let net = match (text.parse::<IpNet>(), text.parse::<IpAddr>()) {
+                (Ok(net), _) => net.trunc(),
+                (_, Ok(ip)) => IpNet::from(ip),
+                _ => {
+                    let reason = format!("`{}` is not a CIDR (e.g. 10.0.0.0/8) or IP address", item.value);
+                    return Err(self.err(&format!("{key}[{i}]"), item.at, reason));
+                }
+            };
+            out.push(net);
+        }
+        Ok(out)
+    }
+}
+
+/// Which of two values that contradict each other to name: a flag (what was just
+/// typed) before a file value, and a value that was given before a default.
+fn blame<'k>(first: (&'k str, At), second: (&'k str, At)) -> (&'k str, At) {
+    match (first.1, second.1) {
+        (At::Flag(_), _) => first,
+        (_, At::Flag(_)) | (At::Default, _) => second,
+        _ => first,
+    }
+}
+
+/// Parse a long-term key: 32 hex digits, optionally prefixed by `0x`.
+fn parse_key(text: &str) -> Option<[u8; 16]> {
+    let text = text.trim();
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(key)
+}

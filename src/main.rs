@@ -1,0 +1,315 @@
+//! `turnd`: the TURN relay daemon's command line.
+//!
+//! `turnd [--config PATH] [OVERRIDES]` runs the daemon, `turnd check-config PATH`
+//! validates a file, `turnd credentials ...` prints TURN REST credentials.
+//! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use turnd::config::{self, Config, ConfigError, Overrides};
+
+/// Exit code for configuration and usage errors.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for failures while running.
+const EXIT_RUNTIME: u8 = 1;
+
+/// A fast, safe-by-default TURN/STUN relay daemon.
+#[derive(Parser)]
+#[command(name = "turnd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Configuration file [default: the built-in turnserver.toml: loopback only, demo credentials]
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: OverrideArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Flags that override keys of the configuration file; lists replace the file's lists.
+#[derive(Args)]
+#[command(next_help_heading = "Overrides (applied on top of the configuration file)")]
+struct OverrideArgs {
+    /// UDP address to listen on (repeatable; replaces server.listen)
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+    /// IP that relay sockets bind to (server.relay-ip)
+    #[arg(long, value_name = "IP")]
+    relay_ip: Option<String>,
+    /// Public IP given to clients, behind NAT (server.external-ip)
+    #[arg(long, value_name = "PUBLIC[/PRIVATE]")]
+    external_ip: Option<String>,
+    /// Realm for long-term credentials (auth.realm)
+    #[arg(long, value_name = "REALM")]
+    realm: Option<String>,
+    /// TURN REST shared secret (repeatable; replaces auth.secrets). Visible in the
+    /// process list: prefer the configuration file
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Vec<String>,
+    /// Static user (repeatable; replaces auth.users). Visible in the process list
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    user: Vec<String>,
+    /// Peer range always allowed (repeatable; replaces peers.allowed)
+    #[arg(long, value_name = "CIDR")]
+    allow_peer: Vec<String>,
+    /// Lowest relay port (server.min-port)
+    #[arg(long, value_name = "PORT")]
+    min_port: Option<u64>,
+    /// Highest relay port (server.max-port)
+    #[arg(long, value_name = "PORT")]
+    max_port: Option<u64>,
+    /// Worker threads, 0 = one per core (server.workers)
+    #[arg(long, value_name = "N")]
+    workers: Option<u64>,
+    /// Log filter such as "info" or "turnd=debug,warn" (server.log-level; RUST_LOG wins)
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+impl From<OverrideArgs> for Overrides {
+    fn from(a: OverrideArgs) -> Overrides {
+        Overrides {
+            listen: a.listen,
+            relay_ip: a.relay_ip,
+            external_ip: a.external_ip,
+            realm: a.realm,
+            auth_secrets: a.auth_secret,
+            users: a.user,
+            allow_peers: a.allow_peer,
+            min_port: a.min_port,
+            max_port: a.max_port,
+            workers: a.workers,
+            log_level: a.log_level,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file: print "PATH: ok" (exit 0) or the error (exit 2)
+    CheckConfig {
+        /// The file to check
+        path: PathBuf,
+    },
+    /// Print a TURN REST username and password made with a shared secret
+    Credentials {
+        /// The shared secret (one of auth.secrets)
+        #[arg(long)]
+        secret: String,
+        /// The user the credentials are for
+        #[arg(long)]
+        user: String,
+        /// Validity from now, in seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+        ttl: u64,
+        /// Separator between expiry and user (auth.rest-separator)
+        #[arg(long, value_name = "C", default_value_t = ':')]
+        separator: char,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { path }) => match check_config(&path) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_CONFIG, &e),
+        },
+        Some(Command::Credentials { secret, user, ttl, separator }) => {
+            match credentials(&secret, &user, ttl, separator, unix_now()) {
+                Ok((username, password)) => {
+                    println!("username: {username}");
+                    println!("password: {password}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_CONFIG, &e),
+            }
+        }
+        None => run(cli.config.as_deref(), &cli.overrides.into()),
+    }
+}
+
+/// Print `turnd: <error>` to stderr and return `code`.
+fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("turnd: {error}");
+    ExitCode::from(code)
+}
+
+/// Load and validate `path`; on success the line to print.
+fn check_config(path: &Path) -> Result<String, ConfigError> {
+    Config::load(path)?;
+    Ok(format!("{}: ok", path.display()))
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// TURN REST credentials valid until `now + ttl`: `(username, password)`.
+fn credentials(secret: &str, user: &str, ttl: u64, separator: char, now: u64) -> Result<(String, String), String> {
+    if secret.is_empty() {
+        return Err("credentials: --secret must not be empty".into());
+    }
+    if user.is_empty() {
+        return Err("credentials: --user must not be empty".into());
+    }
+    if separator.is_ascii_digit() || separator.is_whitespace() || separator.is_control() {
+        return Err("credentials: --separator must not be a digit or whitespace".into());
+    }
+    let username = turnd::auth::rest_username(now.saturating_add(ttl), user, separator);
+    let password = turnd::auth::rest_password(secret, &username);
+    Ok((username, password))
+}
+
+/// The log filter: RUST_LOG when set and non-empty, else the configured directives.
+fn env_filter(configured: &str) -> Result<EnvFilter, String> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("invalid RUST_LOG `{v}`: {e}")),
+        _ => EnvFilter::try_new(configured).map_err(|e| format!("invalid log-level: {e}")),
+    }
+}
+
+/// Run the daemon until it stops.
+fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
+    let config = match config::load_with(path, overrides) {
+        Ok(config) => config,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let filter = match env_filter(&config.log_level) {
+        Ok(filter) => filter,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    if let Err(e) = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init() {
+        return fail(EXIT_RUNTIME, &format!("cannot set up logging: {e}"));
+    }
+    let source = path.map_or_else(|| config::EMBEDDED_ORIGIN.to_owned(), |p| p.display().to_string());
+    // Counts only: secrets and passwords are never logged.
+    tracing::info!(
+        config = %source,
+        listen = ?config.listen,
+        relay_ip = %config.relay_ip,
+        external_ip = ?config.external_ip,
+        ports = %format_args!("{}-{}", config.min_port, config.max_port),
+        workers = config.workers,
+        realm = %config.realm,
+        secrets = config.secrets.len(),
+        users = config.users.len(),
+        "starting turnd {}",
+        env!("CARGO_PKG_VERSION"),
+    );
+    if path.is_none() {
+        tracing::warn!("no --config given: using the built-in configuration (loopback only, demo credentials)");
+    }
+    match turnd::io::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "turnd stopped");
+            fail(EXIT_RUNTIME, &e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn check_config_accepts_the_shipped_file() {
+        let file = write(Config::EMBEDDED);
+        let line = check_config(file.path()).unwrap();
+        assert_eq!(line, format!("{}: ok", file.path().display()));
+    }
+
+    #[test]
+    fn check_config_reports_key_and_line() {
+        let file = write("[server]\nlisten = [\"127.0.0.1:3478\"]\nmin-port = 0\n");
+        let err = check_config(file.path()).unwrap_err().to_string();
+        assert!(err.ends_with(":3: server.min-port: 0 is out of range 1..=65535"), "{err}");
+        let missing = file.path().with_extension("nope");
+        assert!(matches!(check_config(&missing), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn credentials_expire_after_ttl() {
+        let (username, password) = credentials("s", "alice", 100, ':', 1_000).unwrap();
+        assert_eq!(username, "1100:alice");
+        assert_eq!(password, turnd::auth::rest_password("s", "1100:alice"));
+        let (username, _) = credentials("s", "bob", u64::MAX, '/', 5).unwrap();
+        assert_eq!(username, format!("{}/bob", u64::MAX));
+        assert!(credentials("", "alice", 1, ':', 0).is_err());
+        assert!(credentials("s", "", 1, ':', 0).is_err());
+        assert!(credentials("s", "a", 1, '7', 0).is_err());
+    }
+
+    #[test]
+    fn flags_become_overrides() {
+        let cli = Cli::try_parse_from([
+            "turnd",
+            "--listen",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:2",
+            "--user",
+            "a:b",
+            "--auth-secret",
+            "s",
+            "--allow-peer",
+            "10.0.0.0/8",
+            "--min-port",
+            "1000",
+            "--max-port",
+            "2000",
+            "--workers",
+            "2",
+            "--log-level",
+            "debug",
+            "--realm",
+            "r",
+            "--relay-ip",
+            "127.0.0.1",
+            "--external-ip",
+            "203.0.113.1",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none() && cli.config.is_none());
+        let o: Overrides = cli.overrides.into();
+        assert_eq!(o.listen, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!((o.users.len(), o.auth_secrets.len(), o.allow_peers.len()), (1, 1, 1));
+        assert_eq!((o.min_port, o.max_port, o.workers), (Some(1000), Some(2000), Some(2)));
+        let c = config::load_with(None, &o).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.external_ip, Some("203.0.113.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from(["turnd", "check-config", "x.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::CheckConfig { path }) if path == Path::new("x.toml")));
+        let cli = Cli::try_parse_from(["turnd", "credentials", "--secret", "s", "--user", "u"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Credentials { ttl: 86_400, separator: ':', .. })));
+        // Run-time flags do not mix with subcommands.
+        assert!(Cli::try_parse_from(["turnd", "--listen", "127.0.0.1:1", "check-config", "x"]).is_err());
+        let cli = Cli::try_parse_from(["turnd", "--config", "a.toml"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(Path::new("a.toml")));
+    }
+}
