@@ -4,6 +4,7 @@
 //! validates a file, `turnd credentials ...` prints TURN REST credentials.
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -148,7 +149,8 @@ fn check_config(path: &Path) -> Result<String, ConfigError> {
     Ok(format!("{}: ok", path.display()))
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
+/// Seconds since the Unix epoch (0 if the clock is before it). main.rs may read the clock.
+#[allow(clippy::disallowed_methods)]
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -187,7 +189,12 @@ fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
         Ok(filter) => filter,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
-    if let Err(e) = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init() {
+    if let Err(e) = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+    {
         return fail(EXIT_RUNTIME, &format!("cannot set up logging: {e}"));
     }
     let source = path.map_or_else(|| config::EMBEDDED_ORIGIN.to_owned(), |p| p.display().to_string());
@@ -206,14 +213,11 @@ fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
     );
     if path.is_none() {
-        tracing::warn!("no --config given: using the built-in configuration (loopback only, demo credentials)");
+        tracing::warn!("no --config given: using the built-in turnserver.toml (demo credentials)");
     }
     match turnd::io::run(config) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "turnd stopped");
-            fail(EXIT_RUNTIME, &e)
-        }
+        Err(e) => fail(EXIT_RUNTIME, &e),
     }
 }
 
@@ -304,7 +308,10 @@ mod tests {
     #[test]
     fn subcommands_parse() {
         let cli = Cli::try_parse_from(["turnd", "check-config", "x.toml"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::CheckConfig { path }) if path == Path::new("x.toml")));
+        let Some(Command::CheckConfig { path }) = cli.command else {
+            panic!("not check-config");
+        };
+        assert_eq!(path, Path::new("x.toml"));
         let cli = Cli::try_parse_from(["turnd", "credentials", "--secret", "s", "--user", "u"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Credentials { ttl: 86_400, separator: ':', .. })));
         // Run-time flags do not mix with subcommands.

@@ -1,5 +1,7 @@
 //! turnd driven by coturn's test tools (`turnutils_uclient`, `turnutils_peer`,
 //! `turnutils_stunclient`). CI installs coturn; a missing tool fails the test.
+// Tests are the IO side: they read the real clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

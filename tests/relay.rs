@@ -1,4 +1,6 @@
 //! turnd exercised through the independent client in `common::client`.
+// Tests are the IO side: they read the real clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

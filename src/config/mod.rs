@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -17,14 +16,19 @@ use toml::Spanned;
 #[cfg(test)]
 mod tests;
 
-/// The TURN REST secret shipped in `turnserver.toml`; refused unless every listen address is loopback.
+/// The TURN REST secret shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
-/// The static user shipped in `turnserver.toml`; refused unless every listen address is loopback.
+/// The static user shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_USER: &str = "demo";
 /// Upper bound of `server.workers`.
 pub const MAX_WORKERS: usize = 1024;
 /// Upper bound of `auth.nonce-lifetime` and `allocation.max-lifetime`, in seconds.
 pub const MAX_LIFETIME_SECS: u64 = 86_400;
+type Range = std::ops::RangeInclusive<i64>;
+type Checked<T> = Result<T, ConfigError>;
+const PORTS: Range = 1..=65535;
+const LIFETIMES: Range = 1..=MAX_LIFETIME_SECS as i64;
+const QUOTAS: Range = 0..=u32::MAX as i64;
 /// The `origin` used in errors about the embedded default file.
 pub const EMBEDDED_ORIGIN: &str = "<embedded turnserver.toml>";
 /// The `origin` used in errors about command-line flags.
@@ -98,6 +102,7 @@ impl fmt::Debug for UserSecret {
     }
 }
 
+/// Secrets are shown as their count only.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -234,20 +239,10 @@ pub struct Overrides {
 }
 
 impl fmt::Debug for Overrides {
+    /// Shows only the listen addresses: other overrides may carry secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Overrides")
-            .field("listen", &self.listen)
-            .field("relay_ip", &self.relay_ip)
-            .field("external_ip", &self.external_ip)
-            .field("realm", &self.realm)
-            .field("auth_secrets", &Redacted(self.auth_secrets.len()))
-            .field("users", &Redacted(self.users.len()))
-            .field("allow_peers", &self.allow_peers)
-            .field("min_port", &self.min_port)
-            .field("max_port", &self.max_port)
-            .field("workers", &self.workers)
-            .field("log_level", &self.log_level)
-            .finish()
+        let listen = &self.listen;
+        f.debug_struct("Overrides").field("listen", listen).finish_non_exhaustive()
     }
 }
 
@@ -255,32 +250,33 @@ impl Overrides {
     /// Patch `raw` with every override that was given. Only the shape of `--user` is
     /// checked here; everything else is checked by [`RawConfig::validate`], naming the flag.
     pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
-        fn text(value: &Option<String>, flag: &'static str) -> Opt<String> {
-            value.clone().map(|v| Item::flag(v, flag))
-        }
-        fn list(values: &[String], flag: &'static str) -> List {
-            let items = values.iter().map(|v| Item::flag(v.clone(), flag)).collect();
-            (!values.is_empty()).then(|| Item::flag(items, flag))
-        }
-        fn number(value: Option<u64>, flag: &'static str) -> Opt<i64> {
-            value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag))
-        }
-        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
-            if value.is_some() {
-                *slot = value;
-            }
-        }
         let (server, auth) = (&mut raw.server, &mut raw.auth);
-        set(&mut server.listen, list(&self.listen, "--listen"));
-        set(&mut server.relay_ip, text(&self.relay_ip, "--relay-ip"));
-        set(&mut server.external_ip, text(&self.external_ip, "--external-ip"));
-        set(&mut server.min_port, number(self.min_port, "--min-port"));
-        set(&mut server.max_port, number(self.max_port, "--max-port"));
-        set(&mut server.workers, number(self.workers, "--workers"));
-        set(&mut server.log_level, text(&self.log_level, "--log-level"));
-        set(&mut auth.realm, text(&self.realm, "--realm"));
-        set(&mut auth.secrets, list(&self.auth_secrets, "--auth-secret"));
-        set(&mut raw.peers.allowed, list(&self.allow_peers, "--allow-peer"));
+        let texts = [
+            (&mut server.relay_ip, &self.relay_ip, "--relay-ip"),
+            (&mut server.external_ip, &self.external_ip, "--external-ip"),
+            (&mut server.log_level, &self.log_level, "--log-level"),
+            (&mut auth.realm, &self.realm, "--realm"),
+        ];
+        for (slot, value, flag) in texts.into_iter().filter(|t| t.1.is_some()) {
+            *slot = value.clone().map(|v| Item::flag(v, flag));
+        }
+        let numbers = [
+            (&mut server.min_port, self.min_port, "--min-port"),
+            (&mut server.max_port, self.max_port, "--max-port"),
+            (&mut server.workers, self.workers, "--workers"),
+        ];
+        for (slot, value, flag) in numbers.into_iter().filter(|t| t.1.is_some()) {
+            *slot = value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag));
+        }
+        let lists = [
+            (&mut server.listen, &self.listen, "--listen"),
+            (&mut auth.secrets, &self.auth_secrets, "--auth-secret"),
+            (&mut raw.peers.allowed, &self.allow_peers, "--allow-peer"),
+        ];
+        for (slot, values, flag) in lists.into_iter().filter(|t| !t.1.is_empty()) {
+            let items = values.iter().map(|v| Item::flag(v.clone(), flag)).collect();
+            *slot = Some(Item::flag(items, flag));
+        }
         if !self.users.is_empty() {
             let mut users = Vec::with_capacity(self.users.len());
             for spec in &self.users {
@@ -324,8 +320,11 @@ struct Item<T> {
 }
 
 impl<T> Item<T> {
+    fn new(value: T, at: At) -> Self {
+        Item { value, at }
+    }
     fn flag(value: T, flag: &'static str) -> Self {
-        Item { value, at: At::Flag(flag) }
+        Item::new(value, At::Flag(flag))
     }
 }
 
@@ -333,27 +332,27 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<T>::deserialize(d)?;
         let at = At::Offset(spanned.span().start);
-        Ok(Item { value: spanned.into_inner(), at })
+        Ok(Item::new(spanned.into_inner(), at))
     }
 }
 
 type Opt<T> = Option<Item<T>>;
 type List = Opt<Vec<Item<String>>>;
 
-/// Key lists per table, used to say which table an unknown key is in.
-const TABLES: &[(&str, &[&str])] = &[
-    ("the top level", &["server", "auth", "allocation", "peers"]),
-    ("[server]", &["listen", "relay-ip", "external-ip", "min-port", "max-port", "workers", "log-level"]),
-    ("[auth]", &["realm", "secrets", "rest-separator", "nonce-lifetime", "users"]),
-    ("[[auth.users]]", &["name", "password", "key"]),
-    ("[allocation]", &["default-lifetime", "max-lifetime", "user-quota", "total-quota"]),
-    ("[peers]", &["allowed", "denied"]),
+/// Each table and its keys, used to say which table an unknown key is in.
+const TABLES: [&str; 6] = [
+    "the top level: server auth allocation peers",
+    "[server]: listen relay-ip external-ip min-port max-port workers log-level",
+    "[auth]: realm secrets rest-separator nonce-lifetime users",
+    "[[auth.users]]: name password key",
+    "[allocation]: default-lifetime max-lifetime user-quota total-quota",
+    "[peers]: allowed denied",
 ];
 
 /// A parsed but not yet validated configuration; each value remembers its line or flag.
 /// Obtain one with [`RawConfig::parse`], patch it with [`Overrides::apply`], then
 /// call [`RawConfig::validate`].
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawConfig {
     #[serde(skip)]
@@ -372,7 +371,8 @@ pub struct RawConfig {
 }
 
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a [server] table")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [server] table")]
 struct RawServer {
     listen: List,
     relay_ip: Opt<String>,
@@ -384,7 +384,8 @@ struct RawServer {
 }
 
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "an [auth] table")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [auth] table")]
 struct RawAuth {
     realm: Opt<String>,
     secrets: List,
@@ -403,7 +404,8 @@ struct RawUser {
 }
 
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "an [allocation] table")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [allocation] table")]
 struct RawAllocation {
     default_lifetime: Opt<i64>,
     max_lifetime: Opt<i64>,
@@ -412,7 +414,8 @@ struct RawAllocation {
 }
 
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a [peers] table")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [peers] table")]
 struct RawPeers {
     allowed: List,
     denied: List,
@@ -431,29 +434,9 @@ fn invalid(origin: &str, key: &str, line: Option<usize>, reason: impl Into<Strin
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = text.get(start..offset).map_or(offset - start, |s| s.chars().count());
-    (line, column + 1)
-}
-
-impl RawConfig {
-    /// Parse TOML text without validating values; `origin` names the file in errors.
-    /// Syntax errors, unknown keys and wrongly typed values are reported here.
-    pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
-        let mut raw: RawConfig = toml::from_str(text).map_err(|e| parse_error(text, origin, &e))?;
-        raw.origin = origin.to_owned();
-        raw.newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
-        Ok(raw)
-    }
-
-    /// Check every value and every rule that ties values together; fill in defaults and
-    /// resolve `relay-ip` and `workers = 0`. The first problem found is returned.
-    pub fn validate(self) -> Result<Config, ConfigError> {
-        Validator { raw: &self }.run()
-    }
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let start = before.rfind('\n').map_or(0, |p| p + 1);
+    (before.matches('\n').count() + 1, before[start..].chars().count() + 1)
 }
 
 /// Turn a toml/serde error into [`ConfigError::Parse`], rewording unknown-key and type errors.
@@ -465,12 +448,14 @@ fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> ConfigError {
         let key = rest.split('`').next().unwrap_or_default();
         // Every backquoted name after the key is an expected key.
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-        let table =
-            TABLES.iter().find(|(_, keys)| keys.len() == expected.len() && expected.iter().all(|e| keys.contains(e)));
+        let table = TABLES.iter().filter_map(|t| t.split_once(": ")).find(|(_, keys)| {
+            let keys: Vec<&str> = keys.split(' ').collect();
+            keys.len() == expected.len() && expected.iter().all(|e| keys.contains(e))
+        });
         match table {
             Some((table, keys)) => {
-                let list = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-                format!("unknown key `{key}` in {table} (expected one of {list})")
+                let list = keys.replace(' ', "`, `");
+                format!("unknown key `{key}` in {table} (expected one of `{list}`)")
             }
             None => format!("unknown key `{key}`"),
         }
@@ -488,53 +473,58 @@ fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> ConfigError {
 /// Best effort: the dotted key whose value starts at `offset`, from the `key = value`
 /// line and the table header above it. `None` when the line is not a plain `key = value`.
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    let head = text.get(..offset)?;
-    let start = head.rfind('\n').map_or(0, |p| p + 1);
-    let key = head[start..].trim_end().strip_suffix('=')?.trim();
-    let plain =
-        |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '));
+    let (above, line) = text.get(..offset)?.rsplit_once('\n').unwrap_or(("", &text[..offset]));
+    let plain = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
+    let dotted = |k: &str| k.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+    let key = line.trim_end().strip_suffix('=')?.trim();
     if !plain(key) {
         return None;
     }
-    let key = key.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-    // The nearest table header above the line; for `[[array]]` headers also its index.
-    let header = |line: &str| -> Option<(bool, String)> {
-        let line = line.split('#').next()?.trim();
-        let (array, name) = match line.strip_prefix("[[") {
-            Some(rest) => (true, rest.strip_suffix("]]")?),
-            None => (false, line.strip_prefix('[')?.strip_suffix(']')?),
-        };
-        let name = name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-        plain(&name).then_some((array, name))
-    };
-    let mut headers = head[..start].lines().rev().filter(|l| l.trim_start().starts_with('['));
+    // The nearest table header above; for `[[array]]` tables also the entry's index.
+    let mut headers =
+        above.lines().rev().filter_map(|l| Some(l.split('#').next()?.trim()).filter(|l| l.starts_with('[')));
     let Some(first) = headers.next() else {
-        return Some(key);
+        return Some(dotted(key));
     };
-    let (array, name) = header(first)?;
-    if array {
-        let index = headers.filter(|l| header(l) == Some((true, name.clone()))).count();
+    let name = first.trim_matches(|c| c == '[' || c == ']');
+    if !plain(name) {
+        return None;
+    }
+    let (name, key) = (dotted(name), dotted(key));
+    if first.starts_with("[[") {
+        let index = headers.filter(|h| *h == first).count();
         return Some(format!("{name}[{index}].{key}"));
     }
     Some(format!("{name}.{key}"))
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation.
+// Validation (and `RawConfig::parse`, which records what validation needs).
 
-struct Validator<'a> {
-    raw: &'a RawConfig,
+/// Where `opt` came from; `Default` when it is missing.
+fn at<T>(opt: &Opt<T>) -> At {
+    opt.as_ref().map_or(At::Default, |item| item.at)
 }
 
 /// The value of `opt`, or `default` marked as such.
 fn or<T: Clone>(opt: &Opt<T>, default: T) -> Item<T> {
-    opt.clone().unwrap_or(Item { value: default, at: At::Default })
+    opt.clone().unwrap_or(Item::new(default, At::Default))
 }
 
-impl Validator<'_> {
+impl RawConfig {
+    /// Parse TOML text without validating values; `origin` names the file in errors.
+    /// Syntax errors, unknown keys and wrongly typed values are reported here.
+    pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| parse_error(text, origin, &e))?;
+        raw.origin = origin.to_owned();
+        raw.newlines = text.match_indices('\n').map(|(i, _)| i).collect();
+        Ok(raw)
+    }
+
+    /// 1-based line of a value from the file.
     fn line(&self, at: At) -> Option<usize> {
         match at {
-            At::Offset(offset) => Some(self.raw.newlines.partition_point(|&n| n < offset) + 1),
+            At::Offset(offset) => Some(self.newlines.partition_point(|&n| n < offset) + 1),
             _ => None,
         }
     }
@@ -543,50 +533,40 @@ impl Validator<'_> {
     fn err(&self, key: &str, at: At, reason: impl Into<String>) -> ConfigError {
         match at {
             At::Flag(flag) => invalid(CLI_ORIGIN, flag, None, reason),
-            at => invalid(&self.raw.origin, key, self.line(at), reason),
+            at => invalid(&self.origin, key, self.line(at), reason),
         }
     }
 
-    /// How to refer to a value in another value's error message.
-    fn name(&self, key: &str, at: At) -> String {
-        match (at, self.line(at)) {
-            (At::Flag(flag), _) => flag.to_owned(),
-            (_, Some(line)) => format!("{key} (line {line})"),
-            _ => key.to_owned(),
-        }
-    }
-
-    /// An integer key with its default, checked against `min..=max`.
-    fn int(
-        &self,
-        key: &str,
-        opt: &Opt<i64>,
-        default: i64,
-        range: RangeInclusive<i64>,
-    ) -> Result<Item<i64>, ConfigError> {
+    /// An integer key with its default, checked against `range`.
+    fn int(&self, opt: &Opt<i64>, key: &str, default: i64, range: Range) -> Checked<Item<i64>> {
         let item = or(opt, default);
         if !range.contains(&item.value) {
-            let reason = format!("{} is out of range {}..={}", item.value, range.start(), range.end());
+            let reason = format!("{} is out of range {range:?}", item.value);
             return Err(self.err(key, item.at, reason));
         }
         Ok(item)
     }
 
-    fn run(&self) -> Result<Config, ConfigError> {
-        let (server, auth, alloc) = (&self.raw.server, &self.raw.auth, &self.raw.allocation);
+    /// Check every value and every rule that ties values together; fill in defaults and
+    /// resolve `relay-ip` and `workers = 0`. The first problem found is returned.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let (server, auth, alloc) = (&self.server, &self.auth, &self.allocation);
         // [server]
         let listen = self.listen()?;
         let (relay_ip, external_ip) = self.relay_and_external(&listen)?;
-        let min_port = self.int("server.min-port", &server.min_port, 49152, 1..=65535)?;
-        let max_port = self.int("server.max-port", &server.max_port, 65535, 1..=65535)?;
+        let min_port = self.int(&server.min_port, "server.min-port", 49152, PORTS)?;
+        let max_port = self.int(&server.max_port, "server.max-port", 65535, PORTS)?;
         if min_port.value > max_port.value {
-            let (key, at) = blame(("server.min-port", min_port.at), ("server.max-port", max_port.at));
-            let reason = format!("min-port {} is greater than max-port {}", min_port.value, max_port.value);
+            let (min, max) = (min_port.value, max_port.value);
+            let first = ("server.min-port", min_port.at);
+            let (key, at) = blame(first, ("server.max-port", max_port.at));
+            let reason = format!("min-port {min} is greater than max-port {max}");
             return Err(self.err(key, at, reason));
         }
-        let workers = match self.int("server.workers", &server.workers, 0, 0..=MAX_WORKERS as i64)?.value {
+        let workers = self.int(&server.workers, "server.workers", 0, 0..=MAX_WORKERS as i64)?;
+        let workers = match workers.value as usize {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n as usize,
+            n => n,
         };
         let log_level = or(&server.log_level, "info".to_owned());
         let level = log_level.value.trim();
@@ -596,12 +576,13 @@ impl Validator<'_> {
             Ok(_) => None,
         };
         if let Some(problem) = problem {
-            let reason = format!("`{level}` is not a valid filter ({problem}); e.g. \"info\" or \"turnd=debug,warn\"");
+            let reason = format!("`{level}` is not a valid filter ({problem}); e.g. \"turnd=debug,warn\"");
             return Err(self.err("server.log-level", log_level.at, reason));
         }
         // [auth]
         let realm = or(&auth.realm, "turnd.local".to_owned());
-        if realm.value.is_empty() || realm.value.chars().count() >= 128 || realm.value.chars().any(char::is_control) {
+        let chars = realm.value.chars();
+        if !(1..128).contains(&chars.clone().count()) || chars.clone().any(char::is_control) {
             let reason = "must be 1 to 127 characters, with no control characters";
             return Err(self.err("auth.realm", realm.at, reason));
         }
@@ -609,43 +590,36 @@ impl Validator<'_> {
         let rest_separator = match separator.value.chars().collect::<Vec<_>>()[..] {
             [c] if !c.is_ascii_digit() && !c.is_whitespace() && !c.is_control() => c,
             _ => {
-                let reason = format!(
-                    "`{}` must be exactly one character, not a digit or whitespace",
-                    separator.value.escape_debug()
-                );
+                let reason = "must be exactly one character, not a digit or whitespace";
                 return Err(self.err("auth.rest-separator", separator.at, reason));
             }
         };
-        let lifetimes = 1..=MAX_LIFETIME_SECS as i64;
-        let nonce_lifetime = self.int("auth.nonce-lifetime", &auth.nonce_lifetime, 600, lifetimes.clone())?;
+        let nonce_lifetime = self.int(&auth.nonce_lifetime, "auth.nonce-lifetime", 600, LIFETIMES)?;
         let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
         let secrets = self.secrets(all_loopback)?;
         let users = self.users(all_loopback)?;
         if secrets.is_empty() && users.is_empty() {
-            let at = auth.secrets.as_ref().map_or(At::Default, |s| s.at);
-            let reason = "no credentials: set auth.secrets (TURN REST) or add an [[auth.users]] entry";
+            let at = at(&auth.secrets);
+            let reason = "no credentials: set auth.secrets or add an [[auth.users]] entry";
             return Err(self.err("auth.secrets", at, reason));
         }
         // [allocation]
-        let max_lifetime = self.int("allocation.max-lifetime", &alloc.max_lifetime, 3600, lifetimes)?;
+        let max = &alloc.max_lifetime;
+        let max_lifetime = self.int(max, "allocation.max-lifetime", 3600, LIFETIMES)?;
         let default_lifetime = or(&alloc.default_lifetime, 600);
-        if !(1..=max_lifetime.value).contains(&default_lifetime.value) {
-            let default = ("allocation.default-lifetime", default_lifetime.at);
-            let (key, at) = match default_lifetime.value {
-                ..=0 => default,
-                _ => blame(default, ("allocation.max-lifetime", max_lifetime.at)),
-            };
-            let reason = format!(
-                "default-lifetime {} must be in 1..=max-lifetime ({})",
-                default_lifetime.value, max_lifetime.value
-            );
+        let (default, max) = (default_lifetime.value, max_lifetime.value);
+        if !(1..=max).contains(&default) {
+            let first = ("allocation.default-lifetime", default_lifetime.at);
+            let second = ("allocation.max-lifetime", max_lifetime.at);
+            let (key, at) = if default < 1 { first } else { blame(first, second) };
+            let reason = format!("default-lifetime {default} must be in 1..=max-lifetime ({max})");
             return Err(self.err(key, at, reason));
         }
-        let user_quota = self.int("allocation.user-quota", &alloc.user_quota, 0, 0..=u32::MAX.into())?;
-        let total_quota = self.int("allocation.total-quota", &alloc.total_quota, 0, 0..=u32::MAX.into())?;
+        let user_quota = self.int(&alloc.user_quota, "allocation.user-quota", 0, QUOTAS)?;
+        let total_quota = self.int(&alloc.total_quota, "allocation.total-quota", 0, QUOTAS)?;
         // [peers]
-        let allowed_peers = self.nets("peers.allowed", &self.raw.peers.allowed)?;
-        let denied_peers = self.nets("peers.denied", &self.raw.peers.denied)?;
+        let allowed_peers = self.nets("peers.allowed", &self.peers.allowed)?;
+        let denied_peers = self.nets("peers.denied", &self.peers.denied)?;
         Ok(Config {
             listen,
             relay_ip,
@@ -653,7 +627,7 @@ impl Validator<'_> {
             min_port: min_port.value as u16,
             max_port: max_port.value as u16,
             workers,
-            log_level: log_level.value.trim().to_owned(),
+            log_level: level.to_owned(),
             realm: realm.value,
             secrets,
             rest_separator,
@@ -668,9 +642,9 @@ impl Validator<'_> {
         })
     }
 
-    fn listen(&self) -> Result<Vec<SocketAddr>, ConfigError> {
-        let default = vec![Item { value: "127.0.0.1:3478".to_owned(), at: At::Default }];
-        let list = or(&self.raw.server.listen, default);
+    fn listen(&self) -> Checked<Vec<SocketAddr>> {
+        let default = vec![Item::new("127.0.0.1:3478".to_owned(), At::Default)];
+        let list = or(&self.server.listen, default);
         if list.value.is_empty() {
             return Err(self.err("server.listen", list.at, "must list at least one address"));
         }
@@ -681,7 +655,7 @@ impl Validator<'_> {
                 let reason = format!("`{}` is not an IP:PORT address (IPv6 as [::1]:3478)", item.value);
                 self.err(&key, item.at, reason)
             })?;
-            if out.contains(&addr) {
+            if addr.port() != 0 && out.contains(&addr) {
                 return Err(self.err(&key, item.at, format!("{addr} is listed twice")));
             }
             out.push(addr);
@@ -689,87 +663,74 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    /// Resolve `relay-ip`: explicit value, else the PRIVATE part of `external-ip`,
-    /// else the IP of the first listen address when it is not unspecified.
-    fn relay_and_external(&self, listen: &[SocketAddr]) -> Result<(IpAddr, Option<IpAddr>), ConfigError> {
-        let server = &self.raw.server;
-        let explicit = match &server.relay_ip {
-            Some(item) => Some((
-                item.value.trim().parse::<IpAddr>().map_err(|_| {
-                    let reason = format!("`{}` is not an IP address", item.value);
-                    self.err("server.relay-ip", item.at, reason)
-                })?,
-                item.at,
-            )),
-            None => None,
-        };
-        let (mut external, mut private) = (None, None);
-        if let Some(item) = &server.external_ip {
-            const KEY: &str = "server.external-ip";
-            let bad = |what: &str| {
-                let reason = format!("`{}`: {what}; expected PUBLIC or PUBLIC/PRIVATE IP addresses", item.value);
-                self.err(KEY, item.at, reason)
-            };
-            let (public, priv_part) = match item.value.split_once('/') {
-                Some((p, q)) => (p, Some(q)),
-                None => (item.value.as_str(), None),
-            };
-            let public: IpAddr = public.trim().parse().map_err(|_| bad("PUBLIC is not an IP address"))?;
-            if public.is_unspecified() || public.is_multicast() {
-                return Err(bad("PUBLIC must be a unicast address"));
-            }
-            if let Some(p) = priv_part {
-                let p: IpAddr = p.trim().parse().map_err(|_| bad("PRIVATE is not an IP address"))?;
-                if p.is_ipv4() != public.is_ipv4() {
-                    return Err(bad("PUBLIC and PRIVATE must be of the same IP family"));
-                }
-                if let Some((relay, at)) = explicit.filter(|&(relay, _)| relay != p) {
-                    let other = self.name("server.relay-ip", at);
-                    let reason = format!("PRIVATE address {p} conflicts with {other} = {relay}");
-                    return Err(self.err(KEY, item.at, reason));
-                }
-                private = Some(p);
-            }
-            external = Some((public, item.at));
-        }
-        let relay_ip = match (explicit, private) {
-            (Some((ip, _)), _) | (None, Some(ip)) => ip,
-            (None, None) if !listen[0].ip().is_unspecified() => listen[0].ip(),
-            (None, None) => {
-                let at = server.listen.as_ref().map_or(At::Default, |l| l.at);
-                let reason = format!(
-                    "required because the first listen address {} is unspecified; \
-                     set relay-ip (--relay-ip) or external-ip = \"PUBLIC/PRIVATE\"",
-                    listen[0]
-                );
-                return Err(invalid(&self.raw.origin, "server.relay-ip", self.line(at), reason));
-            }
-        };
-        let relay_at = explicit.map_or(At::Default, |(_, at)| at);
-        if let Some((public, at)) = external {
-            if public.is_ipv4() != relay_ip.is_ipv4() {
-                let reason = format!("{public} is not of the same IP family as relay-ip {relay_ip}");
-                return Err(self.err("server.external-ip", at, reason));
-            }
-        }
-        if relay_ip.is_multicast() || (relay_ip.is_unspecified() && external.is_none()) {
-            let reason =
-                format!("{relay_ip} cannot be told to clients; use a unicast IP of this host (or set external-ip)");
-            return Err(self.err("server.relay-ip", relay_at, reason));
-        }
-        let outside = listen.iter().find(|a| !a.ip().is_loopback());
-        if let (true, None, Some(outside)) = (relay_ip.is_loopback(), external, outside) {
-            let reason = format!(
-                "{relay_ip} is loopback but listen address {outside} is not: clients could not \
-                 reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
-            );
-            return Err(self.err("server.relay-ip", relay_at, reason));
-        }
-        Ok((relay_ip, external.map(|(ip, _)| ip)))
+    /// Parse `part` of `item` as an IP address.
+    fn ip(&self, key: &str, item: &Item<String>, part: &str) -> Checked<IpAddr> {
+        part.trim().parse().map_err(|_| {
+            let reason = format!("`{}`: `{part}` is not an IP address", item.value);
+            self.err(key, item.at, reason)
+        })
     }
 
-    fn secrets(&self, all_loopback: bool) -> Result<Vec<String>, ConfigError> {
-        let list = or(&self.raw.auth.secrets, Vec::new());
+    /// Resolve `relay-ip`: explicit value, else the PRIVATE part of `external-ip`,
+    /// else the IP of the first listen address when it is not unspecified.
+    fn relay_and_external(&self, listen: &[SocketAddr]) -> Checked<(IpAddr, Option<IpAddr>)> {
+        const RELAY: &str = "server.relay-ip";
+        const EXTERNAL: &str = "server.external-ip";
+        let (relay, external) = (&self.server.relay_ip, &self.server.external_ip);
+        let explicit = relay.as_ref().map(|r| self.ip(RELAY, r, &r.value)).transpose()?;
+        let relay_at = at(relay);
+        let (mut public, mut private, mut external_at) = (None, None, At::Default);
+        if let Some(e) = external {
+            let (first, second) = e.value.split_once('/').map_or((&*e.value, None), |(a, b)| (a, Some(b)));
+            public = Some(self.ip(EXTERNAL, e, first)?);
+            private = second.map(|p| self.ip(EXTERNAL, e, p)).transpose()?;
+            external_at = e.at;
+        }
+        if let (Some(relay), Some(private)) = (explicit, private) {
+            if relay != private {
+                let other = match relay_at {
+                    At::Flag(flag) => flag,
+                    _ => RELAY,
+                };
+                let reason = format!("PRIVATE address {private} conflicts with {other} = {relay}");
+                return Err(self.err(EXTERNAL, external_at, reason));
+            }
+        }
+        let relay_ip = match explicit.or(private) {
+            Some(ip) => ip,
+            None if !listen[0].ip().is_unspecified() => listen[0].ip(),
+            None => {
+                let at = at(&self.server.listen);
+                let reason = format!(
+                    "required because the first listen address {} is unspecified; set relay-ip \
+                     (--relay-ip) or external-ip = \"PUBLIC/PRIVATE\"",
+                    listen[0]
+                );
+                return Err(invalid(&self.origin, RELAY, self.line(at), reason));
+            }
+        };
+        let same_family = [public, private].into_iter().flatten().all(|ip| ip.is_ipv4() == relay_ip.is_ipv4());
+        if !same_family || public.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            let reason = "PUBLIC must be a unicast IP of the same family as PRIVATE and relay-ip";
+            return Err(self.err(EXTERNAL, external_at, reason));
+        }
+        if relay_ip.is_multicast() || (relay_ip.is_unspecified() && public.is_none()) {
+            let reason = format!("{relay_ip} cannot be told to clients; use a unicast IP of this host");
+            return Err(self.err(RELAY, relay_at, reason));
+        }
+        let outside = listen.iter().find(|a| !a.ip().is_loopback());
+        if let (true, None, Some(outside)) = (relay_ip.is_loopback(), public, outside) {
+            let reason = format!(
+                "{relay_ip} is loopback but listen address {outside} is not, so clients could not \
+                 reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
+            );
+            return Err(self.err(RELAY, relay_at, reason));
+        }
+        Ok((relay_ip, public))
+    }
+
+    fn secrets(&self, all_loopback: bool) -> Checked<Vec<String>> {
+        let list = or(&self.auth.secrets, Vec::new());
         let mut out = Vec::with_capacity(list.value.len());
         for (i, item) in list.value.into_iter().enumerate() {
             let key = format!("auth.secrets[{i}]");
@@ -788,9 +749,9 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn users(&self, all_loopback: bool) -> Result<Vec<User>, ConfigError> {
-        let mut out: Vec<User> = Vec::with_capacity(self.raw.auth.users.len());
-        for (i, Item { value: user, at }) in self.raw.auth.users.iter().enumerate() {
+    fn users(&self, all_loopback: bool) -> Checked<Vec<User>> {
+        let mut out: Vec<User> = Vec::with_capacity(self.auth.users.len());
+        for (i, Item { value: user, at }) in self.auth.users.iter().enumerate() {
             let key = |field: &str| format!("auth.users[{i}]{field}");
             let name = match &user.name {
                 Some(name) if !name.value.is_empty() => name,
@@ -814,11 +775,12 @@ impl Validator<'_> {
                 }
                 (Some(password), None) => UserSecret::Password(password.value.clone()),
                 (None, Some(k)) => UserSecret::Key(parse_key(&k.value).ok_or_else(|| {
-                    let reason = "must be 32 hex digits, optionally prefixed by 0x (as `turnadmin -k` prints)";
+                    let reason = "must be 32 hex digits, with or without 0x (as turnadmin -k prints)";
                     self.err(&key(".key"), k.at, reason)
                 })?),
                 (Some(_), Some(k)) => {
-                    return Err(self.err(&key(".key"), k.at, "set either `password` or `key`, not both"));
+                    let reason = "set either `password` or `key`, not both";
+                    return Err(self.err(&key(".key"), k.at, reason));
                 }
                 (None, None) => return Err(self.err(&key(""), *at, "needs `password` or `key`")),
             };
@@ -827,7 +789,7 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn nets(&self, key: &str, list: &List) -> Result<Vec<IpNet>, ConfigError> {
+    fn nets(&self, key: &str, list: &List) -> Checked<Vec<IpNet>> {
         let list = or(list, Vec::new());
         let mut out = Vec::with_capacity(list.value.len());
         for (i, item) in list.value.iter().enumerate() {
@@ -864,9 +826,8 @@ fn parse_key(text: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut key = [0u8; 16];
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(key)
 }

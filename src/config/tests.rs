@@ -1,13 +1,32 @@
 use super::*;
 
-/// A valid minimal file body: credentials are the only thing validation requires.
-const AUTH: &str = "[auth]\nsecrets = [\"s3cret\"]\n";
+/// A valid `[auth]` table: credentials are the only thing validation requires.
+const AUTH: &str = "[auth]\nsecrets = ['s3cret']\n";
+
+/// A file made of `lines` (line N of the file is `lines[N - 1]`). Files without an
+/// `[auth` header get [`AUTH`] appended after their own lines.
+fn doc(lines: &[&str]) -> String {
+    let mut text = lines.join("\n") + "\n";
+    if !lines.iter().any(|l| l.contains("[auth")) {
+        text.push_str(AUTH);
+    }
+    text
+}
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "t.toml")
 }
 
-/// The (key, line) of an `Invalid` error, panicking on anything else.
+fn ok(lines: &[&str]) -> Config {
+    let text = doc(lines);
+    parse(&text).unwrap_or_else(|e| panic!("{text}\n=> {e}"))
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// The key, line and reason of an `Invalid` error, panicking on anything else.
 fn invalid_of(text: &str) -> (String, Option<usize>, String) {
     match parse(text) {
         Err(ConfigError::Invalid { origin, key, line, reason }) => {
@@ -18,6 +37,7 @@ fn invalid_of(text: &str) -> (String, Option<usize>, String) {
     }
 }
 
+/// The line and message of a `Parse` error, panicking on anything else.
 fn parse_error_of(text: &str) -> (usize, String) {
     match parse(text) {
         Err(ConfigError::Parse { origin, line, message, .. }) => {
@@ -32,7 +52,7 @@ fn parse_error_of(text: &str) -> (usize, String) {
 fn embedded_default_is_what_the_file_says() {
     let c = Config::embedded_default();
     assert_eq!(c.listen, vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]);
-    assert_eq!(c.relay_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(c.relay_ip, ip("127.0.0.1"));
     assert_eq!(c.external_ip, None);
     assert_eq!((c.min_port, c.max_port), (49152, 65535));
     assert!(c.workers >= 1);
@@ -41,7 +61,8 @@ fn embedded_default_is_what_the_file_says() {
     assert_eq!(c.secrets, vec![DEMO_SECRET.to_owned()]);
     assert_eq!(c.rest_separator, ':');
     assert_eq!(c.nonce_lifetime, 600);
-    assert_eq!(c.users, vec![User { name: "demo".into(), secret: UserSecret::Password("demo-password".into()) }]);
+    let demo = User { name: "demo".into(), secret: UserSecret::Password("demo-password".into()) };
+    assert_eq!(c.users, vec![demo]);
     assert_eq!((c.default_lifetime, c.max_lifetime), (600, 3600));
     assert_eq!((c.user_quota, c.total_quota), (0, 0));
     assert!(c.allowed_peers.is_empty() && c.denied_peers.is_empty());
@@ -53,11 +74,13 @@ fn embedded_default_is_what_the_file_says() {
 fn defaults_apply_to_missing_tables_and_keys() {
     let c = parse(AUTH).unwrap();
     let shipped = Config::embedded_default();
-    assert_eq!(c.listen, shipped.listen);
-    assert_eq!(c.relay_ip, shipped.relay_ip);
-    assert_eq!((c.min_port, c.max_port, c.nonce_lifetime), (49152, 65535, 600));
+    assert_eq!((c.listen, c.relay_ip), (shipped.listen, shipped.relay_ip));
+    assert_eq!((c.min_port, c.max_port, c.workers), (49152, 65535, shipped.workers));
+    assert_eq!((c.log_level.as_str(), c.realm.as_str()), ("info", "turnd.local"));
+    assert_eq!((c.rest_separator, c.nonce_lifetime), (':', 600));
     assert_eq!((c.default_lifetime, c.max_lifetime), (600, 3600));
-    assert!(c.users.is_empty());
+    assert_eq!((c.user_quota, c.total_quota), (0, 0));
+    assert!(c.users.is_empty() && c.allowed_peers.is_empty() && c.denied_peers.is_empty());
 }
 
 #[test]
@@ -68,7 +91,7 @@ fn debug_redacts_secrets() {
     for secret in [DEMO_SECRET, "demo-password", "171", "abab", "0xab"] {
         assert!(!shown.contains(secret), "{secret} leaked: {shown}");
     }
-    assert!(shown.contains("turnd.local") && shown.contains("redacted"));
+    assert!(shown.contains("turnd.local") && shown.contains("redacted"), "{shown}");
     let o = Overrides { auth_secrets: vec!["topsecret".into()], users: vec!["u:pw123".into()], ..Overrides::default() };
     let shown = format!("{o:?}");
     assert!(!shown.contains("topsecret") && !shown.contains("pw123"), "{shown}");
@@ -76,118 +99,139 @@ fn debug_redacts_secrets() {
 
 #[test]
 fn unknown_keys_name_the_key_table_and_line() {
-    let cases = [
-        ("lisen = 1\n[server]\n", "`lisen`", "the top level", 1),
-        ("[server]\nlisten = [\"127.0.0.1:3478\"]\nlisen = 1\n", "`lisen`", "[server]", 3),
-        ("[auth]\nrealm = \"r\"\n\nsecret = [\"x\"]\n", "`secret`", "[auth]", 4),
+    #[rustfmt::skip]
+    let cases: [(&[&str], &str, &str, usize); 8] = [
+        (&["lisen = 1", "[server]"], "lisen", "the top level", 1),
+        (&["[server]", "listen = ['127.0.0.1:3478']", "lisen = 1"], "lisen", "[server]", 3),
+        (&["[auth]", "realm = 'r'", "", "secret = ['x']"], "secret", "[auth]", 4),
         (
-            "[auth]\n[[auth.users]]\nname = \"a\"\n[[auth.users]]\nname = \"b\"\npasswd = \"p\"\n",
-            "`passwd`",
-            "[[auth.users]]",
-            6,
+            &["[[auth.users]]", "name = 'a'", "password = 'p'", "[[auth.users]]", "passwd = 'p'"],
+            "passwd", "[[auth.users]]", 5,
         ),
-        ("[allocation]\nlifetime = 5\n", "`lifetime`", "[allocation]", 2),
-        ("[server]\n[peers]\nallowed = []\nallow = []\n", "`allow`", "[peers]", 4),
-        ("server.lisen = 1\n", "`lisen`", "[server]", 1),
-        ("[auth]\nusers = [{ name = \"a\", pass = \"b\" }]\n", "`pass`", "[[auth.users]]", 2),
+        (&["[auth]", "users = [{ name = 'a', pass = 'b' }]"], "pass", "[[auth.users]]", 2),
+        (&["[allocation]", "lifetime = 5"], "lifetime", "[allocation]", 2),
+        (&["[server]", "[peers]", "allowed = []", "allow = []"], "allow", "[peers]", 4),
+        (&["server.lisen = 1"], "lisen", "[server]", 1),
     ];
-    for (text, key, table, line) in cases {
-        let (got_line, message) = parse_error_of(text);
-        assert_eq!(got_line, line, "{text}: {message}");
-        assert!(message.contains(&format!("unknown key {key} in {table}")), "{message}");
-        assert!(message.contains("expected one of"), "{message}");
+    for (lines, key, table, line) in cases {
+        let (got_line, message) = parse_error_of(&doc(lines));
+        assert_eq!(got_line, line, "{lines:?}: {message}");
+        let expected = format!("unknown key `{key}` in {table} (expected one of `");
+        assert!(message.starts_with(&expected), "{message}");
     }
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
-    assert!(
-        err.starts_with("t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, `relay-ip`"),
-        "{err}"
-    );
+    let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
+                    `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`)";
+    assert_eq!(err, expected);
 }
 
 #[test]
 fn type_errors_name_the_key_and_line() {
-    let cases = [
-        ("[server]\n\nmin-port = \"a\"\n", "server.min-port", 3, "expected an integer"),
-        ("[auth]\nrealm = 5\n", "auth.realm", 2, "expected a string"),
-        ("[auth]\nsecrets = \"x\"\n", "auth.secrets", 2, "expected an array"),
-        ("[[auth.users]]\nname = \"a\"\n[[auth.users]]\nname = 7\n", "auth.users[1].name", 4, "string"),
-        ("allocation.user-quota = true\n", "allocation.user-quota", 1, "integer"),
+    #[rustfmt::skip]
+    let cases: [(&[&str], &str, usize, &str); 5] = [
+        (&["[server]", "", "min-port = 'a'"], "server.min-port", 3, "expected an integer"),
+        (&["[auth]", "realm = 5"], "auth.realm", 2, "expected a string"),
+        (&["[auth]", "secrets = 'x'"], "auth.secrets", 2, "expected an array"),
+        (
+            &["[[auth.users]]", "name = 'a'", "[[auth.users]]", "name = 7"],
+            "auth.users[1].name", 4, "expected a string",
+        ),
+        (&["allocation.user-quota = true"], "allocation.user-quota", 1, "expected an integer"),
     ];
-    for (text, key, line, what) in cases {
-        let (got_line, message) = parse_error_of(text);
-        assert_eq!(got_line, line, "{text}: {message}");
+    for (lines, key, line, what) in cases {
+        let (got_line, message) = parse_error_of(&doc(lines));
+        assert_eq!(got_line, line, "{lines:?}: {message}");
         assert!(message.starts_with(&format!("{key}: ")), "{message}");
         assert!(message.contains(what), "{message}");
     }
     // Inside an array the key cannot be told, but the line still is.
-    assert_eq!(parse_error_of("[server]\nlisten = [\n  \"a:1\",\n  2,\n]\n").0, 4);
-    // Syntax errors have a line too.
+    assert_eq!(parse_error_of(&doc(&["[server]", "listen = [", "  'a:1',", "  2,", "]"])).0, 4);
+    // Syntax errors and duplicate keys have a line too.
     assert_eq!(parse_error_of("[server]\nmin-port = 1\n[auth\n").0, 3);
     assert_eq!(parse_error_of("[server]\nmin-port = 1\nmin-port = 2\n").0, 3);
 }
 
 #[test]
 fn validation_errors_name_the_key_and_line() {
-    let users = |body: &str| format!("{AUTH}[[auth.users]]\nname = \"a\"\npassword = \"p\"\n\n[[auth.users]]\n{body}");
+    const USER_A: [&str; 4] = ["[[auth.users]]", "name = 'a'", "password = 'p'", "[[auth.users]]"];
+    fn user_b<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+        [&USER_A[..], rest].concat()
+    }
+    let hex = "key = '0123456789abcdef0123456789abcdef'";
+    let bad_hex = "key = '0x0123456789abcdef0123456789abcdeg'";
     #[rustfmt::skip]
-    let cases: Vec<(String, &str, Option<usize>)> = vec![
+    let cases: Vec<(Vec<&str>, &str, Option<usize>)> = vec![
         // [server]
-        (format!("[server]\nlisten = []\n{AUTH}"), "server.listen", Some(2)),
-        (format!("[server]\nlisten = [\"127.0.0.1:1\",\n \"nonsense\"]\n{AUTH}"), "server.listen[1]", Some(3)),
-        (format!("[server]\nlisten = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n{AUTH}"), "server.listen[1]", Some(2)),
-        (format!("[server]\nlisten = [\"0.0.0.0:3478\"]\n{AUTH}"), "server.relay-ip", Some(2)),
-        (format!("[server]\nlisten = [\"[::]:3478\"]\n{AUTH}"), "server.relay-ip", Some(2)),
-        (format!("[server]\nrelay-ip = \"1.2.3\"\n{AUTH}"), "server.relay-ip", Some(2)),
-        (format!("[server]\nrelay-ip = \"0.0.0.0\"\n{AUTH}"), "server.relay-ip", Some(2)),
-        (format!("[server]\nexternal-ip = \"203.0.113.1/10.0.0.1/3\"\n{AUTH}"), "server.external-ip", Some(2)),
-        (format!("[server]\nexternal-ip = \"0.0.0.0\"\n{AUTH}"), "server.external-ip", Some(2)),
-        (format!("[server]\nexternal-ip = \"2001:db8::1\"\n{AUTH}"), "server.external-ip", Some(2)),
-        (format!("[server]\nrelay-ip = \"10.0.0.2\"\nexternal-ip = \"203.0.113.1/10.0.0.1\"\n{AUTH}"), "server.external-ip", Some(3)),
-        (format!("[server]\nlisten = [\"10.0.0.5:3478\"]\nrelay-ip = \"127.0.0.1\"\n{AUTH}"), "server.relay-ip", Some(3)),
-        (format!("[server]\nlisten = [\"127.0.0.1:3478\", \"10.0.0.5:3478\"]\n{AUTH}"), "server.relay-ip", None),
-        (format!("[server]\nmin-port = 0\n{AUTH}"), "server.min-port", Some(2)),
-        (format!("[server]\nmax-port = 65536\n{AUTH}"), "server.max-port", Some(2)),
-        (format!("[server]\nmin-port = 60000\nmax-port = 50000\n{AUTH}"), "server.min-port", Some(2)),
-        (format!("[server]\n\nmax-port = 1000\n{AUTH}"), "server.max-port", Some(3)),
-        (format!("[server]\nworkers = 1025\n{AUTH}"), "server.workers", Some(2)),
-        (format!("[server]\nworkers = -1\n{AUTH}"), "server.workers", Some(2)),
-        (format!("[server]\nlog-level = \"turnd=loud\"\n{AUTH}"), "server.log-level", Some(2)),
-        (format!("[server]\nlog-level = \"\"\n{AUTH}"), "server.log-level", Some(2)),
+        (vec!["[server]", "listen = []"], "server.listen", Some(2)),
+        (vec!["[server]", "listen = ['127.0.0.1:1',", " 'nonsense']"], "server.listen[1]", Some(3)),
+        (vec!["[server]", "listen = ['127.0.0.1:1', '127.0.0.1:1']"], "server.listen[1]", Some(2)),
+        (vec!["[server]", "listen = ['0.0.0.0:3478']"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "listen = ['[::]:3478']"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "relay-ip = '1.2.3'"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "relay-ip = '0.0.0.0'"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "relay-ip = '224.0.0.1'"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "listen = ['10.0.0.5:1']", "relay-ip='::1'"], "server.relay-ip", Some(3)),
+        (vec!["[server]", "listen = ['127.0.0.1:1', '10.0.0.5:1']"], "server.relay-ip", None),
+        (vec!["[server]", "external-ip = '203.0.113.1/10.0.0.1/3'"], "server.external-ip", Some(2)),
+        (vec!["[server]", "external-ip = '0.0.0.0'"], "server.external-ip", Some(2)),
+        (vec!["[server]", "external-ip = '2001:db8::1'"], "server.external-ip", Some(2)),
+        (vec!["[server]", "external-ip = '203.0.113.1/fd00::1'"], "server.external-ip", Some(2)),
+        (
+            vec!["[server]", "relay-ip = '10.0.0.2'", "external-ip = '203.0.113.1/10.0.0.1'"],
+            "server.external-ip", Some(3),
+        ),
+        (vec!["[server]", "min-port = 0"], "server.min-port", Some(2)),
+        (vec!["[server]", "max-port = 65536"], "server.max-port", Some(2)),
+        (vec!["[server]", "min-port = 60000", "max-port = 50000"], "server.min-port", Some(2)),
+        (vec!["[server]", "", "max-port = 1000"], "server.max-port", Some(3)),
+        (vec!["[server]", "workers = 1025"], "server.workers", Some(2)),
+        (vec!["[server]", "workers = -1"], "server.workers", Some(2)),
+        (vec!["[server]", "log-level = 'turnd=loud'"], "server.log-level", Some(2)),
+        (vec!["[server]", "log-level = ''"], "server.log-level", Some(2)),
         // [auth]
-        (format!("{AUTH}realm = \"\"\n"), "auth.realm", Some(3)),
-        (format!("{AUTH}realm = \"{}\"\n", "r".repeat(128)), "auth.realm", Some(3)),
-        (format!("{AUTH}rest-separator = \"::\"\n"), "auth.rest-separator", Some(3)),
-        (format!("{AUTH}rest-separator = \"\"\n"), "auth.rest-separator", Some(3)),
-        (format!("{AUTH}rest-separator = \"7\"\n"), "auth.rest-separator", Some(3)),
-        (format!("{AUTH}nonce-lifetime = 0\n"), "auth.nonce-lifetime", Some(3)),
-        (format!("{AUTH}nonce-lifetime = 86401\n"), "auth.nonce-lifetime", Some(3)),
-        ("[auth]\nsecrets = [\"a\", \"\"]\n".to_owned(), "auth.secrets[1]", Some(2)),
-        ("[auth]\nsecrets = []\n".to_owned(), "auth.secrets", Some(2)),
-        ("[auth]\nrealm = \"r\"\n".to_owned(), "auth.secrets", None),
-        (users("name = \"b\"\nkey = \"0x1234\"\n"), "auth.users[1].key", Some(9)),
-        (users("name = \"b\"\nkey = \"0x0123456789abcdef0123456789abcdeg\"\n"), "auth.users[1].key", Some(9)),
-        (users("name = \"b\"\npassword = \"p\"\nkey = \"0123456789abcdef0123456789abcdef\"\n"), "auth.users[1].key", Some(10)),
-        (users("name = \"b\"\n"), "auth.users[1]", Some(7)),
-        (users("password = \"p\"\n"), "auth.users[1].name", Some(7)),
-        (users("name = \"\"\npassword = \"p\"\n"), "auth.users[1].name", Some(8)),
-        (users("name = \"a\"\npassword = \"q\"\n"), "auth.users[1].name", Some(8)),
-        (users("name = \"b\"\npassword = \"\"\n"), "auth.users[1].password", Some(9)),
+        (vec!["[auth]", "secrets = ['s']", "realm = ''"], "auth.realm", Some(3)),
+        (vec!["[auth]", "secrets = ['s']", "realm = \"a\\tb\""], "auth.realm", Some(3)),
+        (vec!["[auth]", "secrets=['s']", "rest-separator = '--'"], "auth.rest-separator", Some(3)),
+        (vec!["[auth]", "secrets = ['s']", "rest-separator = ''"], "auth.rest-separator", Some(3)),
+        (vec!["[auth]", "secrets = ['s']", "rest-separator = '7'"], "auth.rest-separator", Some(3)),
+        (vec!["[auth]", "secrets = ['s']", "nonce-lifetime = 0"], "auth.nonce-lifetime", Some(3)),
+        (vec!["[auth]", "secrets=['s']", "nonce-lifetime = 99999"], "auth.nonce-lifetime", Some(3)),
+        (vec!["[auth]", "secrets = ['a', '']"], "auth.secrets[1]", Some(2)),
+        (vec!["[auth]", "secrets = []"], "auth.secrets", Some(2)),
+        (vec!["[auth]", "realm = 'r'"], "auth.secrets", None),
+        (user_b(&["name = 'b'", "key = '0x1234'"]), "auth.users[1].key", Some(6)),
+        (user_b(&["name = 'b'", bad_hex]), "auth.users[1].key", Some(6)),
+        (user_b(&["name = 'b'", "password = 'p'", hex]), "auth.users[1].key", Some(7)),
+        (user_b(&["name = 'b'"]), "auth.users[1]", Some(4)),
+        (user_b(&["password = 'p'"]), "auth.users[1].name", Some(4)),
+        (user_b(&["name = ''", "password = 'p'"]), "auth.users[1].name", Some(5)),
+        (user_b(&["name = 'a'", "password = 'q'"]), "auth.users[1].name", Some(5)),
+        (user_b(&["name = 'b'", "password = ''"]), "auth.users[1].password", Some(6)),
         // the demo credentials off loopback
-        (format!("[server]\nlisten = [\"127.0.0.1:3478\", \"10.0.0.5:3478\"]\nrelay-ip = \"10.0.0.5\"\n[auth]\nsecrets = [\"x\",\n  \"{DEMO_SECRET}\"]\n"), "auth.secrets[1]", Some(6)),
-        (format!("[server]\nlisten = [\"0.0.0.0:3478\"]\nrelay-ip = \"10.0.0.5\"\n{AUTH}[[auth.users]]\nname = \"demo\"\npassword = \"x\"\n"), "auth.users[0]", Some(6)),
+        (
+            vec!["[server]", "listen = ['127.0.0.1:1', '10.0.0.5:1']", "relay-ip = '10.0.0.5'",
+                 "[auth]", "secrets = ['x',", "  'turnd-demo-secret']"],
+            "auth.secrets[1]", Some(6),
+        ),
+        (
+            vec!["[server]", "listen = ['0.0.0.0:3478']", "relay-ip = '10.0.0.5'",
+                 "[[auth.users]]", "name = 'demo'", "password = 'x'"],
+            "auth.users[0]", Some(4),
+        ),
         // [allocation]
-        (format!("{AUTH}[allocation]\ndefault-lifetime = 0\n"), "allocation.default-lifetime", Some(4)),
-        (format!("{AUTH}[allocation]\ndefault-lifetime = 4000\n"), "allocation.default-lifetime", Some(4)),
-        (format!("{AUTH}[allocation]\nmax-lifetime = 300\n"), "allocation.max-lifetime", Some(4)),
-        (format!("{AUTH}[allocation]\nmax-lifetime = 0\n"), "allocation.max-lifetime", Some(4)),
-        (format!("{AUTH}[allocation]\nmax-lifetime = 86401\n"), "allocation.max-lifetime", Some(4)),
-        (format!("{AUTH}[allocation]\nuser-quota = -1\n"), "allocation.user-quota", Some(4)),
-        (format!("{AUTH}[allocation]\ntotal-quota = 4294967296\n"), "allocation.total-quota", Some(4)),
+        (vec!["[allocation]", "default-lifetime = 0"], "allocation.default-lifetime", Some(2)),
+        (vec!["[allocation]", "default-lifetime = 4000"], "allocation.default-lifetime", Some(2)),
+        (vec!["[allocation]", "max-lifetime = 300"], "allocation.max-lifetime", Some(2)),
+        (vec!["[allocation]", "max-lifetime = 0"], "allocation.max-lifetime", Some(2)),
+        (vec!["[allocation]", "max-lifetime = 86401"], "allocation.max-lifetime", Some(2)),
+        (vec!["[allocation]", "user-quota = -1"], "allocation.user-quota", Some(2)),
+        (vec!["[allocation]", "total-quota = 4294967296"], "allocation.total-quota", Some(2)),
         // [peers]
-        (format!("{AUTH}[peers]\nallowed = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"), "peers.allowed[1]", Some(4)),
-        (format!("{AUTH}[peers]\ndenied = [\n\"example.com\"]\n"), "peers.denied[0]", Some(5)),
+        (vec!["[peers]", "allowed = ['10.0.0.0/8', '10.0.0.0/33']"], "peers.allowed[1]", Some(2)),
+        (vec!["[peers]", "denied = [", "'example.com']"], "peers.denied[0]", Some(3)),
     ];
-    for (text, key, line) in cases {
+    for (lines, key, line) in cases {
+        let text = doc(&lines);
         let (got_key, got_line, reason) = invalid_of(&text);
         assert_eq!((got_key.as_str(), got_line), (key, line), "{text}\n=> {reason}");
         assert!(!reason.is_empty());
@@ -196,88 +240,104 @@ fn validation_errors_name_the_key_and_line() {
 
 #[test]
 fn error_messages_read_well() {
-    let err = parse(&format!("[server]\nmin-port = 0\n{AUTH}")).unwrap_err().to_string();
+    let err = parse(&doc(&["[server]", "min-port = 0"])).unwrap_err().to_string();
     assert_eq!(err, "t.toml:2: server.min-port: 0 is out of range 1..=65535");
-    let err = parse("[server]\nlisten = [\"0.0.0.0:3478\"]\n[auth]\nsecrets = [\"turnd-demo-secret\"]\nrelay-ip = 1\n");
-    assert!(matches!(err, Err(ConfigError::Parse { line: 5, .. })));
-    let err = parse(
-        "[server]\nlisten = [\"0.0.0.0:3478\"]\nrelay-ip = \"10.0.0.5\"\n[auth]\nsecrets = [\"turnd-demo-secret\"]\n",
-    )
-    .unwrap_err()
-    .to_string();
+    let text = doc(&["[server]", "listen = ['0.0.0.0:3478']", "relay-ip = '10.0.0.5'", "[auth]"]);
+    let err = parse(&(text + "secrets = ['turnd-demo-secret']\n")).unwrap_err().to_string();
     assert!(err.starts_with("t.toml:5: auth.secrets[0]: the demo secret"), "{err}");
     assert!(err.contains("replace it"), "{err}");
-    let err = parse("[server]\nlisten = [\"0.0.0.0:3478\"]\n[auth]\nsecrets = [\"x\"]\n").unwrap_err().to_string();
+    let err = parse(&doc(&["[server]", "listen = ['0.0.0.0:3478']"])).unwrap_err().to_string();
     assert!(err.starts_with("t.toml:2: server.relay-ip: required"), "{err}");
+    let err = parse(&doc(&["[[auth.users]]", "name = 'b'", "key = 'zz'"])).unwrap_err();
+    assert!(err.to_string().starts_with("t.toml:3: auth.users[0].key: must be 32 hex"), "{err}");
 }
 
 #[test]
 fn relay_ip_resolution() {
-    let c = parse(&format!("[server]\nlisten = [\"10.1.2.3:3478\", \"127.0.0.1:3478\"]\n{AUTH}")).unwrap();
-    assert_eq!(c.relay_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
-    let c = parse(&format!("[server]\nlisten = [\"0.0.0.0:3478\"]\nrelay-ip = \"10.0.0.5\"\n{AUTH}")).unwrap();
-    assert_eq!(c.relay_ip, "10.0.0.5".parse::<IpAddr>().unwrap());
+    let c = ok(&["[server]", "listen = ['10.1.2.3:3478', '10.1.2.4:3478']"]);
+    assert_eq!(c.relay_ip, ip("10.1.2.3"));
+    let c = ok(&["[server]", "listen = ['0.0.0.0:3478']", "relay-ip = '10.0.0.5'"]);
+    assert_eq!(c.relay_ip, ip("10.0.0.5"));
     // PUBLIC/PRIVATE sets relay-ip to PRIVATE.
-    let text = format!("[server]\nlisten = [\"0.0.0.0:3478\"]\nexternal-ip = \"203.0.113.10/10.0.0.5\"\n{AUTH}");
-    let c = parse(&text).unwrap();
-    assert_eq!(c.relay_ip, "10.0.0.5".parse::<IpAddr>().unwrap());
-    assert_eq!(c.external_ip, Some("203.0.113.10".parse().unwrap()));
+    let c = ok(&["[server]", "listen = ['0.0.0.0:3478']", "external-ip = '203.0.113.10/10.0.0.5'"]);
+    assert_eq!((c.relay_ip, c.external_ip), (ip("10.0.0.5"), Some(ip("203.0.113.10"))));
     // An explicit relay-ip equal to PRIVATE is fine; PUBLIC alone keeps the listen IP.
-    let text = format!("[server]\nlisten = [\"10.0.0.5:3478\"]\nrelay-ip = \"10.0.0.5\"\nexternal-ip = \"203.0.113.10/10.0.0.5\"\n{AUTH}");
-    assert_eq!(parse(&text).unwrap().relay_ip, "10.0.0.5".parse::<IpAddr>().unwrap());
-    let text = format!("[server]\nlisten = [\"10.0.0.5:3478\"]\nexternal-ip = \"203.0.113.10\"\n{AUTH}");
-    let c = parse(&text).unwrap();
-    assert_eq!((c.relay_ip, c.external_ip), ("10.0.0.5".parse().unwrap(), Some("203.0.113.10".parse().unwrap())));
-    // IPv6 listen.
-    let c = parse(&format!("[server]\nlisten = [\"[::1]:3478\"]\n{AUTH}")).unwrap();
-    assert_eq!(c.relay_ip, "::1".parse::<IpAddr>().unwrap());
+    let c = ok(&[
+        "[server]",
+        "listen = ['10.0.0.5:3478']",
+        "relay-ip = '10.0.0.5'",
+        "external-ip = '203.0.113.10/10.0.0.5'",
+    ]);
+    assert_eq!(c.relay_ip, ip("10.0.0.5"));
+    let c = ok(&["[server]", "listen = ['10.0.0.5:3478']", "external-ip = '203.0.113.10'"]);
+    assert_eq!((c.relay_ip, c.external_ip), (ip("10.0.0.5"), Some(ip("203.0.113.10"))));
+    // A loopback relay is fine behind an external IP; IPv6 works like IPv4.
+    let c = ok(&["[server]", "listen = ['0.0.0.0:1']", "external-ip = '203.0.113.1/127.0.0.1'"]);
+    assert_eq!(c.relay_ip, ip("127.0.0.1"));
+    assert_eq!(ok(&["[server]", "listen = ['[::1]:3478']"]).relay_ip, ip("::1"));
 }
 
 #[test]
 fn demo_credentials_only_on_loopback() {
-    let text = format!("[server]\nlisten = [\"127.0.0.1:3478\", \"[::1]:3478\"]\n[auth]\nsecrets = [\"{DEMO_SECRET}\"]\n[[auth.users]]\nname = \"demo\"\npassword = \"x\"\n");
-    assert!(parse(&text).is_ok());
-    let o = Overrides { listen: vec!["0.0.0.0:3478".into()], relay_ip: Some("10.0.0.5".into()), ..Default::default() };
+    let c = ok(&[
+        "[server]",
+        "listen = ['127.0.0.1:3478', '[::1]:3478']",
+        "[auth]",
+        "secrets = ['turnd-demo-secret']",
+        "[[auth.users]]",
+        "name = 'demo'",
+        "password = 'x'",
+    ]);
+    assert_eq!((c.secrets.len(), c.users.len()), (1, 1));
+    // The shipped file with a public listen address: the demo secret is refused first...
     let mut raw = RawConfig::parse(Config::EMBEDDED, EMBEDDED_ORIGIN).unwrap();
+    let o = Overrides { listen: vec!["0.0.0.0:3478".into()], relay_ip: Some("10.0.0.5".into()), ..Default::default() };
     o.apply(&mut raw).unwrap();
     match raw.clone().validate() {
         Err(ConfigError::Invalid { origin, key, line: Some(_), reason }) => {
             assert_eq!((origin.as_str(), key.as_str()), (EMBEDDED_ORIGIN, "auth.secrets[0]"));
-            assert!(reason.contains("replace it"));
+            assert!(reason.contains("replace it"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
+    // ...then, once the secret is replaced, the demo user...
     let o = Overrides { auth_secrets: vec!["fresh".into()], ..Default::default() };
     o.apply(&mut raw).unwrap();
     match raw.clone().validate() {
         Err(ConfigError::Invalid { key, reason, .. }) => {
             assert_eq!(key, "auth.users[0]");
-            assert!(reason.contains("replace it"));
+            assert!(reason.contains("replace it"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
+    // ...and with both replaced the result is valid.
     let o = Overrides { users: vec!["alice:pw".into()], ..Default::default() };
     o.apply(&mut raw).unwrap();
     let c = raw.validate().unwrap();
-    assert_eq!(c.users, vec![User { name: "alice".into(), secret: UserSecret::Password("pw".into()) }]);
+    let alice = User { name: "alice".into(), secret: UserSecret::Password("pw".into()) };
+    assert_eq!((c.users, c.secrets), (vec![alice], vec!["fresh".to_owned()]));
 }
 
 #[test]
 fn user_keys_parse() {
-    let text = format!("{AUTH}[[auth.users]]\nname = \"k\"\nkey = \"0x000102030405060708090a0b0c0d0E0F\"\n[[auth.users]]\nname = \"l\"\nkey = \"ffffffffffffffffffffffffffffffff\"\n");
-    let c = parse(&text).unwrap();
+    let c = ok(&[
+        "[[auth.users]]",
+        "name = 'k'",
+        "key = '0x000102030405060708090a0b0c0d0E0F'",
+        "[[auth.users]]",
+        "name = 'l'",
+        "key = 'ffffffffffffffffffffffffffffffff'",
+    ]);
     let expected: [u8; 16] = std::array::from_fn(|i| i as u8);
     assert_eq!(c.users[0].secret, UserSecret::Key(expected));
     assert_eq!(c.users[1].secret, UserSecret::Key([0xff; 16]));
     assert_eq!(parse_key("+f0102030405060708090a0b0c0d0e0f"), None);
+    assert_eq!(parse_key("0x0102030405060708090a0b0c0d0e0f"), None);
 }
 
 #[test]
 fn peers_parse_cidrs_and_ips() {
-    let text = format!(
-        "{AUTH}[peers]\nallowed = [\"10.1.2.3/8\", \"192.168.1.7\", \"fd00::/8\"]\ndenied = [\"203.0.113.0/24\"]\n"
-    );
-    let c = parse(&text).unwrap();
+    let c = ok(&["[peers]", "allowed = ['10.1.2.3/8', '192.168.1.7', 'fd00::/8']", "denied = ['203.0.113.0/24']"]);
     let nets = |v: &[&str]| v.iter().map(|s| s.parse::<IpNet>().unwrap()).collect::<Vec<_>>();
     assert_eq!(c.allowed_peers, nets(&["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]));
     assert_eq!(c.denied_peers, nets(&["203.0.113.0/24"]));
@@ -285,8 +345,8 @@ fn peers_parse_cidrs_and_ips() {
 
 #[test]
 fn workers_zero_resolves_to_at_least_one() {
-    assert!(parse(&format!("[server]\nworkers = 0\n{AUTH}")).unwrap().workers >= 1);
-    assert_eq!(parse(&format!("[server]\nworkers = 3\n{AUTH}")).unwrap().workers, 3);
+    assert!(ok(&["[server]", "workers = 0"]).workers >= 1);
+    assert_eq!(ok(&["[server]", "workers = 3"]).workers, 3);
 }
 
 fn load_text(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
@@ -297,10 +357,17 @@ fn load_text(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
 
 #[test]
 fn overrides_replace_lists_and_scalars() {
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:3478\", \"127.0.0.2:3478\"]\n[auth]\nsecrets = [\"a\", \"b\"]\n\
-         [[auth.users]]\nname = \"u\"\npassword = \"p\"\n[peers]\nallowed = [\"10.0.0.0/8\"]\n"
-    );
+    let text = doc(&[
+        "[server]",
+        "listen = ['127.0.0.1:3478', '127.0.0.2:3478']",
+        "[auth]",
+        "secrets = ['a', 'b']",
+        "[[auth.users]]",
+        "name = 'u'",
+        "password = 'p'",
+        "[peers]",
+        "allowed = ['10.0.0.0/8']",
+    ]);
     let o = Overrides {
         listen: vec!["127.0.0.9:4000".into()],
         realm: Some("example.org".into()),
@@ -316,61 +383,76 @@ fn overrides_replace_lists_and_scalars() {
     let c = load_text(&text, &o).unwrap();
     assert_eq!(c.listen, vec!["127.0.0.9:4000".parse::<SocketAddr>().unwrap()]);
     // The file's relay-ip came from the default rule, so it follows the new listen list.
-    assert_eq!(c.relay_ip, "127.0.0.9".parse::<IpAddr>().unwrap());
+    assert_eq!(c.relay_ip, ip("127.0.0.9"));
     assert_eq!(c.realm, "example.org");
     assert_eq!(c.secrets, vec!["c".to_owned()]);
-    assert_eq!(c.users[0], User { name: "x".into(), secret: UserSecret::Password("y:z".into()) });
-    assert_eq!(c.users.len(), 2);
-    assert_eq!(c.allowed_peers.len(), 2);
+    let x = User { name: "x".into(), secret: UserSecret::Password("y:z".into()) };
+    let v = User { name: "v".into(), secret: UserSecret::Password("w".into()) };
+    assert_eq!(c.users, vec![x, v]);
+    let nets: Vec<IpNet> = vec!["192.168.0.0/16".parse().unwrap(), "172.16.0.1/32".parse().unwrap()];
+    assert_eq!(c.allowed_peers, nets);
     assert_eq!((c.min_port, c.max_port, c.workers), (40000, 40100, 2));
     assert_eq!(c.log_level, "turnd=debug,warn");
     // An explicit relay-ip in the file is kept.
-    let text = format!("[server]\nrelay-ip = \"127.0.0.1\"\n{AUTH}");
-    assert_eq!(load_text(&text, &o).unwrap().relay_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
-    // --relay-ip and --external-ip.
+    let text = doc(&["[server]", "relay-ip = '127.0.0.1'"]);
+    assert_eq!(load_text(&text, &o).unwrap().relay_ip, ip("127.0.0.1"));
+    // --external-ip PUBLIC/PRIVATE with an unspecified --listen.
     let o = Overrides {
         listen: vec!["0.0.0.0:3478".into()],
         external_ip: Some("198.51.100.7/10.0.0.8".into()),
         ..Default::default()
     };
     let c = load_text(AUTH, &o).unwrap();
-    assert_eq!((c.relay_ip, c.external_ip), ("10.0.0.8".parse().unwrap(), Some("198.51.100.7".parse().unwrap())));
+    assert_eq!((c.relay_ip, c.external_ip), (ip("10.0.0.8"), Some(ip("198.51.100.7"))));
 }
 
 #[test]
 fn bad_overrides_name_the_flag() {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let some = |s: &str| Some(s.to_owned());
+    let d = Overrides::default;
+    #[rustfmt::skip]
     let cases: Vec<(Overrides, &str)> = vec![
-        (Overrides { listen: vec!["127.0.0.1".into()], ..Default::default() }, "--listen"),
-        (Overrides { listen: vec!["0.0.0.0:1".into()], ..Default::default() }, "server.relay-ip"),
-        (Overrides { relay_ip: Some("x".into()), ..Default::default() }, "--relay-ip"),
-        (Overrides { external_ip: Some("1.2.3.4/x".into()), ..Default::default() }, "--external-ip"),
-        (Overrides { realm: Some(String::new()), ..Default::default() }, "--realm"),
-        (Overrides { auth_secrets: vec![String::new()], ..Default::default() }, "--auth-secret"),
-        (Overrides { users: vec!["nocolon".into()], ..Default::default() }, "--user"),
-        (Overrides { users: vec![":pw".into()], ..Default::default() }, "--user"),
-        (Overrides { users: vec!["a:b".into(), "a:c".into()], ..Default::default() }, "--user"),
-        (Overrides { allow_peers: vec!["10/8".into()], ..Default::default() }, "--allow-peer"),
-        (Overrides { min_port: Some(0), ..Default::default() }, "--min-port"),
-        (Overrides { max_port: Some(u64::MAX), ..Default::default() }, "--max-port"),
-        (Overrides { min_port: Some(2000), max_port: Some(1000), ..Default::default() }, "--min-port"),
-        (Overrides { workers: Some(5000), ..Default::default() }, "--workers"),
-        (Overrides { log_level: Some("a=b=c".into()), ..Default::default() }, "--log-level"),
+        (Overrides { listen: strings(&["127.0.0.1"]), ..d() }, "--listen"),
+        (Overrides { listen: strings(&["127.0.0.1:1", "127.0.0.1:1"]), ..d() }, "--listen"),
+        (Overrides { relay_ip: some("x"), ..d() }, "--relay-ip"),
+        (Overrides { relay_ip: some("0.0.0.0"), ..d() }, "--relay-ip"),
+        (Overrides { external_ip: some("1.2.3.4/x"), ..d() }, "--external-ip"),
+        (Overrides { external_ip: some("1.2.3.4/10.0.0.1"), ..d() }, "--external-ip"),
+        (Overrides { realm: some(""), ..d() }, "--realm"),
+        (Overrides { auth_secrets: strings(&[""]), ..d() }, "--auth-secret"),
+        (Overrides { users: strings(&["nocolon"]), ..d() }, "--user"),
+        (Overrides { users: strings(&[":pw"]), ..d() }, "--user"),
+        (Overrides { users: strings(&["a:b", "a:c"]), ..d() }, "--user"),
+        (Overrides { allow_peers: strings(&["10/8"]), ..d() }, "--allow-peer"),
+        (Overrides { min_port: Some(0), ..d() }, "--min-port"),
+        (Overrides { max_port: Some(u64::MAX), ..d() }, "--max-port"),
+        (Overrides { min_port: Some(2000), max_port: Some(1000), ..d() }, "--min-port"),
+        (Overrides { max_port: Some(1000), ..d() }, "--max-port"),
+        (Overrides { workers: Some(5000), ..d() }, "--workers"),
+        (Overrides { log_level: some("a=b=c"), ..d() }, "--log-level"),
     ];
-    for (o, flag) in cases {
+    for (i, (o, flag)) in cases.into_iter().enumerate() {
         match load_with(None, &o) {
             Err(ConfigError::Invalid { origin, key, line, reason }) => {
-                assert_eq!(key, flag, "{o:?}: {reason}");
-                if flag.starts_with("--") {
-                    assert_eq!((origin.as_str(), line), (CLI_ORIGIN, None), "{o:?}");
-                }
+                assert_eq!(key, flag, "case {i}: {reason}");
+                assert_eq!((origin.as_str(), line), (CLI_ORIGIN, None), "case {i}");
             }
-            other => panic!("{o:?}: {other:?}"),
+            other => panic!("case {i}: {other:?}"),
         }
     }
-    // The default min-port with a too-low --max-port names the flag.
-    let o = Overrides { max_port: Some(1000), ..Default::default() };
-    let err = load_with(None, &o).unwrap_err().to_string();
-    assert!(err.starts_with("command line: --max-port: min-port 49152 is greater"), "{err}");
+    // The shipped relay-ip 127.0.0.1 cannot serve a public --listen: the error says so.
+    let o = Overrides { listen: strings(&["0.0.0.0:3478"]), ..d() };
+    match load_with(None, &o) {
+        Err(ConfigError::Invalid { origin, key, line: Some(_), reason }) => {
+            assert_eq!((origin.as_str(), key.as_str()), (EMBEDDED_ORIGIN, "server.relay-ip"));
+            assert!(reason.contains("--relay-ip"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = load_with(None, &Overrides { max_port: Some(1000), ..d() }).unwrap_err();
+    let expected = "command line: --max-port: min-port 49152 is greater than max-port 1000";
+    assert_eq!(err.to_string(), expected);
 }
 
 #[test]

@@ -173,11 +173,12 @@ impl<'a> Message<'a> {
                         msg.index[slot] = (value_at + 1) as u16;
                     }
                     Some(_) => {}
-                    None if attr::is_comprehension_required(t) => {
-                        if usize::from(msg.unknown_len) < MAX_UNKNOWN && !msg.unknown().contains(&t) {
-                            msg.unknown[usize::from(msg.unknown_len)] = t;
-                            msg.unknown_len += 1;
-                        }
+                    None if attr::is_comprehension_required(t)
+                        && usize::from(msg.unknown_len) < MAX_UNKNOWN
+                        && !msg.unknown().contains(&t) =>
+                    {
+                        msg.unknown[usize::from(msg.unknown_len)] = t;
+                        msg.unknown_len += 1;
                     }
                     None => {}
                 }

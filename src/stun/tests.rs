@@ -231,7 +231,7 @@ fn xor_addresses_round_trip_and_reject_bad_family_or_length() {
         let mut v = [0u8; 20];
         let n = attr::encode_address(addr, Some(&txid), &mut v);
         assert_eq!(attr::decode_xor_address(&v[..n], &txid).unwrap(), addr);
-        assert_eq!(attr::decode_address(&v[..n]).is_ok(), true);
+        assert!(attr::decode_address(&v[..n]).is_ok());
     }
     assert_eq!(attr::decode_xor_address(&[0, 3, 0, 0, 1, 2, 3, 4], &txid), Err(StunError::BadAddress));
     assert_eq!(attr::decode_xor_address(&[0, 1, 0, 0, 1, 2, 3], &txid), Err(StunError::BadAddress));

@@ -87,8 +87,7 @@ impl<R: Relay> Server<R> {
             channels: Vec::new(),
             relay,
         };
-        if let Err((InsertError::Exists, alloc)) = self.table.insert(alloc) {
-            self.table.release_quota(&alloc.username);
+        if let Err(InsertError::Exists) = self.table.insert(alloc) {
             return self.error(msg, out, ErrorCode::AllocationMismatch, key);
         }
         tracing::debug!(client = %tuple.client, %relayed, "allocation created");

@@ -187,14 +187,16 @@ impl<R> AllocationTable<R> {
         }
     }
 
-    /// Inserts an allocation whose quota was taken. On error the allocation is returned to the
-    /// caller untouched (drop it to close its relay).
-    pub fn insert(&self, alloc: Allocation<R>) -> Result<(), (InsertError, Allocation<R>)> {
+    /// Inserts an allocation whose quota was taken. On error the allocation is dropped (its
+    /// relay closed) and its quota released.
+    pub fn insert(&self, alloc: Allocation<R>) -> Result<(), InsertError> {
         let (id, tuple, port) = (alloc.id, alloc.tuple, alloc.relayed.port());
         {
             let mut shard = self.write(id.shard());
             if shard.by_tuple.contains_key(&tuple) {
-                return Err((InsertError::Exists, alloc));
+                drop(shard);
+                self.release_quota(&alloc.username);
+                return Err(InsertError::Exists);
             }
             shard.by_tuple.insert(tuple, id);
             shard.allocs.insert(id, alloc);

@@ -1,4 +1,6 @@
 //! Sans-IO tests of the TURN core: simulated time, fake relay sockets, no network.
+// The simulated clock starts at one real instant and is only ever advanced by the tests.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -212,7 +214,7 @@ impl Harness {
     }
 
     /// A datagram from `peer` arriving on the relay of `from`'s allocation.
-    fn from_peer(
+    fn peer_sends(
         &mut self,
         from: &FiveTuple,
         peer: SocketAddr,
@@ -264,7 +266,7 @@ fn allocate_relays_both_ways_with_send_and_data_indications() {
     assert_eq!(h.send(&t, &send_indication(public_peer(), b"hello")).0, Outcome::Relayed);
     assert_eq!(h.sent(), vec![(public_peer(), b"hello".to_vec())]);
 
-    let (to, bytes) = h.from_peer(&t, public_peer(), b"world").unwrap();
+    let (to, bytes) = h.peer_sends(&t, public_peer(), b"world").unwrap();
     assert_eq!(to, t);
     let msg = Message::parse(&bytes).expect("a well-formed Data indication");
     assert_eq!(msg.kind(), MessageType::new(Method::DATA, Class::Indication));
@@ -272,8 +274,8 @@ fn allocate_relays_both_ways_with_send_and_data_indications() {
     assert_eq!(msg.attr(attr::DATA).unwrap(), b"world");
     // Another port of the same IP is covered by the permission; another IP is not.
     let same_ip: SocketAddr = "8.8.8.8:9".parse().unwrap();
-    assert!(h.from_peer(&t, same_ip, b"x").is_ok());
-    assert_eq!(h.from_peer(&t, "8.8.4.4:9".parse().unwrap(), b"x").unwrap_err(), Discard::NoPermission);
+    assert!(h.peer_sends(&t, same_ip, b"x").is_ok());
+    assert_eq!(h.peer_sends(&t, "8.8.4.4:9".parse().unwrap(), b"x").unwrap_err(), Discard::NoPermission);
     assert_eq!(
         h.send(&t, &send_indication("8.8.4.4:9".parse().unwrap(), b"x")).0,
         Outcome::Dropped(Discard::NoPermission)
@@ -289,7 +291,7 @@ fn channels_carry_data_both_ways() {
     let (outcome, _) = h.send(&t, &[0x40, 0x01, 0x00, 0x03, b'a', b'b', b'c', 0]);
     assert_eq!(outcome, Outcome::Relayed);
     assert_eq!(h.sent(), vec![(public_peer(), b"abc".to_vec())]);
-    let (_, bytes) = h.from_peer(&t, public_peer(), b"reply").unwrap();
+    let (_, bytes) = h.peer_sends(&t, public_peer(), b"reply").unwrap();
     let cd = ChannelData::parse(&bytes).unwrap();
     assert_eq!((cd.channel, cd.payload), (0x4001, &b"reply"[..]));
     assert_eq!(bytes.len(), 4 + 5, "no padding on UDP");
@@ -304,7 +306,7 @@ fn channel_data_is_padded_on_streams() {
     t.transport = Transport::Tcp;
     let (creds, _) = h.allocate(&t, alice());
     assert_eq!(h.bind(&t, &creds, 0x4001, public_peer()), None);
-    let (_, bytes) = h.from_peer(&t, public_peer(), b"reply").unwrap();
+    let (_, bytes) = h.peer_sends(&t, public_peer(), b"reply").unwrap();
     assert_eq!(bytes.len(), 12);
     assert_eq!(&bytes[9..], &[0, 0, 0]);
 }
@@ -338,9 +340,9 @@ fn permissions_and_channels_expire_on_simulated_time() {
     assert_eq!(h.refresh(&t, &creds, 3600), None);
     assert_eq!(h.bind(&t, &creds, 0x4001, public_peer()), None);
     h.advance(Duration::from_secs(299));
-    assert!(h.from_peer(&t, public_peer(), b"x").is_ok());
+    assert!(h.peer_sends(&t, public_peer(), b"x").is_ok());
     h.advance(Duration::from_secs(2));
-    assert_eq!(h.from_peer(&t, public_peer(), b"x").unwrap_err(), Discard::NoPermission, "permission: 300 s");
+    assert_eq!(h.peer_sends(&t, public_peer(), b"x").unwrap_err(), Discard::NoPermission, "permission: 300 s");
     // The channel lives 600 s; refreshing the permission alone brings traffic back.
     assert_eq!(h.permit(&t, &creds, public_peer()), None);
     assert_eq!(h.send(&t, &[0x40, 0x01, 0, 1, 7, 0, 0, 0]).0, Outcome::Relayed);
