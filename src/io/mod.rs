@@ -45,9 +45,16 @@ pub fn run(config: Config) -> std::io::Result<()> {
         let ports = Arc::clone(&ports);
         let failed = failed_tx.clone();
         std::thread::Builder::new().name(format!("turnd-worker-{index}")).spawn(move || {
-            if let Err(e) = worker::run(index, server, ports, listeners) {
-                let _ = failed.send(e);
-            }
+            // A worker that stops would leave its SO_REUSEPORT sockets bound, and the kernel
+            // would keep hashing clients to them: the whole process stops instead.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::run(index, server, ports, listeners)));
+            let error = match result {
+                Ok(Ok(())) => std::io::Error::other(format!("worker {index} stopped")),
+                Ok(Err(e)) => e,
+                Err(_) => std::io::Error::other(format!("worker {index} panicked")),
+            };
+            let _ = failed.send(error);
         })?;
     }
     announce_ready(&bound)?;

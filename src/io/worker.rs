@@ -124,7 +124,7 @@ impl Worker {
                     let _ = socket.try_send_to(&tx[..n], client);
                 }
                 Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
-                Outcome::Done | Outcome::Relayed | Outcome::Dropped(_) => {}
+                Outcome::Relayed | Outcome::Dropped(_) => {}
             }
         }
         true
@@ -166,9 +166,11 @@ impl Worker {
                 self.server.table().with_id(id, |a| a.relay.recv_from(&mut buf[DATA_INDICATION_HEADROOM..end]));
             let (len, peer) = match received {
                 Some(Ok(received)) => received,
-                // Gone (the allocation ended), drained, or an ICMP error: stop for now.
-                Some(Err(e)) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => continue,
-                _ => return false,
+                // Drained (epoll says when more arrives), or the allocation has ended.
+                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return false,
+                None => return false,
+                // An ICMP error reported on this read, or EINTR: the next read goes on.
+                Some(Err(_)) => continue,
             };
             if let Ok((to, range)) = self.server.handle_peer(now, id, peer, buf, len) {
                 self.send_to_client(&to, &buf[range]);

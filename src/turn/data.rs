@@ -63,10 +63,12 @@ impl<R: Relay> Server<R> {
         payload: &[u8],
         out: &mut [u8],
     ) -> Outcome {
-        let internal = self.is_own_relayed_address(peer);
-        // A permission is per IP. One installed for turnd's own IP (to reach another allocation)
-        // must not reach other ports of this host: those go out only if the policy allows them.
-        if !internal && self.policy.check(peer.ip()).is_err() {
+        // A permission is per IP, and every permission passed the peer policy when it was
+        // installed, except one for turnd's own IP (allowed to reach another allocation). That
+        // one must not reach other ports of this host: they go out only if the policy allows.
+        let own_ip = self.is_own_ip(peer.ip());
+        let internal = own_ip && self.table.by_relayed_port(peer.port()).is_some();
+        if own_ip && !internal && self.policy.check(peer.ip()).is_err() {
             return Outcome::Dropped(Discard::NoPermission);
         }
         let route = self.table.with(tuple, |a| {

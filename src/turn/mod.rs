@@ -90,8 +90,6 @@ pub trait RelayProvider {
 /// What the IO shell must do after [`Server::handle_client`] or [`Server::handle_peer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Nothing to send (the packet was consumed or dropped).
-    Done,
     /// Send `out[..len]` back to the client that sent the packet.
     Reply(usize),
     /// The payload went out of a relay socket to a peer.
@@ -178,12 +176,6 @@ impl ErrorCode {
             ErrorCode::AllocationQuotaReached => "Allocation Quota Reached",
             ErrorCode::InsufficientCapacity => "Insufficient Capacity",
         }
-    }
-}
-
-impl From<crate::stun::StunError> for ErrorCode {
-    fn from(_: crate::stun::StunError) -> Self {
-        ErrorCode::BadRequest
     }
 }
 
@@ -377,13 +369,16 @@ impl<R: Relay> Server<R> {
         SocketAddr::new(self.config.external_ip.unwrap_or(self.config.relay_ip), port)
     }
 
-    /// Whether `addr` is the relayed address of a live allocation of this server, in its
-    /// private (relay-ip) or advertised (external-ip) form.
+    /// Whether `ip` is turnd's own relay IP, in its private (relay-ip) or advertised
+    /// (external-ip) form.
+    fn is_own_ip(&self, ip: IpAddr) -> bool {
+        let ip = policy::canonical(ip);
+        ip == policy::canonical(self.config.relay_ip) || self.config.external_ip.map(policy::canonical) == Some(ip)
+    }
+
+    /// Whether `addr` is the relayed address of a live allocation of this server.
     fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
-        let ip = policy::canonical(addr.ip());
-        let own_ip =
-            ip == policy::canonical(self.config.relay_ip) || self.config.external_ip.map(policy::canonical) == Some(ip);
-        own_ip && self.table.by_relayed_port(addr.port()).is_some()
+        self.is_own_ip(addr.ip()) && self.table.by_relayed_port(addr.port()).is_some()
     }
 }
 
