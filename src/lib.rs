@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod config;
 pub mod io;
+pub mod stats;
 pub mod stun;
 pub mod turn;

@@ -125,7 +125,7 @@ fn relaying_allocates_nothing_per_packet() {
     let counted = allocations_during(|| {
         for _ in 0..1000 {
             let outcome = server.handle_client(now, &tuple, &channel_data, &mut NullPorts, &mut out);
-            assert_eq!(outcome, Outcome::Relayed);
+            assert_eq!(outcome, Outcome::Relayed { bytes: 1200 });
             // Peer → client as ChannelData (bound peer) and as a Data indication (same IP, other port).
             assert!(server.handle_peer(now, id, peer, &mut peer_buf, 1200).is_ok());
             assert!(server.handle_peer(now, id, unbound_peer, &mut peer_buf, 1200).is_ok());

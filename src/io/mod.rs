@@ -19,6 +19,8 @@ use crate::turn::policy::PeerPolicy;
 use crate::turn::{Now, Server, ServerConfig};
 pub use relay::{PortPool, RelaySocket};
 
+use crate::stats::Stats;
+
 /// Socket buffer size asked for on listeners: small datagrams cost ~1.3 KB of kernel accounting
 /// each on loopback, so the defaults overflow in bursts. The kernel caps it at rmem_max/wmem_max.
 const LISTENER_BUFFER: usize = 4 << 20;
@@ -26,6 +28,7 @@ const LISTENER_BUFFER: usize = 4 << 20;
 /// Runs the daemon until SIGINT or SIGTERM, or until a worker fails.
 pub fn run(config: Config) -> std::io::Result<()> {
     let server = Arc::new(build_server(&config));
+    let stats = Arc::new(Stats::new(config.workers));
     let ports = Arc::new(PortPool::new(config.relay_ip, config.min_port, config.max_port));
     let (sockets, bound) = bind_listeners(&config.listen, config.workers)?;
     tracing::info!(
@@ -43,12 +46,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
     for (index, listeners) in sockets.into_iter().enumerate() {
         let server = Arc::clone(&server);
         let ports = Arc::clone(&ports);
+        let stats = Arc::clone(&stats);
         let failed = failed_tx.clone();
         std::thread::Builder::new().name(format!("turnd-worker-{index}")).spawn(move || {
             // A worker that stops would leave its SO_REUSEPORT sockets bound, and the kernel
             // would keep hashing clients to them: the whole process stops instead.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::run(index, server, ports, listeners)));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker::run(index, server, ports, stats, listeners)
+            }));
             let error = match result {
                 Ok(Ok(())) => std::io::Error::other(format!("worker {index} stopped")),
                 Ok(Err(e)) => e,
@@ -58,18 +63,27 @@ pub fn run(config: Config) -> std::io::Result<()> {
         })?;
     }
     announce_ready(&bound)?;
+    // Under systemd (Type=notify): every listener is bound and the workers are starting.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        let result = tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: stopping");
+                Ok(())
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                Ok(())
+            }
             Some(e) = failed_rx.recv() => {
                 tracing::error!(error = %e, "a worker failed");
-                return Err(e);
+                Err(e)
             }
-        }
-        Ok(())
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        result
     })
 }
 

@@ -14,6 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
 
 use super::relay::{PortPool, RelaySocket, WorkerRelays};
+use crate::stats::{Counter, Stats, WorkerStats};
+use crate::stun::{classify, Framing};
 use crate::turn::{
     AllocId, FiveTuple, Outcome, Server, Transport, DATA_INDICATION_HEADROOM, PEER_TAILROOM, SWEEP_INTERVAL,
 };
@@ -29,6 +31,7 @@ struct Worker {
     index: usize,
     server: Arc<Server<RelaySocket>>,
     ports: Arc<PortPool>,
+    stats: Arc<Stats>,
     listeners: Vec<UdpSocket>,
     /// The listeners' local addresses, read once (a syscall each).
     listener_addrs: Vec<std::net::SocketAddr>,
@@ -55,6 +58,7 @@ pub(super) fn run(
     index: usize,
     server: Arc<Server<RelaySocket>>,
     ports: Arc<PortPool>,
+    stats: Arc<Stats>,
     listeners: Vec<StdUdpSocket>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -66,6 +70,7 @@ pub(super) fn run(
             index,
             server,
             ports,
+            stats,
             listeners,
             listener_addrs,
             poll: RefCell::new(mio::Poll::new()?),
@@ -111,6 +116,7 @@ impl Worker {
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.ports, registry: poll.registry() };
         let now = super::now();
+        let stats = self.counters();
         for _ in 0..BUDGET {
             let (len, client) = match socket.try_recv_from(rx) {
                 Ok(received) => received,
@@ -121,13 +127,25 @@ impl Worker {
             let tuple = FiveTuple { client, server: server_addr, transport: Transport::Udp };
             match self.server.handle_client(now, &tuple, &rx[..len], &mut relays, tx) {
                 Outcome::Reply(n) => {
+                    stats.add(Counter::Responses, 1);
                     let _ = socket.try_send_to(&tx[..n], client);
                 }
-                Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
-                Outcome::Relayed | Outcome::Dropped(_) => {}
+                Outcome::Forward { to, start, end } => {
+                    stats.add(Counter::InternalForwards, 1);
+                    self.send_to_client(&to, &tx[start..end]);
+                }
+                Outcome::Relayed { bytes } => {
+                    stats.add(Counter::PacketsToPeer, 1);
+                    stats.add(Counter::BytesToPeer, bytes as u64);
+                }
+                Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
             }
         }
         true
+    }
+
+    fn counters(&self) -> &WorkerStats {
+        self.stats.worker(self.index)
     }
 
     /// Sends to a client over this worker's listener socket for the client's server address
@@ -173,6 +191,14 @@ impl Worker {
                 Some(Err(_)) => continue,
             };
             if let Ok((to, range)) = self.server.handle_peer(now, id, peer, buf, len) {
+                let stats = self.counters();
+                // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
+                let kind = match classify(&buf[range.clone()]) {
+                    Framing::ChannelData => Counter::ChannelDataToClient,
+                    _ => Counter::DataIndicationsToClient,
+                };
+                stats.add(kind, 1);
+                stats.add(Counter::BytesToClient, len as u64);
                 self.send_to_client(&to, &buf[range]);
             }
         }

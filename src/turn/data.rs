@@ -87,7 +87,7 @@ impl<R: Relay> Server<R> {
         match route {
             None => Outcome::Dropped(Discard::NoAllocation),
             Some(Err(why)) => Outcome::Dropped(why),
-            Some(Ok(Route::Sent)) => Outcome::Relayed,
+            Some(Ok(Route::Sent)) => Outcome::Relayed { bytes: payload.len() },
             Some(Ok(Route::Internal { from, to })) => self.deliver_internal(now, from, to, payload, out),
         }
     }

@@ -92,8 +92,8 @@ pub trait RelayProvider {
 pub enum Outcome {
     /// Send `out[..len]` back to the client that sent the packet.
     Reply(usize),
-    /// The payload went out of a relay socket to a peer.
-    Relayed,
+    /// A payload of `bytes` went out of a relay socket to a peer.
+    Relayed { bytes: usize },
     /// Send `out[start..end]` to the client of another allocation (in-process delivery between
     /// two allocations of this server: client-to-client relaying without the network).
     Forward { to: FiveTuple, start: usize, end: usize },

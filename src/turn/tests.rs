@@ -263,7 +263,7 @@ fn allocate_relays_both_ways_with_send_and_data_indications() {
     let (creds, relayed) = h.allocate(&t, alice());
     assert_eq!(relayed.ip().to_string(), "203.0.113.7", "advertises the external IP");
     assert_eq!(h.permit(&t, &creds, public_peer()), None);
-    assert_eq!(h.send(&t, &send_indication(public_peer(), b"hello")).0, Outcome::Relayed);
+    assert_eq!(h.send(&t, &send_indication(public_peer(), b"hello")).0, Outcome::Relayed { bytes: 5 });
     assert_eq!(h.sent(), vec![(public_peer(), b"hello".to_vec())]);
 
     let (to, bytes) = h.peer_sends(&t, public_peer(), b"world").unwrap();
@@ -289,7 +289,7 @@ fn channels_carry_data_both_ways() {
     let (creds, _) = h.allocate(&t, alice());
     assert_eq!(h.bind(&t, &creds, 0x4001, public_peer()), None);
     let (outcome, _) = h.send(&t, &[0x40, 0x01, 0x00, 0x03, b'a', b'b', b'c', 0]);
-    assert_eq!(outcome, Outcome::Relayed);
+    assert_eq!(outcome, Outcome::Relayed { bytes: 3 });
     assert_eq!(h.sent(), vec![(public_peer(), b"abc".to_vec())]);
     let (_, bytes) = h.peer_sends(&t, public_peer(), b"reply").unwrap();
     let cd = ChannelData::parse(&bytes).unwrap();
@@ -345,7 +345,7 @@ fn permissions_and_channels_expire_on_simulated_time() {
     assert_eq!(h.peer_sends(&t, public_peer(), b"x").unwrap_err(), Discard::NoPermission, "permission: 300 s");
     // The channel lives 600 s; refreshing the permission alone brings traffic back.
     assert_eq!(h.permit(&t, &creds, public_peer()), None);
-    assert_eq!(h.send(&t, &[0x40, 0x01, 0, 1, 7, 0, 0, 0]).0, Outcome::Relayed);
+    assert_eq!(h.send(&t, &[0x40, 0x01, 0, 1, 7, 0, 0, 0]).0, Outcome::Relayed { bytes: 1 });
     h.advance(Duration::from_secs(300));
     assert_eq!(h.send(&t, &[0x40, 0x01, 0, 1, 7, 0, 0, 0]).0, Outcome::Dropped(Discard::NoChannel), "channel: 600 s");
 }
