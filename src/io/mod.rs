@@ -4,6 +4,8 @@
 //! Depends on `turn`, `auth` and `config`.
 
 mod relay;
+mod stream;
+mod tls;
 mod worker;
 
 use std::io::Write;
@@ -18,8 +20,11 @@ use crate::config::{Config, UserSecret};
 use crate::turn::policy::PeerPolicy;
 use crate::turn::{Now, Server, ServerConfig};
 pub use relay::{PortPool, RelaySocket};
+pub use stream::StreamSettings;
+pub use tls::{Certificates, TlsError};
 
 use crate::stats::Stats;
+use worker::{Shared, Sockets};
 
 /// Socket buffer size asked for on listeners: small datagrams cost ~1.3 KB of kernel accounting
 /// each on loopback, so the defaults overflow in bursts. The kernel caps it at rmem_max/wmem_max.
@@ -27,12 +32,25 @@ const LISTENER_BUFFER: usize = 4 << 20;
 
 /// Runs the daemon until SIGINT or SIGTERM, or until a worker fails.
 pub fn run(config: Config) -> std::io::Result<()> {
-    let server = Arc::new(build_server(&config));
-    let stats = Arc::new(Stats::new(config.workers));
-    let ports = Arc::new(PortPool::new(config.relay_ip, config.min_port, config.max_port));
-    let (sockets, bound) = bind_listeners(&config.listen, config.workers)?;
+    raise_fd_limit();
+    let streams = stream_settings(&config);
+    let tls = match (&streams_tls_files(&config), streams.tls_listen.is_empty()) {
+        (Some((cert, key)), false) => {
+            Some(Arc::new(Certificates::load(cert, key).map_err(|e| std::io::Error::other(e.to_string()))?))
+        }
+        _ => None,
+    };
+    let shared = Arc::new(Shared {
+        server: Arc::new(build_server(&config)),
+        ports: Arc::new(PortPool::new(config.relay_ip, config.min_port, config.max_port)),
+        stats: Arc::new(Stats::new(config.workers)),
+        connections: Arc::default(),
+        tls: tls.as_ref().map(Certificates::server_config),
+        streams,
+    });
+    let (sockets, bound) = bind_listeners(&config.listen, &shared.streams, config.workers)?;
     tracing::info!(
-        listen = ?bound,
+        listen = %bound,
         relay_ip = %config.relay_ip,
         external_ip = ?config.external_ip,
         ports = %format_args!("{}-{}", config.min_port, config.max_port),
@@ -43,17 +61,13 @@ pub fn run(config: Config) -> std::io::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Error>();
-    for (index, listeners) in sockets.into_iter().enumerate() {
-        let server = Arc::clone(&server);
-        let ports = Arc::clone(&ports);
-        let stats = Arc::clone(&stats);
+    for (index, sockets) in sockets.into_iter().enumerate() {
+        let shared = Arc::clone(&shared);
         let failed = failed_tx.clone();
         std::thread::Builder::new().name(format!("turnd-worker-{index}")).spawn(move || {
             // A worker that stops would leave its SO_REUSEPORT sockets bound, and the kernel
             // would keep hashing clients to them: the whole process stops instead.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                worker::run(index, server, ports, stats, listeners)
-            }));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::run(index, shared, sockets)));
             let error = match result {
                 Ok(Ok(())) => std::io::Error::other(format!("worker {index} stopped")),
                 Ok(Err(e)) => e,
@@ -67,24 +81,52 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let result = tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("SIGINT: stopping");
-                Ok(())
-            }
-            _ = term.recv() => {
-                tracing::info!("SIGTERM: stopping");
-                Ok(())
-            }
-            Some(e) = failed_rx.recv() => {
-                tracing::error!(error = %e, "a worker failed");
-                Err(e)
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let result = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("SIGINT: stopping");
+                    break Ok(());
+                }
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: stopping");
+                    break Ok(());
+                }
+                _ = hup.recv() => reload_certificates(tls.as_deref()),
+                Some(e) = failed_rx.recv() => {
+                    tracing::error!(error = %e, "a worker failed");
+                    break Err(e);
+                }
             }
         };
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         result
     })
+}
+
+/// SIGHUP: new TLS handshakes get the certificate now on disk; open connections keep theirs.
+/// A broken new certificate leaves the old one in place.
+fn reload_certificates(tls: Option<&Certificates>) {
+    match tls.map(Certificates::reload) {
+        None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+        Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays in use"),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every TCP/TLS client and every relay
+/// is a descriptor, and the usual soft limit of 1024 is far below what a relay needs.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// The sans-IO server with credentials, nonces and policy from the config.
@@ -113,23 +155,67 @@ pub fn build_server(config: &Config) -> Server<RelaySocket> {
     Server::new(core, credentials, NonceMinter::new(config.nonce_lifetime), policy)
 }
 
-/// Binds one `SO_REUSEPORT` socket per listening address for each worker. A port 0 is resolved
-/// by the first bind, and the other workers bind the port it got. Returns the sockets by worker
-/// and the bound addresses.
-fn bind_listeners(listen: &[SocketAddr], workers: usize) -> std::io::Result<(Vec<Vec<UdpSocket>>, Vec<SocketAddr>)> {
-    let mut by_worker: Vec<Vec<UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::with_capacity(listen.len());
+/// Binds each worker's own `SO_REUSEPORT` sockets: UDP on every listening address, TCP on the
+/// same addresses when enabled, TLS on the TLS addresses. A port 0 is resolved by the first bind
+/// and reused by the other workers (and by TCP beside UDP).
+fn bind_listeners(
+    listen: &[SocketAddr],
+    streams: &StreamSettings,
+    workers: usize,
+) -> std::io::Result<(Vec<Sockets>, Bound)> {
+    let mut by_worker: Vec<Sockets> =
+        (0..workers).map(|_| Sockets { udp: Vec::new(), tcp: Vec::new(), tls: Vec::new() }).collect();
+    let mut bound = Bound::default();
+    let named = |kind: &str, addr: SocketAddr, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {kind} {addr}: {e}"))
+    };
     for addr in listen {
         let mut actual = *addr;
         for sockets in by_worker.iter_mut() {
-            let socket = listener_socket(actual)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on udp {actual}: {e}")))?;
+            let socket = listener_socket(actual).map_err(|e| named("udp", actual, e))?;
             actual = socket.local_addr()?;
-            sockets.push(socket);
+            sockets.udp.push(socket);
         }
-        bound.push(actual);
+        bound.udp.push(actual);
+        if streams.tcp {
+            for sockets in by_worker.iter_mut() {
+                sockets.tcp.push(stream::tcp_listener(actual).map_err(|e| named("tcp", actual, e))?);
+            }
+            bound.tcp.push(actual);
+        }
+    }
+    for addr in &streams.tls_listen {
+        let mut actual = *addr;
+        for sockets in by_worker.iter_mut() {
+            let listener = stream::tcp_listener(actual).map_err(|e| named("tls", actual, e))?;
+            actual = listener.local_addr()?;
+            sockets.tls.push(listener);
+        }
+        bound.tls.push(actual);
     }
     Ok((by_worker, bound))
+}
+
+/// The addresses turnd listens on, by kind.
+#[derive(Debug, Default)]
+struct Bound {
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+}
+
+impl std::fmt::Display for Bound {
+    /// `udp=ADDR tcp=ADDR tls=ADDR ...`, the form of the ready line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sep = "";
+        for (kind, addrs) in [("udp", &self.udp), ("tcp", &self.tcp), ("tls", &self.tls)] {
+            for addr in addrs {
+                write!(f, "{sep}{kind}={addr}")?;
+                sep = " ";
+            }
+        }
+        Ok(())
+    }
 }
 
 fn listener_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -147,15 +233,30 @@ fn listener_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Tells whoever started turnd that every listener is bound: one stdout line
-/// `ready udp=ADDR ...` (tests and scripts wait for it).
-fn announce_ready(bound: &[SocketAddr]) -> std::io::Result<()> {
-    let mut line = String::from("ready");
-    for addr in bound {
-        line.push_str(&format!(" udp={addr}"));
-    }
+/// `ready udp=ADDR tcp=ADDR ...` (tests and scripts wait for it).
+fn announce_ready(bound: &Bound) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
+    writeln!(stdout, "ready {bound}")?;
     stdout.flush()
+}
+
+/// TCP/TLS settings from the config.
+fn stream_settings(config: &Config) -> StreamSettings {
+    let _ = config;
+    StreamSettings {
+        tcp: true,
+        tls_listen: Vec::new(),
+        first_message_timeout: std::time::Duration::from_secs(10),
+        tls_handshake_timeout: std::time::Duration::from_secs(10),
+        max_connections: 10_000,
+        max_connections_per_ip: 100,
+    }
+}
+
+/// The TLS certificate and key files from the config.
+fn streams_tls_files(config: &Config) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let _ = config;
+    None
 }
 
 /// The clock, read once per batch of packets. The IO shell is the only place that reads it.

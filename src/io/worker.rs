@@ -1,19 +1,20 @@
-//! One worker: a current-thread runtime serving this worker's listener sockets and the relay
-//! sockets of the allocations it created. Buffers are allocated once here and reused for every
+//! One worker: a current-thread runtime serving this worker's listener sockets (UDP, and TCP/TLS
+//! acceptors) and the relay sockets of the allocations it created. Buffers are allocated once here and reused for every
 //! packet; they live in a `RefCell` that is never borrowed across an `.await`.
 
 use std::cell::RefCell;
 use std::io::ErrorKind;
-use std::net::UdpSocket as StdUdpSocket;
+use std::net::{TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 
 use super::relay::{PortPool, RelaySocket, WorkerRelays};
+use super::stream::{self, Connections, Outbox, StreamSettings};
 use crate::stats::{Counter, Stats, WorkerStats};
 use crate::stun::{classify, Framing};
 use crate::turn::{
@@ -27,11 +28,29 @@ const BUDGET: usize = 256;
 /// Relay events fetched per epoll_wait.
 const EVENTS: usize = 256;
 
-struct Worker {
+/// What every worker shares.
+pub(super) struct Shared {
+    pub server: Arc<Server<RelaySocket>>,
+    pub ports: Arc<PortPool>,
+    pub stats: Arc<Stats>,
+    pub connections: Arc<Connections>,
+    pub streams: StreamSettings,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// One worker's own listening sockets.
+pub(super) struct Sockets {
+    pub udp: Vec<StdUdpSocket>,
+    pub tcp: Vec<StdTcpListener>,
+    pub tls: Vec<StdTcpListener>,
+}
+
+pub(super) struct Worker {
     index: usize,
+    shared: Arc<Shared>,
+    /// Shortcut to `shared.server`.
     server: Arc<Server<RelaySocket>>,
-    ports: Arc<PortPool>,
-    stats: Arc<Stats>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     listeners: Vec<UdpSocket>,
     /// The listeners' local addresses, read once (a syscall each).
     listener_addrs: Vec<std::net::SocketAddr>,
@@ -54,23 +73,17 @@ struct Buffers {
 }
 
 /// Runs worker `index` on the current thread until its runtime fails.
-pub(super) fn run(
-    index: usize,
-    server: Arc<Server<RelaySocket>>,
-    ports: Arc<PortPool>,
-    stats: Arc<Stats>,
-    listeners: Vec<StdUdpSocket>,
-) -> std::io::Result<()> {
+pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listeners = listeners.into_iter().map(UdpSocket::from_std).collect::<std::io::Result<Vec<_>>>()?;
+        let listeners = sockets.udp.into_iter().map(UdpSocket::from_std).collect::<std::io::Result<Vec<_>>>()?;
         let listener_addrs = listeners.iter().map(UdpSocket::local_addr).collect::<std::io::Result<Vec<_>>>()?;
         let worker = Rc::new(Worker {
             index,
-            server,
-            ports,
-            stats,
+            server: Arc::clone(&shared.server),
+            tls: shared.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            shared,
             listeners,
             listener_addrs,
             poll: RefCell::new(mio::Poll::new()?),
@@ -85,6 +98,12 @@ pub(super) fn run(
         });
         for i in 0..worker.listeners.len() {
             tokio::task::spawn_local(serve_listener(Rc::clone(&worker), i));
+        }
+        for (listeners, transport) in [(sockets.tcp, Transport::Tcp), (sockets.tls, Transport::Tls)] {
+            for listener in listeners {
+                let listener = TcpListener::from_std(listener)?;
+                tokio::task::spawn_local(stream::accept(Rc::clone(&worker), listener, transport));
+            }
         }
         if index == 0 {
             tokio::task::spawn_local(sweep(Arc::clone(&worker.server)));
@@ -114,7 +133,7 @@ impl Worker {
         let mut bufs = self.bufs.borrow_mut();
         let Buffers { rx, tx, .. } = &mut *bufs;
         let poll = self.poll.borrow();
-        let mut relays = WorkerRelays { pool: &self.ports, registry: poll.registry() };
+        let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let now = super::now();
         let stats = self.counters();
         for _ in 0..BUDGET {
@@ -145,13 +164,57 @@ impl Worker {
     }
 
     fn counters(&self) -> &WorkerStats {
-        self.stats.worker(self.index)
+        self.shared.stats.worker(self.index)
+    }
+
+    pub(super) fn connections(&self) -> &Arc<Connections> {
+        &self.shared.connections
+    }
+
+    pub(super) fn stream_settings(&self) -> &StreamSettings {
+        &self.shared.streams
+    }
+
+    pub(super) fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.clone()
+    }
+
+    /// Ends the allocation of a stream client whose connection closed.
+    pub(super) fn end_allocation(&self, tuple: &FiveTuple) {
+        drop(self.server.table().remove(tuple));
+    }
+
+    /// Handles one complete frame from a stream client; answers go to its outbox.
+    pub(super) fn handle_stream_frame(&self, tuple: &FiveTuple, frame: &[u8], outbox: &Outbox) {
+        let mut bufs = self.bufs.borrow_mut();
+        let tx = &mut bufs.tx;
+        let poll = self.poll.borrow();
+        let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
+        let stats = self.counters();
+        match self.server.handle_client(super::now(), tuple, frame, &mut relays, tx) {
+            Outcome::Reply(n) => {
+                stats.add(Counter::Responses, 1);
+                outbox.push(&tx[..n]);
+            }
+            Outcome::Forward { to, start, end } => {
+                stats.add(Counter::InternalForwards, 1);
+                self.send_to_client(&to, &tx[start..end]);
+            }
+            Outcome::Relayed { bytes } => {
+                stats.add(Counter::PacketsToPeer, 1);
+                stats.add(Counter::BytesToPeer, bytes as u64);
+            }
+            Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+        }
     }
 
     /// Sends to a client over this worker's listener socket for the client's server address
     /// (every worker has one per address, and they share the address via SO_REUSEPORT).
     fn send_to_client(&self, to: &FiveTuple, bytes: &[u8]) {
         if to.transport != Transport::Udp {
+            if let Some(outbox) = self.shared.connections.outbox(to) {
+                outbox.push(bytes);
+            }
             return;
         }
         if let Some(i) = self.listener_addrs.iter().position(|a| *a == to.server) {

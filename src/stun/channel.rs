@@ -85,3 +85,34 @@ impl<'a> ChannelData<'a> {
 pub fn valid_channel(channel: u16) -> bool {
     (MIN_CHANNEL..=MAX_CHANNEL).contains(&channel)
 }
+
+/// How much of a byte stream the next STUN or ChannelData frame needs (RFC 8656 §12.5: on
+/// streams, ChannelData is padded to 4 bytes). Decided from the first 4 bytes, before parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFrame {
+    /// Fewer bytes than a frame header: read more.
+    NeedHeader,
+    /// The next frame is this many bytes long (the buffer may not hold all of it yet).
+    Frame(usize),
+    /// Not a STUN or ChannelData frame: the stream is not speaking TURN.
+    Invalid,
+}
+
+/// The length of the frame at the start of `buf` on a stream (TCP or TLS).
+pub fn stream_frame(buf: &[u8]) -> StreamFrame {
+    let Some(&[b0, b1, l0, l1]) = buf.first_chunk::<4>() else {
+        return StreamFrame::NeedHeader;
+    };
+    let len = usize::from(u16::from_be_bytes([l0, l1]));
+    match classify(&[b0]) {
+        // A STUN message body is a whole number of 4-byte words (RFC 8489 §5).
+        Framing::Stun if len % 4 == 0 => StreamFrame::Frame(super::HEADER_LEN + len),
+        Framing::ChannelData if valid_channel(u16::from_be_bytes([b0, b1])) => {
+            StreamFrame::Frame(CHANNEL_DATA_HEADER + len.next_multiple_of(4))
+        }
+        _ => StreamFrame::Invalid,
+    }
+}
+
+/// Longest frame [`stream_frame`] can announce (a 65535-byte ChannelData payload, padded).
+pub const MAX_STREAM_FRAME: usize = CHANNEL_DATA_HEADER + 65_536;

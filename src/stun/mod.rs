@@ -7,7 +7,8 @@ mod channel;
 mod writer;
 
 pub use channel::{
-    classify, valid_channel, ChannelData, ChannelDataError, Framing, CHANNEL_DATA_HEADER, MAX_CHANNEL, MIN_CHANNEL,
+    classify, stream_frame, valid_channel, ChannelData, ChannelDataError, Framing, StreamFrame, CHANNEL_DATA_HEADER,
+    MAX_CHANNEL, MAX_STREAM_FRAME, MIN_CHANNEL,
 };
 pub use writer::{data_indication_prefix, BufferTooSmall, MessageWriter, DATA_INDICATION_PREFIX_MAX};
 

@@ -304,3 +304,21 @@ fn pseudo_random_garbage_never_panics() {
         let _ = ChannelData::parse(&buf[..len]);
     }
 }
+
+#[test]
+fn stream_frames_are_sized_before_parsing() {
+    assert_eq!(stream_frame(&[0x00, 0x01, 0x00]), StreamFrame::NeedHeader);
+    // A Binding request header announcing 8 bytes of attributes.
+    assert_eq!(stream_frame(&[0x00, 0x01, 0x00, 0x08]), StreamFrame::Frame(28));
+    assert_eq!(stream_frame(&[0x00, 0x01, 0x00, 0x07]), StreamFrame::Invalid, "not a multiple of 4");
+    // ChannelData is padded to 4 on streams.
+    assert_eq!(stream_frame(&[0x40, 0x01, 0x00, 0x05]), StreamFrame::Frame(12));
+    assert_eq!(stream_frame(&[0x40, 0x01, 0xFF, 0xFF]), StreamFrame::Frame(MAX_STREAM_FRAME));
+    assert_eq!(stream_frame(&[0x80, 0x00, 0x00, 0x00]), StreamFrame::Invalid);
+    assert_eq!(stream_frame(b"\x16\x03\x01\x02"), StreamFrame::Invalid, "a TLS record on the plain port");
+    // "GET " frames as ChannelData on channel 0x4745 (length "T "): the framing layer cannot tell, so a
+    // connection's first frame must be STUN (the IO shell closes it otherwise).
+    assert_eq!(stream_frame(b"GET / HTTP/1.1"), StreamFrame::Frame(4 + 0x5420));
+    let vector = vector("request_2_1");
+    assert_eq!(stream_frame(&vector), StreamFrame::Frame(vector.len()));
+}

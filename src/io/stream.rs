@@ -1,0 +1,273 @@
+//! TURN over TCP and TLS (RFC 8656 §3.1): accepting with limits, one task per connection that
+//! frames STUN and ChannelData (checked before parsing, RFC 8656 §12.5), and the outboxes
+//! through which any worker delivers to a stream client. An allocation dies with its connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use super::worker::Worker;
+use crate::stun::{classify, stream_frame, Framing, Message, StreamFrame, MAX_STREAM_FRAME};
+use crate::turn::{FiveTuple, Transport};
+
+/// TCP/TLS settings from the config.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Serve TCP on every UDP listening address too.
+    pub tcp: bool,
+    /// Addresses for TURN over TLS.
+    pub tls_listen: Vec<SocketAddr>,
+    /// A new connection must send a valid STUN message within this time (slowloris).
+    pub first_message_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    /// Concurrent connections in total and per source IP (0 = unlimited).
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+/// Bytes a slow stream client may have queued before more are dropped (as UDP would).
+const OUTBOX_LIMIT: usize = 1 << 20;
+/// Initial read buffer of a connection; it grows to the largest frame it meets.
+const READ_BUFFER: usize = 4096;
+/// Pause after a failed accept (EMFILE and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What is queued for one stream client, written by its connection's task.
+pub struct Outbox {
+    pending: Mutex<Vec<u8>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Outbox { pending: Mutex::new(Vec::new()), ready: Notify::new(), closed: AtomicBool::new(false) }
+    }
+
+    /// Queues `bytes` for the client; false (dropped) when the connection is closed or its
+    /// queue is full.
+    pub fn push(&self, bytes: &[u8]) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.load(Ordering::Relaxed) || pending.len() + bytes.len() > OUTBOX_LIMIT {
+            return false;
+        }
+        pending.extend_from_slice(bytes);
+        drop(pending);
+        self.ready.notify_one();
+        true
+    }
+}
+
+/// All stream connections of the process: the outboxes by 5-tuple (a peer datagram for a
+/// stream client may surface on any worker) and the admission counts.
+#[derive(Default)]
+pub struct Connections {
+    outboxes: RwLock<HashMap<FiveTuple, Arc<Outbox>>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: u32,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+impl Connections {
+    /// The outbox of a stream client.
+    pub fn outbox(&self, tuple: &FiveTuple) -> Option<Arc<Outbox>> {
+        self.outboxes.read().unwrap_or_else(|e| e.into_inner()).get(tuple).cloned()
+    }
+
+    /// Admits a new connection from `ip` within the limits; the admission is given back on drop.
+    fn admit(self: &Arc<Self>, ip: IpAddr, settings: &StreamSettings) -> Option<Admission> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        let over_total = settings.max_connections != 0 && counts.total >= settings.max_connections;
+        let over_ip = settings.max_connections_per_ip != 0 && from_ip >= settings.max_connections_per_ip;
+        if over_total || over_ip {
+            return None;
+        }
+        counts.total += 1;
+        counts.per_ip.insert(ip, from_ip + 1);
+        Some(Admission { connections: Arc::clone(self), ip })
+    }
+
+    fn register(&self, tuple: FiveTuple, outbox: Arc<Outbox>) {
+        self.outboxes.write().unwrap_or_else(|e| e.into_inner()).insert(tuple, outbox);
+    }
+
+    fn unregister(&self, tuple: &FiveTuple) {
+        self.outboxes.write().unwrap_or_else(|e| e.into_inner()).remove(tuple);
+    }
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct Admission {
+    connections: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut counts = self.connections.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total -= 1;
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` (TCP, or TLS when `transport` is TLS) until it fails.
+pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport: Transport) {
+    let Ok(server) = listener.local_addr() else { return };
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, or a connection reset before accept. Both pass; back off a
+                // little so a full descriptor table does not spin this loop.
+                tracing::warn!(%server, error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Some(admission) = worker.connections().admit(client.ip(), worker.stream_settings()) else {
+            tracing::debug!(%client, "connection refused: limit reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let tuple = FiveTuple { client, server, transport };
+        let worker = Rc::clone(&worker);
+        tokio::task::spawn_local(async move {
+            let settings = worker.stream_settings().clone();
+            let deadline = tokio::time::Instant::now() + settings.first_message_timeout;
+            match (transport, worker.tls_acceptor()) {
+                (Transport::Tls, Some(acceptor)) => {
+                    match tokio::time::timeout(settings.tls_handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve(&worker, tls, tuple, deadline).await,
+                        Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                    }
+                }
+                (Transport::Tls, None) => {}
+                _ => serve(&worker, stream, tuple, deadline).await,
+            }
+            drop(admission);
+        });
+    }
+}
+
+/// Serves one connection until it closes, fails, or breaks the protocol; then ends its
+/// allocation.
+async fn serve<S>(worker: &Rc<Worker>, stream: S, tuple: FiveTuple, deadline: tokio::time::Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let outbox = Arc::new(Outbox::new());
+    worker.connections().register(tuple, Arc::clone(&outbox));
+    let ended = tokio::select! {
+        r = read_frames(worker, &mut reader, &tuple, &outbox, deadline) => r,
+        r = write_outbox(&mut writer, &outbox) => r,
+    };
+    if let Err(why) = ended {
+        tracing::debug!(client = %tuple.client, transport = ?tuple.transport, why, "connection closed");
+    }
+    outbox.closed.store(true, Ordering::Relaxed);
+    worker.connections().unregister(&tuple);
+    // RFC 8656 §3.1: an allocation over a stream lives as long as its connection.
+    worker.end_allocation(&tuple);
+    let _ = writer.shutdown().await;
+}
+
+async fn read_frames<R: AsyncRead + Unpin>(
+    worker: &Rc<Worker>,
+    reader: &mut R,
+    tuple: &FiveTuple,
+    outbox: &Outbox,
+    deadline: tokio::time::Instant,
+) -> Result<(), &'static str> {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut filled = 0;
+    let mut spoke = false;
+    loop {
+        let mut start = 0;
+        loop {
+            let n = match stream_frame(&buf[start..filled]) {
+                StreamFrame::NeedHeader => break,
+                StreamFrame::Invalid => return Err("not STUN or ChannelData"),
+                StreamFrame::Frame(n) => n,
+            };
+            if filled - start < n {
+                if n > buf.len() {
+                    // Bounded: a frame is at most MAX_STREAM_FRAME bytes.
+                    buf.resize(n.min(MAX_STREAM_FRAME), 0);
+                }
+                break;
+            }
+            let frame = &buf[start..start + n];
+            if !spoke {
+                // The first frame must be a well-formed STUN message; anything else (HTTP,
+                // a TLS record on the plain port, ChannelData before an allocation) closes.
+                if classify(frame) != Framing::Stun || Message::parse(frame).is_err() {
+                    return Err("first frame is not a STUN message");
+                }
+                spoke = true;
+            }
+            worker.handle_stream_frame(tuple, frame, outbox);
+            start += n;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        let read = reader.read(&mut buf[filled..]);
+        let n = if spoke {
+            read.await.map_err(|_| "read failed")?
+        } else {
+            tokio::time::timeout_at(deadline, read)
+                .await
+                .map_err(|_| "no STUN message in time")?
+                .map_err(|_| "read failed")?
+        };
+        if n == 0 {
+            return Err("closed by the client");
+        }
+        filled += n;
+    }
+}
+
+async fn write_outbox<W: AsyncWrite + Unpin>(writer: &mut W, outbox: &Outbox) -> Result<(), &'static str> {
+    let mut batch = Vec::new();
+    loop {
+        outbox.ready.notified().await;
+        std::mem::swap(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()), &mut batch);
+        if !batch.is_empty() {
+            writer.write_all(&batch).await.map_err(|_| "write failed")?;
+            batch.clear();
+        }
+    }
+}
+
+/// A TCP listening socket with SO_REUSEPORT, one per worker and address.
+pub(super) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
