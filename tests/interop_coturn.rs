@@ -250,6 +250,27 @@ fn uclient_dont_fragment_send_indications_rest_auth() {
 }
 
 /// Extracts `A.B.C.D:PORT` from stunclient's `IPv4. UDP reflexive addr: 127.0.0.1:33516`.
+// TURN over TCP (RFC 8656 §3.1): the client's control connection is TCP, relaying stays UDP.
+#[test]
+fn uclient_tcp_channels_rest_auth() {
+    let peer = Peer::start();
+    let server = server();
+    uclient(&server, Some(&peer), Auth::Rest("tcp-user"), &["-t"], 1000, 10);
+}
+
+#[test]
+fn uclient_tcp_send_indications_static_user() {
+    let peer = Peer::start();
+    let server = server();
+    uclient(&server, Some(&peer), Auth::Static, &["-t", "-s"], 200, 5);
+}
+
+#[test]
+fn uclient_tcp_client_to_client_static_user() {
+    let server = server();
+    uclient(&server, None, Auth::Static, &["-t", "-y"], 200, 4);
+}
+
 fn parse_reflexive(out: &str) -> Option<SocketAddr> {
     let line = out.lines().find(|l| l.contains("reflexive addr:"))?;
     let v = line.split("reflexive addr:").nth(1)?.trim();
