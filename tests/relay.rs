@@ -311,16 +311,17 @@ fn channel_bind_with_invalid_channel_is_400() {
 }
 
 #[test]
-fn requested_transport_tcp_is_442() {
+fn requested_transport_tcp_over_udp_is_400_and_sctp_is_442() {
     let server = Config::default().start();
     let mut c = TurnClient::new(server.addr);
+    // RFC 6062 §5.1: a TCP relay needs a TCP/TLS control connection; asked over UDP it is a 400.
     let e = c
         .allocate_with(USER, PASS, vec![(REQUESTED_TRANSPORT, vec![TCP, 0, 0, 0])])
         .expect_err("TCP relaying over a UDP allocation request");
-    assert_eq!(e.code, 442, "{e}");
+    assert_eq!(e.code, 400, "{e}");
     let e = c.allocate_with(USER, PASS, vec![(REQUESTED_TRANSPORT, vec![132, 0, 0, 0])]).expect_err("SCTP relaying");
     assert_eq!(e.code, 442, "{e}");
-    c.allocate(USER, PASS).unwrap_or_else(|e| panic!("UDP allocation after the 442: {e}"));
+    c.allocate(USER, PASS).unwrap_or_else(|e| panic!("UDP allocation after the errors: {e}"));
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         connections: Arc::default(),
         tls: tls.as_ref().map(Certificates::server_config),
         streams,
+        parked: Default::default(),
     });
     let (sockets, bound) = bind_listeners(&config.listen, &shared.streams, config.workers)?;
     tracing::info!(

@@ -9,21 +9,49 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::turn::{AllocId, OpenError, Relay, RelayOptions, RelayProvider};
 
 /// A relay socket, registered in one worker's epoll set under its allocation's id.
-pub struct RelaySocket {
-    socket: mio::net::UdpSocket,
+pub enum RelaySocket {
+    /// A UDP relay.
+    Udp(mio::net::UdpSocket),
+    /// A TCP relay (RFC 6062): listens on the relayed address. Its data connections watch
+    /// `closing`, which ends when the allocation (and so this socket) is dropped.
+    Tcp { listener: mio::net::TcpListener, closing: tokio::sync::watch::Sender<()> },
 }
 
 impl RelaySocket {
-    /// Receives one datagram (non-blocking).
+    /// Receives one datagram (non-blocking); a TCP relay has none.
     pub fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf)
+        match self {
+            RelaySocket::Udp(socket) => socket.recv_from(buf),
+            RelaySocket::Tcp { .. } => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Accepts a peer connection on a TCP relay (non-blocking).
+    pub fn accept(&self) -> std::io::Result<(mio::net::TcpStream, SocketAddr)> {
+        match self {
+            RelaySocket::Tcp { listener, .. } => listener.accept(),
+            RelaySocket::Udp(_) => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        matches!(self, RelaySocket::Tcp { .. })
+    }
+
+    /// For a TCP relay: a signal that completes when the allocation ends.
+    pub fn closing(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        match self {
+            RelaySocket::Tcp { closing, .. } => Some(closing.subscribe()),
+            RelaySocket::Udp(_) => None,
+        }
     }
 }
 
 impl Relay for RelaySocket {
     fn send_to(&self, payload: &[u8], peer: SocketAddr) {
+        let RelaySocket::Udp(socket) = self else { return };
         // A full send buffer or an ICMP error drops this datagram, as the network would.
-        if let Err(e) = self.socket.send_to(payload, peer) {
+        if let Err(e) = socket.send_to(payload, peer) {
             tracing::trace!(%peer, error = %e, "relay send failed");
         }
     }
@@ -58,7 +86,9 @@ impl PortPool {
             if options.even_port && port % 2 != 0 {
                 continue;
             }
-            match bind_udp(SocketAddr::new(self.ip, port), options.dont_fragment) {
+            let addr = SocketAddr::new(self.ip, port);
+            let bound = if options.tcp { bind_tcp(addr) } else { bind_udp(addr, options.dont_fragment) };
+            match bound {
                 Ok(socket) => return Ok((socket, port)),
                 Err(e) if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
                     tracing::warn!("out of file descriptors for relay sockets");
@@ -69,6 +99,21 @@ impl PortPool {
         }
         Err(OpenError::Exhausted)
     }
+}
+
+/// A TCP relay's listening socket. SO_REUSEPORT lets the connections turnd opens to peers
+/// (RFC 6062 Connect) leave from the same relayed address.
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(64)?;
+    Ok(socket)
 }
 
 fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> std::io::Result<Socket> {
@@ -121,11 +166,23 @@ impl RelayProvider for WorkerRelays<'_> {
 
     fn open(&mut self, id: AllocId, options: RelayOptions) -> Result<(RelaySocket, u16), OpenError> {
         let (socket, port) = self.pool.bind(options)?;
-        let mut socket = mio::net::UdpSocket::from_std(socket.into());
-        if let Err(e) = self.registry.register(&mut socket, mio::Token(id.0 as usize), mio::Interest::READABLE) {
-            tracing::warn!(error = %e, "cannot register a relay socket");
-            return Err(OpenError::Exhausted);
+        let token = mio::Token(id.0 as usize);
+        let registered = if options.tcp {
+            let mut listener = mio::net::TcpListener::from_std(socket.into());
+            self.registry.register(&mut listener, token, mio::Interest::READABLE).map(|()| {
+                let (closing, _) = tokio::sync::watch::channel(());
+                RelaySocket::Tcp { listener, closing }
+            })
+        } else {
+            let mut udp = mio::net::UdpSocket::from_std(socket.into());
+            self.registry.register(&mut udp, token, mio::Interest::READABLE).map(|()| RelaySocket::Udp(udp))
+        };
+        match registered {
+            Ok(relay) => Ok((relay, port)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register a relay socket");
+                Err(OpenError::Exhausted)
+            }
         }
-        Ok((RelaySocket { socket }, port))
     }
 }

@@ -15,7 +15,15 @@ use tokio::sync::Notify;
 
 use super::worker::Worker;
 use crate::stun::{classify, stream_frame, Framing, Message, StreamFrame, MAX_STREAM_FRAME};
-use crate::turn::{FiveTuple, Transport};
+use crate::turn::{AllocId, FiveTuple, Transport};
+
+/// A client data connection bound by ConnectionBind (RFC 6062 §5.4), with the bytes already
+/// read after the ConnectionBind request (they belong to the peer).
+struct Bind {
+    connection: u32,
+    allocation: AllocId,
+    early: Vec<u8>,
+}
 
 /// TCP/TLS settings from the config.
 #[derive(Debug, Clone)]
@@ -180,14 +188,47 @@ where
         r = read_frames(worker, &mut reader, &tuple, &outbox, deadline) => r,
         r = write_outbox(&mut writer, &outbox) => r,
     };
-    if let Err(why) = ended {
-        tracing::debug!(client = %tuple.client, transport = ?tuple.transport, why, "connection closed");
-    }
     outbox.closed.store(true, Ordering::Relaxed);
     worker.connections().unregister(&tuple);
     // RFC 8656 §3.1: an allocation over a stream lives as long as its connection.
     worker.end_allocation(&tuple);
-    let _ = writer.shutdown().await;
+    match ended {
+        Ok(bind) => {
+            // The ConnectionBind success is the last STUN this connection carries: the writer
+            // had no chance to send it (read_frames returned right after queueing it).
+            let answer = std::mem::take(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            if writer.write_all(&answer).await.is_ok() {
+                pipe(worker, reader.unsplit(writer), bind).await;
+            }
+        }
+        Err(why) => {
+            tracing::debug!(client = %tuple.client, transport = ?tuple.transport, why, "connection closed");
+            let _ = writer.shutdown().await;
+        }
+    }
+}
+
+/// Pipes a bound client data connection to its peer data connection (RFC 6062 §5.5) until
+/// either closes or the allocation ends.
+async fn pipe<S: AsyncRead + AsyncWrite + Unpin>(worker: &Rc<Worker>, mut client: S, bind: Bind) {
+    let closing = worker.server().table().with_id(bind.allocation, |a| a.relay.closing()).flatten();
+    let peer = worker.shared().unpark(bind.connection);
+    if let (Some(mut closing), Some(peer)) = (closing, peer) {
+        let piped = async {
+            peer.set_nonblocking(true)?;
+            let mut peer = tokio::net::TcpStream::from_std(peer)?;
+            peer.write_all(&bind.early).await?;
+            tokio::select! {
+                r = tokio::io::copy_bidirectional(&mut client, &mut peer) => r.map(|_| ()),
+                _ = closing.changed() => Ok(()),
+            }
+        };
+        if let Err(e) = piped.await {
+            tracing::debug!(connection = bind.connection, error = %e, "TCP relay connection ended");
+        }
+    }
+    worker.server().connection_closed(bind.connection);
+    let _ = client.shutdown().await;
 }
 
 async fn read_frames<R: AsyncRead + Unpin>(
@@ -196,7 +237,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
     tuple: &FiveTuple,
     outbox: &Outbox,
     deadline: tokio::time::Instant,
-) -> Result<(), &'static str> {
+) -> Result<Bind, &'static str> {
     let mut buf = vec![0u8; READ_BUFFER];
     let mut filled = 0;
     let mut spoke = false;
@@ -224,7 +265,10 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 }
                 spoke = true;
             }
-            worker.handle_stream_frame(tuple, frame, outbox);
+            if let Some((connection, allocation)) = worker.handle_stream_frame(tuple, frame, outbox) {
+                let early = buf[start + n..filled].to_vec();
+                return Ok(Bind { connection, allocation, early });
+            }
             start += n;
         }
         buf.copy_within(start..filled, 0);
@@ -245,7 +289,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_outbox<W: AsyncWrite + Unpin>(writer: &mut W, outbox: &Outbox) -> Result<(), &'static str> {
+async fn write_outbox<W: AsyncWrite + Unpin>(writer: &mut W, outbox: &Outbox) -> Result<Bind, &'static str> {
     let mut batch = Vec::new();
     loop {
         outbox.ready.notified().await;

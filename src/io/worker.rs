@@ -36,6 +36,20 @@ pub(super) struct Shared {
     pub connections: Arc<Connections>,
     pub streams: StreamSettings,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// RFC 6062 peer data connections waiting for the client's ConnectionBind, by CONNECTION-ID
+    /// (the client's data connection may land on any worker).
+    pub parked: std::sync::Mutex<std::collections::HashMap<u32, std::net::TcpStream>>,
+}
+
+impl Shared {
+    fn park(&self, connection: u32, stream: std::net::TcpStream) {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner()).insert(connection, stream);
+    }
+
+    /// Takes the peer data connection of `connection`, if it is still waiting.
+    pub(super) fn unpark(&self, connection: u32) -> Option<std::net::TcpStream> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner()).remove(&connection)
+    }
 }
 
 /// One worker's own listening sockets.
@@ -157,7 +171,9 @@ impl Worker {
                     stats.add(Counter::PacketsToPeer, 1);
                     stats.add(Counter::BytesToPeer, bytes as u64);
                 }
-                Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+                // RFC 6062 outcomes need a stream control connection; the core never gives
+                // them for UDP, and if it did there would be nothing to do with them here.
+                Outcome::Dropped(_) | Outcome::Connect { .. } | Outcome::Bound { .. } => stats.add(Counter::Dropped, 1),
             }
         }
         true
@@ -184,8 +200,23 @@ impl Worker {
         drop(self.server.table().remove(tuple));
     }
 
-    /// Handles one complete frame from a stream client; answers go to its outbox.
-    pub(super) fn handle_stream_frame(&self, tuple: &FiveTuple, frame: &[u8], outbox: &Outbox) {
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(super) fn server(&self) -> &Server<RelaySocket> {
+        &self.server
+    }
+
+    /// Handles one complete frame from a stream client; answers go to its outbox. Returns the
+    /// CONNECTION-ID and allocation when this frame bound the connection as an RFC 6062 client
+    /// data connection (from then on it carries raw bytes).
+    pub(super) fn handle_stream_frame(
+        self: &Rc<Self>,
+        tuple: &FiveTuple,
+        frame: &[u8],
+        outbox: &Outbox,
+    ) -> Option<(u32, AllocId)> {
         let mut bufs = self.bufs.borrow_mut();
         let tx = &mut bufs.tx;
         let poll = self.poll.borrow();
@@ -205,7 +236,16 @@ impl Worker {
                 stats.add(Counter::BytesToPeer, bytes as u64);
             }
             Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+            Outcome::Connect { connection, from, peer, .. } => {
+                tokio::task::spawn_local(dial(Rc::clone(self), connection, from, peer));
+            }
+            Outcome::Bound { connection, allocation, len } => {
+                stats.add(Counter::Responses, 1);
+                outbox.push(&tx[..len]);
+                return Some((connection, allocation));
+            }
         }
+        None
     }
 
     /// Sends to a client over this worker's listener socket for the client's server address
@@ -225,14 +265,19 @@ impl Worker {
     /// Reads ready relay sockets; true if some still have data (budget spent).
     fn drain_relays(&self) -> std::io::Result<bool> {
         let mut bufs = self.bufs.borrow_mut();
-        let Buffers { relay, events, pending, ready, .. } = &mut *bufs;
+        let Buffers { relay, tx, events, pending, ready, .. } = &mut *bufs;
         ready.clear();
         ready.append(pending);
         self.poll.borrow_mut().poll(events, Some(Duration::ZERO))?;
         ready.extend(events.iter().map(|e| AllocId(e.token().0 as u64)));
         let now = super::now();
         for &id in ready.iter() {
-            if self.drain_relay(id, relay, now) {
+            let more = match self.server.table().with_id(id, |a| a.relay.is_tcp()) {
+                Some(true) => self.accept_peers(id, tx, now),
+                Some(false) => self.drain_relay(id, relay, now),
+                None => false,
+            };
+            if more {
                 pending.push(id);
             }
         }
@@ -266,6 +311,75 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Accepts up to [`BUDGET`] peer connections on TCP relay `id` (RFC 6062 §5.3): a peer with
+    /// a permission is announced to the client with a ConnectionAttempt and parked until the
+    /// client binds a data connection to it; any other is closed.
+    fn accept_peers(&self, id: AllocId, out: &mut [u8], now: crate::turn::Now) -> bool {
+        for _ in 0..BUDGET {
+            let (stream, peer) = match self.server.table().with_id(id, |a| a.relay.accept()) {
+                Some(Ok(accepted)) => accepted,
+                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return false,
+                None => return false,
+                Some(Err(_)) => continue,
+            };
+            let Some((control, connection, len)) = self.server.peer_connected(now, id, peer, out) else {
+                tracing::debug!(%peer, "TCP peer without permission: closed");
+                continue;
+            };
+            self.shared.park(connection, stream.into());
+            self.send_to_client(&control, &out[..len]);
+            tokio::task::spawn_local(expire_parked(Arc::clone(&self.shared), connection));
+        }
+        true
+    }
+}
+
+/// RFC 6062 Connect: opens the peer data connection from the relayed address, parks it for the
+/// client's ConnectionBind, and answers the Connect request.
+async fn dial(worker: Rc<Worker>, connection: u32, from: std::net::SocketAddr, peer: std::net::SocketAddr) {
+    let stream = async {
+        let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(from)?;
+        let stream = tokio::time::timeout(crate::turn::BIND_TIMEOUT, socket.connect(peer))
+            .await
+            .map_err(|_| std::io::Error::from(ErrorKind::TimedOut))??;
+        stream.into_std()
+    }
+    .await;
+    let connected = match stream {
+        Ok(stream) => {
+            // Parked before the answer goes out: the client binds as soon as it reads it.
+            worker.shared.park(connection, stream);
+            true
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "RFC 6062 Connect failed");
+            false
+        }
+    };
+    let answered = {
+        let mut bufs = worker.bufs.borrow_mut();
+        let tx = &mut bufs.tx;
+        let answer = worker.server.connect_finished(super::now(), connection, connected, tx);
+        answer.map(|(control, len)| worker.send_to_client(&control, &tx[..len])).is_some()
+    };
+    if connected && !answered {
+        drop(worker.shared.unpark(connection));
+    } else if connected {
+        expire_parked(Arc::clone(&worker.shared), connection).await;
+    }
+}
+
+/// Closes a parked peer data connection that no ConnectionBind claimed in time.
+async fn expire_parked(shared: Arc<Shared>, connection: u32) {
+    tokio::time::sleep(crate::turn::BIND_TIMEOUT).await;
+    if shared.unpark(connection).is_some() {
+        tracing::debug!(connection, "no ConnectionBind in time: peer connection closed");
+        shared.server.connection_closed(connection);
     }
 }
 

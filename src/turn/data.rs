@@ -72,7 +72,7 @@ impl<R: Relay> Server<R> {
             return Outcome::Dropped(Discard::NoPermission);
         }
         let route = self.table.with(tuple, |a| {
-            if a.expires <= now.mono {
+            if a.expires <= now.mono || a.tcp {
                 return Err(Discard::NoAllocation);
             }
             if !a.permits(peer.ip(), now.mono) {

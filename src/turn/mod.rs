@@ -7,6 +7,7 @@ mod data;
 pub mod policy;
 mod request;
 pub mod table;
+mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageW
 pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
 use policy::PeerPolicy;
 pub use table::{AllocId, Allocation, AllocationTable};
+pub use tcp::BIND_TIMEOUT;
 
 /// Permission lifetime (RFC 8656 §9).
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -63,6 +65,8 @@ pub struct RelayOptions {
     pub even_port: bool,
     /// DONT-FRAGMENT: set DF on what the relay sends (RFC 8656 §14.8).
     pub dont_fragment: bool,
+    /// A TCP relay (RFC 6062): a listening socket on the relayed address.
+    pub tcp: bool,
 }
 
 /// Why a relay socket could not be opened.
@@ -99,6 +103,12 @@ pub enum Outcome {
     Forward { to: FiveTuple, start: usize, end: usize },
     /// Dropped, and why (for counters and debugging).
     Dropped(Discard),
+    /// RFC 6062 Connect: open a TCP connection from `from` (the relayed address) to `peer`, then
+    /// report with [`Server::connect_finished`].
+    Connect { connection: u32, allocation: AllocId, from: SocketAddr, peer: SocketAddr },
+    /// RFC 6062 ConnectionBind succeeded: send `out[..len]` on this client data connection, then
+    /// pipe its bytes to and from the peer data connection `connection`.
+    Bound { connection: u32, allocation: AllocId, len: usize },
 }
 
 /// Why a packet was dropped without an answer.
@@ -140,6 +150,8 @@ pub enum ErrorCode {
     UnsupportedTransport,
     PeerAddressFamilyMismatch,
     AllocationQuotaReached,
+    ConnectionAlreadyExists,
+    ConnectionFailure,
     InsufficientCapacity,
 }
 
@@ -157,6 +169,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedTransport => 442,
             ErrorCode::PeerAddressFamilyMismatch => 443,
             ErrorCode::AllocationQuotaReached => 486,
+            ErrorCode::ConnectionAlreadyExists => 446,
+            ErrorCode::ConnectionFailure => 447,
             ErrorCode::InsufficientCapacity => 508,
         }
     }
@@ -174,6 +188,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedTransport => "Unsupported Transport Protocol",
             ErrorCode::PeerAddressFamilyMismatch => "Peer Address Family Mismatch",
             ErrorCode::AllocationQuotaReached => "Allocation Quota Reached",
+            ErrorCode::ConnectionAlreadyExists => "Connection Already Exists",
+            ErrorCode::ConnectionFailure => "Connection Timeout or Failure",
             ErrorCode::InsufficientCapacity => "Insufficient Capacity",
         }
     }
@@ -187,6 +203,7 @@ pub struct Server<R> {
     nonces: NonceMinter,
     policy: PeerPolicy,
     table: AllocationTable<R>,
+    tcp: tcp::TcpConnections,
 }
 
 /// A request that passed authentication.
@@ -197,7 +214,7 @@ pub(crate) struct Authenticated<'a> {
 
 impl<R: Relay> Server<R> {
     pub fn new(config: ServerConfig, credentials: Credentials, nonces: NonceMinter, policy: PeerPolicy) -> Self {
-        Server { config, credentials, nonces, policy, table: AllocationTable::new() }
+        Server { config, credentials, nonces, policy, table: AllocationTable::new(), tcp: Default::default() }
     }
 
     /// The allocation table (for the IO shell's relay sockets and for gauges).
@@ -229,6 +246,7 @@ impl<R: Relay> Server<R> {
 
     /// Ends expired allocations (closing their relays) and prunes permissions and channels.
     pub fn expire(&self, now: Instant) -> usize {
+        self.tcp.expire(now);
         self.table.expire(now)
     }
 
@@ -252,6 +270,8 @@ impl<R: Relay> Server<R> {
             Method::REFRESH => self.on_refresh(now, tuple, msg, out),
             Method::CREATE_PERMISSION => self.on_create_permission(now, tuple, msg, out),
             Method::CHANNEL_BIND => self.on_channel_bind(now, tuple, msg, out),
+            Method::CONNECT => self.on_connect(now, tuple, msg, out),
+            Method::CONNECTION_BIND => self.on_connection_bind(now, tuple, msg, out),
             _ => self.error(msg, out, ErrorCode::BadRequest, None),
         }
     }

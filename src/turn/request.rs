@@ -11,8 +11,9 @@ use super::{
     CHANNEL_LIFETIME, PERMISSION_LIFETIME,
 };
 
-/// REQUESTED-TRANSPORT value for UDP (RFC 8656 §14.7).
+/// REQUESTED-TRANSPORT values for UDP (RFC 8656 §14.7) and TCP (RFC 6062 §6.1).
 const UDP: u8 = 17;
+const TCP: u8 = 6;
 /// Most XOR-PEER-ADDRESS attributes one CreatePermission may carry.
 const MAX_PEERS_PER_REQUEST: usize = 32;
 
@@ -46,7 +47,7 @@ impl<R: Relay> Server<R> {
             Some((false, ..)) => drop(self.table.remove(tuple)),
             None => {}
         }
-        let options = match self.allocate_options(msg) {
+        let options = match self.allocate_options(tuple, msg) {
             Ok(options) => options,
             Err(code) => return self.error(msg, out, code, key),
         };
@@ -83,6 +84,7 @@ impl<R: Relay> Server<R> {
             key: auth.key,
             expires: now.mono + lifetime,
             txid: *msg.transaction_id(),
+            tcp: options.tcp,
             permissions: Vec::new(),
             channels: Vec::new(),
             relay,
@@ -95,12 +97,23 @@ impl<R: Relay> Server<R> {
     }
 
     /// Checks the Allocate attributes that shape the relay (RFC 8656 §7.2 steps 3-6).
-    fn allocate_options(&self, msg: &Message<'_>) -> Result<RelayOptions, ErrorCode> {
-        match msg.attr(attr::REQUESTED_TRANSPORT) {
-            Some([UDP, ..]) => {}
+    fn allocate_options(&self, tuple: &FiveTuple, msg: &Message<'_>) -> Result<RelayOptions, ErrorCode> {
+        let tcp = match msg.attr(attr::REQUESTED_TRANSPORT) {
+            Some([UDP, ..]) => false,
+            //= https://www.rfc-editor.org/rfc/rfc6062#section-5.1
+            // A TCP relay needs a stream control connection and none of the UDP-only attributes.
+            Some([TCP, ..])
+                if tuple.transport == super::Transport::Udp
+                    || msg.has(attr::DONT_FRAGMENT)
+                    || msg.has(attr::EVEN_PORT)
+                    || msg.has(attr::RESERVATION_TOKEN) =>
+            {
+                return Err(ErrorCode::BadRequest)
+            }
+            Some([TCP, ..]) => true,
             Some([_, _, _, _]) => return Err(ErrorCode::UnsupportedTransport),
             _ => return Err(ErrorCode::BadRequest),
-        }
+        };
         let even_port = match msg.attr(attr::EVEN_PORT) {
             None => false,
             // The R bit asks for the next port to be reserved with a RESERVATION-TOKEN; turnd does
@@ -127,7 +140,7 @@ impl<R: Relay> Server<R> {
         if ipv6 != self.config.relay_ip.is_ipv6() {
             return Err(ErrorCode::AddressFamilyNotSupported);
         }
-        Ok(RelayOptions { ipv6, even_port, dont_fragment: msg.has(attr::DONT_FRAGMENT) })
+        Ok(RelayOptions { ipv6, even_port, dont_fragment: msg.has(attr::DONT_FRAGMENT), tcp })
     }
 
     fn allocate_success(
@@ -285,6 +298,10 @@ impl<R: Relay> Server<R> {
             if *a.username != *auth.username {
                 return Err(ErrorCode::WrongCredentials);
             }
+            if a.tcp {
+                // RFC 6062 §5: TCP allocations have no channels.
+                return Err(ErrorCode::BadRequest);
+            }
             bind_channel(a, number, peer, now)
         });
         match bound {
@@ -297,7 +314,7 @@ impl<R: Relay> Server<R> {
     /// Peer checks shared by CreatePermission and ChannelBind: family (443) and policy (403).
     /// turnd's own relayed addresses are always allowed: data to them is delivered in-process.
     /// Returns the canonical form of the peer (IPv4-mapped IPv6 becomes IPv4).
-    fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
+    pub(super) fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
         let canonical = super::canonical_addr(peer);
         if canonical.is_ipv6() != self.config.relay_ip.is_ipv6() {
             return Err(ErrorCode::PeerAddressFamilyMismatch);

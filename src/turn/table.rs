@@ -57,6 +57,8 @@ pub struct Allocation<R> {
     pub expires: Instant,
     /// Transaction id of the Allocate that created it, to answer its retransmissions.
     pub txid: [u8; 12],
+    /// A TCP relay (RFC 6062): no Send, ChannelBind or ChannelData.
+    pub tcp: bool,
     pub permissions: Vec<Permission>,
     pub channels: Vec<Channel>,
     pub relay: R,

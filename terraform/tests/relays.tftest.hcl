@@ -1,0 +1,258 @@
+# What the configuration creates, checked against the oracle/oci 7.19.0 schema with a mocked
+# provider (no cloud account, no network): the network, the ports it opens, the relays, their
+# user data, and the Always Free limits. Run by scripts/test-infra.
+
+mock_provider "oci" {
+  override_data {
+    target = data.oci_identity_availability_domains.all
+    values = {
+      availability_domains = [
+        { compartment_id = "ocid1.tenancy.oc1..aaaaaaaaexampletenancy", id = "ad1", name = "Uocm:EU-FRANKFURT-1-AD-1" },
+        { compartment_id = "ocid1.tenancy.oc1..aaaaaaaaexampletenancy", id = "ad2", name = "Uocm:EU-FRANKFURT-1-AD-2" },
+      ]
+    }
+  }
+
+  override_data {
+    target = data.oci_core_images.ubuntu
+    values = {
+      images = [
+        { id = "ocid1.image.oc1.eu-frankfurt-1.ubuntu2204aarch64", display_name = "Canonical-Ubuntu-22.04-aarch64-2025.01.31-0", operating_system = "Canonical Ubuntu", operating_system_version = "22.04" },
+      ]
+    }
+  }
+
+  override_resource {
+    target = oci_core_instance.relay
+    values = { public_ip = "203.0.113.10" }
+  }
+}
+
+variables {
+  tenancy_ocid        = "ocid1.tenancy.oc1..aaaaaaaaexampletenancy"
+  compartment_ocid    = "ocid1.compartment.oc1..aaaaaaaaexamplecompartment"
+  region              = "eu-frankfurt-1"
+  admin_cidr          = "198.51.100.7/32"
+  ssh_public_key      = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample test"
+  turnd_binary_url    = "https://downloads.example.invalid/turnd-aarch64"
+  turnd_binary_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  turn_secret         = "0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f"
+}
+
+run "network" {
+  assert {
+    condition     = oci_core_vcn.turnd.cidr_blocks == tolist(["10.0.0.0/16"])
+    error_message = "The VCN must be 10.0.0.0/16."
+  }
+  assert {
+    condition     = oci_core_subnet.turnd.cidr_block == "10.0.1.0/24" && oci_core_subnet.turnd.prohibit_public_ip_on_vnic == false
+    error_message = "The relays' subnet must be the public 10.0.1.0/24."
+  }
+  assert {
+    condition     = oci_core_subnet.turnd.route_table_id == oci_core_route_table.turnd.id && oci_core_subnet.turnd.security_list_ids == toset([oci_core_security_list.turnd.id])
+    error_message = "The subnet must use the route table and the security list."
+  }
+  assert {
+    condition     = one(oci_core_route_table.turnd.route_rules).destination == "0.0.0.0/0" && one(oci_core_route_table.turnd.route_rules).network_entity_id == oci_core_internet_gateway.turnd.id
+    error_message = "The default route must go through the Internet gateway."
+  }
+  assert {
+    condition     = oci_core_internet_gateway.turnd.enabled == true
+    error_message = "The Internet gateway must be enabled."
+  }
+}
+
+run "default_ports" {
+  # The security list opens STUN/TURN on UDP and TCP 3478, TURN over TLS on TCP 5349 and the
+  # UDP relay range to the Internet, SSH to admin_cidr, and nothing else.
+  assert {
+    condition = toset([
+      for r in oci_core_security_list.turnd.ingress_security_rules :
+      format("%s %s %s-%s", r.source, r.protocol,
+        try(one(r.tcp_options).min, one(r.udp_options).min, one(r.icmp_options).type),
+      try(one(r.tcp_options).max, one(r.udp_options).max, one(r.icmp_options).code))
+      ]) == toset([
+      "198.51.100.7/32 6 22-22",
+      "0.0.0.0/0 1 3-4",
+      "0.0.0.0/0 17 3478-3478",
+      "0.0.0.0/0 6 3478-3478",
+      "0.0.0.0/0 6 5349-5349",
+      "0.0.0.0/0 17 49152-65535",
+    ])
+    error_message = "The default ingress rules must be exactly SSH from admin_cidr, ICMP 3/4, UDP+TCP 3478, TCP 5349 and UDP 49152-65535."
+  }
+  assert {
+    condition = alltrue([
+      for r in oci_core_security_list.turnd.ingress_security_rules :
+      r.source == var.admin_cidr || !(contains(["all", "6"], r.protocol) && try(one(r.tcp_options).min, 1) <= 22 && try(one(r.tcp_options).max, 65535) >= 22)
+    ])
+    error_message = "SSH (TCP 22) must be reachable from admin_cidr only."
+  }
+  assert {
+    condition     = alltrue([for r in oci_core_security_list.turnd.ingress_security_rules : r.stateless == false])
+    error_message = "Ingress rules are stateful (replies need no rules of their own)."
+  }
+  assert {
+    condition     = one(oci_core_security_list.turnd.egress_security_rules).destination == "0.0.0.0/0"
+    error_message = "Relays must reach any peer."
+  }
+  assert {
+    condition     = length(output.credentials_api_urls) == 0
+    error_message = "No credentials API URL without enable_api."
+  }
+}
+
+run "optional_ports" {
+  variables {
+    enable_tls_443 = true
+    enable_api     = true
+    api_port       = 8443
+  }
+  assert {
+    condition     = length(oci_core_security_list.turnd.ingress_security_rules) == 8
+    error_message = "443 and the API port add exactly two rules."
+  }
+  assert {
+    condition = length([
+      for r in oci_core_security_list.turnd.ingress_security_rules : r
+      if r.source == "0.0.0.0/0" && r.protocol == "6" && try(one(r.tcp_options).min, 0) == 443 && try(one(r.tcp_options).max, 0) == 443
+    ]) == 1
+    error_message = "enable_tls_443 opens TCP 443."
+  }
+  assert {
+    condition = length([
+      for r in oci_core_security_list.turnd.ingress_security_rules : r
+      if r.source == "0.0.0.0/0" && r.protocol == "6" && try(one(r.tcp_options).min, 0) == 8443 && try(one(r.tcp_options).max, 0) == 8443
+    ]) == 1
+    error_message = "enable_api opens the API port."
+  }
+  assert {
+    condition     = output.credentials_api_urls == tolist(["http://203.0.113.10:8443/v1/turn/credentials"])
+    error_message = "The credentials API URL names the public IP and the API port."
+  }
+  assert {
+    condition     = output.turns_uris == ["turns:203.0.113.10:5349?transport=tcp", "turns:203.0.113.10:443?transport=tcp"]
+    error_message = "turns: URIs for 5349 and 443."
+  }
+}
+
+run "relays" {
+  variables {
+    relay_count   = 2
+    ocpus         = 2
+    memory_in_gbs = 12
+  }
+  assert {
+    condition     = length(oci_core_instance.relay) == 2
+    error_message = "relay_count relays."
+  }
+  assert {
+    condition = alltrue([
+      for vm in oci_core_instance.relay :
+      vm.shape == "VM.Standard.A1.Flex" && one(vm.shape_config).ocpus == 2 && one(vm.shape_config).memory_in_gbs == 12
+    ])
+    error_message = "Relays are Always Free A1.Flex VMs with the configured OCPUs and memory."
+  }
+  assert {
+    condition     = [for vm in oci_core_instance.relay : one(vm.source_details).source_id] == ["ocid1.image.oc1.eu-frankfurt-1.ubuntu2204aarch64", "ocid1.image.oc1.eu-frankfurt-1.ubuntu2204aarch64"]
+    error_message = "Relays boot the Ubuntu 22.04 image found by the data source."
+  }
+  assert {
+    condition     = data.oci_core_images.ubuntu.operating_system == "Canonical Ubuntu" && data.oci_core_images.ubuntu.operating_system_version == "22.04" && data.oci_core_images.ubuntu.shape == "VM.Standard.A1.Flex"
+    error_message = "The image data source asks for Canonical Ubuntu 22.04 for the A1 shape."
+  }
+  assert {
+    condition     = alltrue([for vm in oci_core_instance.relay : vm.is_pv_encryption_in_transit_enabled == true && one(vm.launch_options).is_pv_encryption_in_transit_enabled == true])
+    error_message = "Boot volume in-transit encryption is on."
+  }
+  assert {
+    condition     = alltrue([for vm in oci_core_instance.relay : one(vm.instance_options).are_legacy_imds_endpoints_disabled == true])
+    error_message = "Legacy (v1) instance metadata endpoints are off."
+  }
+  assert {
+    condition     = [for vm in oci_core_instance.relay : one(vm.create_vnic_details).private_ip] == ["10.0.1.10", "10.0.1.11"]
+    error_message = "Relay N gets the private IP cidrhost(subnet, 10 + N)."
+  }
+  assert {
+    condition     = alltrue([for vm in oci_core_instance.relay : one(vm.create_vnic_details).assign_public_ip == "true" && one(vm.create_vnic_details).subnet_id == oci_core_subnet.turnd.id])
+    error_message = "Relays sit in the public subnet with a public IP."
+  }
+  assert {
+    condition     = [for vm in oci_core_instance.relay : vm.availability_domain] == ["Uocm:EU-FRANKFURT-1-AD-1", "Uocm:EU-FRANKFURT-1-AD-2"]
+    error_message = "Relays spread over the availability domains."
+  }
+  assert {
+    condition     = output.turn_uris == ["turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp", "turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp"]
+    error_message = "turn: URIs for UDP and TCP on 3478 for each relay."
+  }
+}
+
+run "user_data" {
+  variables {
+    relay_count = 2
+  }
+  assert {
+    condition     = alltrue([for vm in oci_core_instance.relay : startswith(base64decode(vm.metadata.user_data), "#cloud-config\n")])
+    error_message = "The user data is a cloud-config document."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[1].metadata.user_data), "listen = [\"10.0.1.11:3478\"]") && strcontains(base64decode(oci_core_instance.relay[1].metadata.user_data), "external-ip = \"@PUBLIC_IP@/10.0.1.11\"")
+    error_message = "turnserver.toml listens on the relay's private IP and advertises its public IP."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "secrets = [\"${var.turn_secret}\"]")
+    error_message = "The shared secret goes into turnserver.toml."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "echo \"${var.turnd_binary_sha256}  $tmp\" | sha256sum --check --strict -")
+    error_message = "The binary is checked against turnd_binary_sha256 before it is installed."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "LoadCredential=turnserver.toml:/etc/turnd/turnserver.toml")
+    error_message = "The user data installs systemd/turnd.service."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "\"-p udp --dport 49152:65535\"") && strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "netfilter-persistent save")
+    error_message = "The host firewall opens the relay range and persists the rules."
+  }
+  assert {
+    condition     = oci_core_instance.relay[0].metadata.ssh_authorized_keys == var.ssh_public_key
+    error_message = "The SSH key is installed."
+  }
+}
+
+run "iam" {
+  assert {
+    condition     = oci_identity_policy.relays_read_vnics.statements == tolist(["Allow dynamic-group turnd-relays to read vnics in compartment id ocid1.compartment.oc1..aaaaaaaaexamplecompartment"])
+    error_message = "Relays may read VNICs of their compartment, nothing more."
+  }
+  assert {
+    condition     = oci_identity_dynamic_group.relays.compartment_id == var.tenancy_ocid && strcontains(oci_identity_dynamic_group.relays.matching_rule, var.compartment_ocid)
+    error_message = "The dynamic group lives in the tenancy and matches the relays' compartment."
+  }
+}
+
+run "iam_in_root_compartment" {
+  command = plan
+  variables {
+    compartment_ocid = "ocid1.tenancy.oc1..aaaaaaaaexampletenancy"
+  }
+  assert {
+    condition     = oci_identity_policy.relays_read_vnics.statements == tolist(["Allow dynamic-group turnd-relays to read vnics in tenancy"])
+    error_message = "The root compartment is named `tenancy` in policy statements."
+  }
+}
+
+run "largest_free_tier_deployment" {
+  command = plan
+  variables {
+    relay_count             = 4
+    ocpus                   = 1
+    memory_in_gbs           = 6
+    boot_volume_size_in_gbs = 50
+  }
+  assert {
+    condition     = length(oci_core_instance.relay) == 4
+    error_message = "Four 1-OCPU, 6 GB relays fit the Always Free tier."
+  }
+}

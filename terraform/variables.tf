@@ -1,0 +1,219 @@
+# Inputs of the turnd relay deployment. Required: tenancy_ocid, compartment_ocid, region,
+# admin_cidr, ssh_public_key, turnd_binary_url, turnd_binary_sha256, turn_secret.
+
+# --- Where ---------------------------------------------------------------------------------
+
+variable "tenancy_ocid" {
+  description = "OCID of the tenancy (availability domains and the relays' dynamic group live there)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.tenancy_ocid, "ocid1.tenancy.")
+    error_message = "tenancy_ocid must be a tenancy OCID (ocid1.tenancy....)."
+  }
+}
+
+variable "compartment_ocid" {
+  description = "OCID of the compartment that gets the network and the relays (may be the tenancy itself)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.(compartment|tenancy)\\.", var.compartment_ocid))
+    error_message = "compartment_ocid must be a compartment or tenancy OCID."
+  }
+}
+
+variable "region" {
+  description = "OCI region identifier, e.g. eu-frankfurt-1. Always Free compute exists only in the home region."
+  type        = string
+}
+
+variable "oci_config_profile" {
+  description = "Profile of ~/.oci/config that the provider authenticates with."
+  type        = string
+  default     = "DEFAULT"
+}
+
+variable "name" {
+  description = "Prefix of display names, host names and the IAM dynamic group / policy names."
+  type        = string
+  default     = "turnd"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{0,9}$", var.name))
+    error_message = "name must be 1-10 lowercase letters or digits, starting with a letter (it is also a DNS label)."
+  }
+}
+
+# --- Network -------------------------------------------------------------------------------
+
+variable "subnet_cidr" {
+  description = "Public subnet inside the VCN 10.0.0.0/16; relay N gets the private IP cidrhost(subnet_cidr, 10 + N)."
+  type        = string
+  default     = "10.0.1.0/24"
+
+  validation {
+    condition     = can(cidrhost(var.subnet_cidr, 0)) && try(startswith(cidrhost(var.subnet_cidr, 0), "10.0.") && tonumber(split("/", var.subnet_cidr)[1]) >= 16 && tonumber(split("/", var.subnet_cidr)[1]) <= 28, false)
+    error_message = "subnet_cidr must be a /16 to /28 inside 10.0.0.0/16."
+  }
+}
+
+variable "admin_cidr" {
+  description = "IPv4 CIDR allowed to reach SSH (TCP 22), e.g. your address as 198.51.100.7/32. Never the whole Internet."
+  type        = string
+
+  validation {
+    condition     = can(cidrnetmask(var.admin_cidr))
+    error_message = "admin_cidr must be an IPv4 CIDR such as 198.51.100.7/32."
+  }
+
+  validation {
+    condition     = can(cidrnetmask(var.admin_cidr)) && try(tonumber(split("/", var.admin_cidr)[1]) >= 8, false)
+    error_message = "SSH must not be open to the world: admin_cidr must be /8 or narrower (0.0.0.0/0 is refused)."
+  }
+}
+
+variable "relay_min_port" {
+  description = "First UDP port of turnd's relay range (turnserver.toml min-port)."
+  type        = number
+  default     = 49152
+
+  validation {
+    condition     = var.relay_min_port >= 1024 && var.relay_min_port <= 65535 && floor(var.relay_min_port) == var.relay_min_port
+    error_message = "relay_min_port must be an integer in 1024-65535."
+  }
+}
+
+variable "relay_max_port" {
+  description = "Last UDP port of turnd's relay range (turnserver.toml max-port)."
+  type        = number
+  default     = 65535
+
+  validation {
+    condition     = var.relay_max_port >= var.relay_min_port && var.relay_max_port <= 65535 && floor(var.relay_max_port) == var.relay_max_port
+    error_message = "relay_max_port must be an integer in relay_min_port-65535."
+  }
+}
+
+variable "enable_tls_443" {
+  description = "Also open TCP 443 (TURN over TLS on the HTTPS port, for clients behind strict firewalls)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_api" {
+  description = "Open the port of turnd's HTTP credentials API to the Internet."
+  type        = bool
+  default     = false
+}
+
+variable "api_port" {
+  description = "TCP port of turnd's HTTP credentials API (opened only when enable_api is true)."
+  type        = number
+  default     = 8443
+
+  validation {
+    condition     = var.api_port >= 1 && var.api_port <= 65535 && !contains([22, 3478, 5349, 443], var.api_port)
+    error_message = "api_port must be a port in 1-65535 that is not 22, 443, 3478 or 5349."
+  }
+}
+
+# --- Compute (Always Free: 4 Ampere OCPUs, 24 GB memory, 200 GB block storage in total) ------
+
+variable "relay_count" {
+  description = "Number of relay VMs."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.relay_count >= 1 && var.relay_count <= 4 && floor(var.relay_count) == var.relay_count
+    error_message = "relay_count must be 1 to 4 (the Always Free tier has 4 Ampere OCPUs)."
+  }
+}
+
+variable "ocpus" {
+  description = "OCPUs per relay (VM.Standard.A1.Flex)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.ocpus >= 1 && floor(var.ocpus) == var.ocpus && var.ocpus * var.relay_count <= 4
+    error_message = "ocpus must be a whole number >= 1, and relay_count * ocpus must stay within the Always Free 4 OCPUs."
+  }
+}
+
+variable "memory_in_gbs" {
+  description = "Memory per relay in GB (1 to 64 per OCPU on A1)."
+  type        = number
+  default     = 6
+
+  validation {
+    condition     = var.memory_in_gbs >= 1 && floor(var.memory_in_gbs) == var.memory_in_gbs && var.memory_in_gbs <= 64 * var.ocpus && var.memory_in_gbs * var.relay_count <= 24
+    error_message = "memory_in_gbs must be a whole number of GB, at most 64 per OCPU, and relay_count * memory_in_gbs must stay within the Always Free 24 GB."
+  }
+}
+
+variable "boot_volume_size_in_gbs" {
+  description = "Boot volume per relay in GB (OCI minimum 50)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.boot_volume_size_in_gbs >= 50 && var.boot_volume_size_in_gbs * var.relay_count <= 200
+    error_message = "boot_volume_size_in_gbs must be >= 50, and relay_count * boot_volume_size_in_gbs must stay within the Always Free 200 GB."
+  }
+}
+
+variable "ssh_public_key" {
+  description = "OpenSSH public key installed for the `ubuntu` user."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", var.ssh_public_key))
+    error_message = "ssh_public_key must be an OpenSSH public key line (ssh-ed25519 AAAA...)."
+  }
+}
+
+# --- turnd ---------------------------------------------------------------------------------
+
+variable "turnd_binary_url" {
+  description = "HTTPS URL of a turnd binary for Linux aarch64 (A1 is Arm), e.g. a release asset."
+  type        = string
+
+  validation {
+    condition     = startswith(var.turnd_binary_url, "https://")
+    error_message = "turnd_binary_url must be an https:// URL."
+  }
+}
+
+variable "turnd_binary_sha256" {
+  description = "SHA-256 of the binary at turnd_binary_url (64 hex digits); cloud-init refuses any other file."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.turnd_binary_sha256))
+    error_message = "turnd_binary_sha256 must be 64 lowercase hex digits (sha256sum output)."
+  }
+}
+
+variable "turn_secret" {
+  description = "TURN REST shared secret (auth.secrets). Generate with `openssl rand -hex 32`."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.turn_secret) >= 32 && can(regex("^[!-~]+$", var.turn_secret)) && !strcontains(var.turn_secret, "\"") && !strcontains(var.turn_secret, "\\")
+    error_message = "turn_secret must be at least 32 printable ASCII characters without spaces, quotes or backslashes."
+  }
+}
+
+variable "realm" {
+  description = "TURN realm (auth.realm)."
+  type        = string
+  default     = "turnd"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.-]{1,127}$", var.realm))
+    error_message = "realm must be 1-127 letters, digits, dots or dashes."
+  }
+}
