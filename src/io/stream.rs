@@ -88,9 +88,10 @@ struct Counts {
 }
 
 impl Connections {
-    /// The outbox of a stream client.
-    pub fn outbox(&self, tuple: &FiveTuple) -> Option<Arc<Outbox>> {
-        self.outboxes.read().unwrap_or_else(|e| e.into_inner()).get(tuple).cloned()
+    /// Queues `bytes` for the stream client `tuple` (under the registry's read lock, so no
+    /// reference count changes per packet); false when it has no connection or its queue is full.
+    pub fn push(&self, tuple: &FiveTuple, bytes: &[u8]) -> bool {
+        self.outboxes.read().unwrap_or_else(|e| e.into_inner()).get(tuple).is_some_and(|o| o.push(bytes))
     }
 
     /// Admits a new connection from `ip` within the limits; the admission is given back on drop.

@@ -252,9 +252,7 @@ impl Worker {
     /// (every worker has one per address, and they share the address via SO_REUSEPORT).
     fn send_to_client(&self, to: &FiveTuple, bytes: &[u8]) {
         if to.transport != Transport::Udp {
-            if let Some(outbox) = self.shared.connections.outbox(to) {
-                outbox.push(bytes);
-            }
+            self.shared.connections.push(to, bytes);
             return;
         }
         if let Some(i) = self.listener_addrs.iter().position(|a| *a == to.server) {
