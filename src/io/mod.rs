@@ -48,6 +48,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tls: tls.as_ref().map(Certificates::server_config),
         streams,
         parked: Default::default(),
+        heartbeats: (0..config.workers).map(|_| Default::default()).collect(),
+        started: now().mono,
     });
     let (sockets, bound) = bind_listeners(&config.listen, &shared.streams, config.workers)?;
     tracing::info!(
@@ -85,8 +87,13 @@ pub fn run(config: Config) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        // systemd's watchdog (WatchdogSec=): pinged at half its interval, and only while every
+        // worker's heartbeat is fresh, so a stuck worker gets the service restarted.
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut status = tokio::time::interval(watchdog.map_or(STATUS_INTERVAL, |d| d / 2));
         let result = loop {
             tokio::select! {
+                _ = status.tick() => notify_status(&shared, watchdog),
                 _ = tokio::signal::ctrl_c() => {
                     tracing::info!("SIGINT: stopping");
                     break Ok(());
@@ -105,6 +112,23 @@ pub fn run(config: Config) -> std::io::Result<()> {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         result
     })
+}
+
+/// How often STATUS= goes to systemd when there is no watchdog to pace it.
+const STATUS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// STATUS= with the active allocations, and WATCHDOG=1 when every worker is alive.
+fn notify_status(shared: &Shared, watchdog: Option<std::time::Duration>) {
+    let status = format!("{} allocations active", shared.server.table().len());
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+    if let Some(interval) = watchdog {
+        match shared.stalled_worker(interval / 2) {
+            None => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            Some(worker) => tracing::error!(worker, "worker not responding: watchdog not notified"),
+        }
+    }
 }
 
 /// SIGHUP: new TLS handshakes get the certificate now on disk; open connections keep theirs.

@@ -39,9 +39,22 @@ pub(super) struct Shared {
     /// RFC 6062 peer data connections waiting for the client's ConnectionBind, by CONNECTION-ID
     /// (the client's data connection may land on any worker).
     pub parked: std::sync::Mutex<std::collections::HashMap<u32, std::net::TcpStream>>,
+    /// Liveness: each worker's timer stores the milliseconds since `started` here.
+    pub heartbeats: Box<[std::sync::atomic::AtomicU64]>,
+    pub started: std::time::Instant,
 }
 
+/// How often a worker proves it is alive.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
 impl Shared {
+    /// The worker (if any) that has not run its timer for longer than `stale`.
+    pub(super) fn stalled_worker(&self, stale: Duration) -> Option<usize> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let stale = stale.as_millis() as u64;
+        self.heartbeats.iter().position(|b| now.saturating_sub(b.load(std::sync::atomic::Ordering::Relaxed)) > stale)
+    }
+
     fn park(&self, connection: u32, stream: std::net::TcpStream) {
         self.parked.lock().unwrap_or_else(|e| e.into_inner()).insert(connection, stream);
     }
@@ -122,6 +135,7 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
         if index == 0 {
             tokio::task::spawn_local(sweep(Arc::clone(&worker.server)));
         }
+        tokio::task::spawn_local(heartbeat(Arc::clone(&worker.shared), index));
         serve_relays(worker).await
     })
 }
@@ -405,6 +419,18 @@ struct PollFd(RawFd, #[allow(dead_code)] Rc<Worker>);
 impl AsRawFd for PollFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
+    }
+}
+
+/// Stores this worker's heartbeat: the runtime that serves its sockets is turning.
+async fn heartbeat(shared: Arc<Shared>, index: usize) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let now = shared.started.elapsed().as_millis() as u64;
+        if let Some(beat) = shared.heartbeats.get(index) {
+            beat.store(now, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

@@ -117,6 +117,11 @@ impl Server {
         self.listeners.iter().find(|(k, _)| k == kind).map(|(_, a)| *a)
     }
 
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+
     /// True while the process is still running.
     pub fn is_running(&self) -> bool {
         matches!(self.child.lock().unwrap().try_wait(), Ok(None))
