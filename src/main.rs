@@ -69,6 +69,18 @@ struct OverrideArgs {
     /// Log filter such as "info" or "turnd=debug,warn" (server.log-level; RUST_LOG wins)
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Do not serve TURN over TCP on the listen addresses (server.tcp = false)
+    #[arg(long)]
+    no_tcp: bool,
+    /// Address for TURN over TLS (repeatable; replaces server.tls-listen)
+    #[arg(long, value_name = "ADDR:PORT")]
+    tls_listen: Vec<String>,
+    /// PEM certificate chain for TLS (server.cert)
+    #[arg(long, value_name = "FILE")]
+    cert: Option<String>,
+    /// PEM private key for TLS (server.key)
+    #[arg(long, value_name = "FILE")]
+    key: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -85,6 +97,10 @@ impl From<OverrideArgs> for Overrides {
             max_port: a.max_port,
             workers: a.workers,
             log_level: a.log_level,
+            no_tcp: a.no_tcp,
+            tls_listen: a.tls_listen,
+            cert: a.cert,
+            key: a.key,
         }
     }
 }
@@ -303,6 +319,27 @@ mod tests {
         let c = config::load_with(None, &o).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.external_ip, Some("203.0.113.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn tcp_and_tls_flags_become_overrides() {
+        let cli = Cli::try_parse_from([
+            "turnd",
+            "--no-tcp",
+            "--tls-listen",
+            "127.0.0.1:5349",
+            "--tls-listen",
+            "[::1]:5349",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+        ])
+        .unwrap();
+        let o: Overrides = cli.overrides.into();
+        assert!(o.no_tcp);
+        assert_eq!(o.tls_listen, ["127.0.0.1:5349", "[::1]:5349"]);
+        assert_eq!((o.cert.as_deref(), o.key.as_deref()), (Some("c.pem"), Some("k.pem")));
     }
 
     #[test]

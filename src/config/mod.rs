@@ -13,8 +13,15 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use parse_errors::parse_error;
+
+mod overrides;
+mod parse_errors;
+mod tcp;
 #[cfg(test)]
 mod tests;
+
+pub use overrides::Overrides;
 
 /// The TURN REST secret shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
@@ -73,6 +80,22 @@ pub struct Config {
     pub allowed_peers: Vec<IpNet>,
     /// Peer ranges denied on top of the built-in special-purpose ranges.
     pub denied_peers: Vec<IpNet>,
+    /// Serve TURN over TCP on each `listen` address too.
+    pub tcp: bool,
+    /// Addresses for TURN over TLS (no duplicates, none a TCP listen address).
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for TLS; set (and a file) whenever `tls_listen` is non-empty.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for TLS; set (and a file) whenever `tls_listen` is non-empty.
+    pub key: Option<PathBuf>,
+    /// Seconds a new TCP/TLS connection has to send its first valid STUN message (1..=300).
+    pub first_message_timeout: u64,
+    /// Seconds a TLS handshake may take (1..=300).
+    pub tls_handshake_timeout: u64,
+    /// Most TCP/TLS client connections open at once (1..=1000000).
+    pub max_connections: u32,
+    /// Most TCP/TLS client connections from one IP address (1..=max_connections).
+    pub max_connections_per_ip: u32,
 }
 
 /// A static long-term-credential user.
@@ -124,6 +147,14 @@ impl fmt::Debug for Config {
             .field("total_quota", &self.total_quota)
             .field("allowed_peers", &self.allowed_peers)
             .field("denied_peers", &self.denied_peers)
+            .field("tcp", &self.tcp)
+            .field("tls_listen", &self.tls_listen)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("first_message_timeout", &self.first_message_timeout)
+            .field("tls_handshake_timeout", &self.tls_handshake_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .finish()
     }
 }
@@ -210,93 +241,6 @@ pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> Result<Config, C
     raw.validate()
 }
 
-/// Command-line overrides, applied on top of the file before validation.
-/// Empty lists and `None` mean "not given"; a given list replaces the file's list.
-#[derive(Clone, Default)]
-pub struct Overrides {
-    /// `--listen ADDR:PORT` (repeatable): replaces `server.listen`.
-    pub listen: Vec<String>,
-    /// `--relay-ip IP`.
-    pub relay_ip: Option<String>,
-    /// `--external-ip PUBLIC[/PRIVATE]`.
-    pub external_ip: Option<String>,
-    /// `--realm R`.
-    pub realm: Option<String>,
-    /// `--auth-secret S` (repeatable): replaces `auth.secrets`.
-    pub auth_secrets: Vec<String>,
-    /// `--user NAME:PASSWORD` (repeatable, split at the first ':'): replaces `auth.users`.
-    pub users: Vec<String>,
-    /// `--allow-peer CIDR` (repeatable): replaces `peers.allowed`.
-    pub allow_peers: Vec<String>,
-    /// `--min-port`.
-    pub min_port: Option<u64>,
-    /// `--max-port`.
-    pub max_port: Option<u64>,
-    /// `--workers` (0 = one per core).
-    pub workers: Option<u64>,
-    /// `--log-level`.
-    pub log_level: Option<String>,
-}
-
-impl fmt::Debug for Overrides {
-    /// Shows only the listen addresses: other overrides may carry secrets.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let listen = &self.listen;
-        f.debug_struct("Overrides").field("listen", listen).finish_non_exhaustive()
-    }
-}
-
-impl Overrides {
-    /// Patch `raw` with every override that was given. Only the shape of `--user` is
-    /// checked here; everything else is checked by [`RawConfig::validate`], naming the flag.
-    pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
-        let (server, auth) = (&mut raw.server, &mut raw.auth);
-        let texts = [
-            (&mut server.relay_ip, &self.relay_ip, "--relay-ip"),
-            (&mut server.external_ip, &self.external_ip, "--external-ip"),
-            (&mut server.log_level, &self.log_level, "--log-level"),
-            (&mut auth.realm, &self.realm, "--realm"),
-        ];
-        for (slot, value, flag) in texts.into_iter().filter(|t| t.1.is_some()) {
-            *slot = value.clone().map(|v| Item::flag(v, flag));
-        }
-        let numbers = [
-            (&mut server.min_port, self.min_port, "--min-port"),
-            (&mut server.max_port, self.max_port, "--max-port"),
-            (&mut server.workers, self.workers, "--workers"),
-        ];
-        for (slot, value, flag) in numbers.into_iter().filter(|t| t.1.is_some()) {
-            *slot = value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag));
-        }
-        let lists = [
-            (&mut server.listen, &self.listen, "--listen"),
-            (&mut auth.secrets, &self.auth_secrets, "--auth-secret"),
-            (&mut raw.peers.allowed, &self.allow_peers, "--allow-peer"),
-        ];
-        for (slot, values, flag) in lists.into_iter().filter(|t| !t.1.is_empty()) {
-            let items = values.iter().map(|v| Item::flag(v.clone(), flag)).collect();
-            *slot = Some(Item::flag(items, flag));
-        }
-        if !self.users.is_empty() {
-            let mut users = Vec::with_capacity(self.users.len());
-            for spec in &self.users {
-                let Some((name, password)) = spec.split_once(':') else {
-                    let reason = "expected NAME:PASSWORD";
-                    return Err(invalid(CLI_ORIGIN, "--user", None, reason));
-                };
-                let user = RawUser {
-                    name: Some(Item::flag(name.to_owned(), "--user")),
-                    password: Some(Item::flag(password.to_owned(), "--user")),
-                    key: None,
-                };
-                users.push(Item::flag(user, "--user"));
-            }
-            auth.users = users;
-        }
-        Ok(())
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The unvalidated configuration, as serde reads it: every value remembers where it came
 // from. Missing values are `None`; validation supplies the defaults.
@@ -339,16 +283,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
 type Opt<T> = Option<Item<T>>;
 type List = Opt<Vec<Item<String>>>;
 
-/// Each table and its keys, used to say which table an unknown key is in.
-const TABLES: [&str; 6] = [
-    "the top level: server auth allocation peers",
-    "[server]: listen relay-ip external-ip min-port max-port workers log-level",
-    "[auth]: realm secrets rest-separator nonce-lifetime users",
-    "[[auth.users]]: name password key",
-    "[allocation]: default-lifetime max-lifetime user-quota total-quota",
-    "[peers]: allowed denied",
-];
-
 /// A parsed but not yet validated configuration; each value remembers its line or flag.
 /// Obtain one with [`RawConfig::parse`], patch it with [`Overrides::apply`], then
 /// call [`RawConfig::validate`].
@@ -368,6 +302,8 @@ pub struct RawConfig {
     allocation: RawAllocation,
     #[serde(default)]
     peers: RawPeers,
+    #[serde(default)]
+    limits: tcp::RawLimits,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -381,6 +317,10 @@ struct RawServer {
     max_port: Opt<i64>,
     workers: Opt<i64>,
     log_level: Opt<String>,
+    tcp: Opt<bool>,
+    tls_listen: List,
+    cert: Opt<String>,
+    key: Opt<String>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -430,72 +370,6 @@ impl fmt::Debug for RawConfig {
 fn invalid(origin: &str, key: &str, line: Option<usize>, reason: impl Into<String>) -> ConfigError {
     let (origin, key, reason) = (origin.to_owned(), key.to_owned(), reason.into());
     ConfigError::Invalid { origin, key, line, reason }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let start = before.rfind('\n').map_or(0, |p| p + 1);
-    (before.matches('\n').count() + 1, before[start..].chars().count() + 1)
-}
-
-/// Turn a toml/serde error into [`ConfigError::Parse`], rewording unknown-key and type errors.
-fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> ConfigError {
-    let offset = err.span().map_or(0, |s| s.start);
-    let (line, column) = line_col(text, offset);
-    let raw = err.message().trim().replace('\n', "; ");
-    let message = if let Some(rest) = raw.strip_prefix("unknown field `") {
-        let key = rest.split('`').next().unwrap_or_default();
-        // Every backquoted name after the key is an expected key.
-        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-        let table = TABLES.iter().filter_map(|t| t.split_once(": ")).find(|(_, keys)| {
-            let keys: Vec<&str> = keys.split(' ').collect();
-            keys.len() == expected.len() && expected.iter().all(|e| keys.contains(e))
-        });
-        match table {
-            Some((table, keys)) => {
-                let list = keys.replace(' ', "`, `");
-                format!("unknown key `{key}` in {table} (expected one of `{list}`)")
-            }
-            None => format!("unknown key `{key}`"),
-        }
-    } else {
-        let message =
-            raw.replace("expected i64", "expected an integer").replace("expected a sequence", "expected an array");
-        match key_at(text, offset) {
-            Some(key) => format!("{key}: {message}"),
-            None => message,
-        }
-    };
-    ConfigError::Parse { origin: origin.to_owned(), line, column, message }
-}
-
-/// Best effort: the dotted key whose value starts at `offset`, from the `key = value`
-/// line and the table header above it. `None` when the line is not a plain `key = value`.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let (above, line) = text.get(..offset)?.rsplit_once('\n').unwrap_or(("", &text[..offset]));
-    let plain = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
-    let dotted = |k: &str| k.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-    let key = line.trim_end().strip_suffix('=')?.trim();
-    if !plain(key) {
-        return None;
-    }
-    // The nearest table header above; for `[[array]]` tables also the entry's index.
-    let mut headers =
-        above.lines().rev().filter_map(|l| Some(l.split('#').next()?.trim()).filter(|l| l.starts_with('[')));
-    let Some(first) = headers.next() else {
-        return Some(dotted(key));
-    };
-    let name = first.trim_matches(|c| c == '[' || c == ']');
-    if !plain(name) {
-        return None;
-    }
-    let (name, key) = (dotted(name), dotted(key));
-    if first.starts_with("[[") {
-        let index = headers.filter(|h| *h == first).count();
-        return Some(format!("{name}[{index}].{key}"));
-    }
-    Some(format!("{name}.{key}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -620,6 +494,9 @@ impl RawConfig {
         // [peers]
         let allowed_peers = self.nets("peers.allowed", &self.peers.allowed)?;
         let denied_peers = self.nets("peers.denied", &self.peers.denied)?;
+        // TCP/TLS and [limits]
+        let streams = self.streams(&listen)?;
+        let tcp::Streams { tcp, tls_listen, cert, key, .. } = streams;
         Ok(Config {
             listen,
             relay_ip,
@@ -639,6 +516,14 @@ impl RawConfig {
             total_quota: total_quota.value as u32,
             allowed_peers,
             denied_peers,
+            tcp,
+            tls_listen,
+            cert,
+            key,
+            first_message_timeout: streams.first_message_timeout,
+            tls_handshake_timeout: streams.tls_handshake_timeout,
+            max_connections: streams.max_connections,
+            max_connections_per_ip: streams.max_connections_per_ip,
         })
     }
 
@@ -648,9 +533,14 @@ impl RawConfig {
         if list.value.is_empty() {
             return Err(self.err("server.listen", list.at, "must list at least one address"));
         }
-        let mut out: Vec<SocketAddr> = Vec::with_capacity(list.value.len());
-        for (i, item) in list.value.iter().enumerate() {
-            let key = format!("server.listen[{i}]");
+        self.addresses("server.listen", &list.value)
+    }
+
+    /// Parse a list of `IP:PORT` addresses; the same address (other than port 0) twice is an error.
+    fn addresses(&self, key: &str, list: &[Item<String>]) -> Checked<Vec<SocketAddr>> {
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            let key = format!("{key}[{i}]");
             let addr: SocketAddr = item.value.trim().parse().map_err(|_| {
                 let reason = format!("`{}` is not an IP:PORT address (IPv6 as [::1]:3478)", item.value);
                 self.err(&key, item.at, reason)

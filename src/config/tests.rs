@@ -1,3 +1,4 @@
+use super::parse_errors::line_col;
 use super::*;
 
 /// A valid `[auth]` table: credentials are the only thing validation requires.
@@ -5,7 +6,7 @@ const AUTH: &str = "[auth]\nsecrets = ['s3cret']\n";
 
 /// A file made of `lines` (line N of the file is `lines[N - 1]`). Files without an
 /// `[auth` header get [`AUTH`] appended after their own lines.
-fn doc(lines: &[&str]) -> String {
+pub(super) fn doc(lines: &[&str]) -> String {
     let mut text = lines.join("\n") + "\n";
     if !lines.iter().any(|l| l.contains("[auth")) {
         text.push_str(AUTH);
@@ -13,11 +14,11 @@ fn doc(lines: &[&str]) -> String {
     text
 }
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "t.toml")
 }
 
-fn ok(lines: &[&str]) -> Config {
+pub(super) fn ok(lines: &[&str]) -> Config {
     let text = doc(lines);
     parse(&text).unwrap_or_else(|e| panic!("{text}\n=> {e}"))
 }
@@ -27,7 +28,7 @@ fn ip(text: &str) -> IpAddr {
 }
 
 /// The key, line and reason of an `Invalid` error, panicking on anything else.
-fn invalid_of(text: &str) -> (String, Option<usize>, String) {
+pub(super) fn invalid_of(text: &str) -> (String, Option<usize>, String) {
     match parse(text) {
         Err(ConfigError::Invalid { origin, key, line, reason }) => {
             assert_eq!(origin, "t.toml");
@@ -38,7 +39,7 @@ fn invalid_of(text: &str) -> (String, Option<usize>, String) {
 }
 
 /// The line and message of a `Parse` error, panicking on anything else.
-fn parse_error_of(text: &str) -> (usize, String) {
+pub(super) fn parse_error_of(text: &str) -> (usize, String) {
     match parse(text) {
         Err(ConfigError::Parse { origin, line, message, .. }) => {
             assert_eq!(origin, "t.toml");
@@ -66,6 +67,9 @@ fn embedded_default_is_what_the_file_says() {
     assert_eq!((c.default_lifetime, c.max_lifetime), (600, 3600));
     assert_eq!((c.user_quota, c.total_quota), (0, 0));
     assert!(c.allowed_peers.is_empty() && c.denied_peers.is_empty());
+    assert!(c.tcp && c.tls_listen.is_empty() && c.cert.is_none() && c.key.is_none());
+    assert_eq!((c.first_message_timeout, c.tls_handshake_timeout), (10, 10));
+    assert_eq!((c.max_connections, c.max_connections_per_ip), (10_000, 100));
     // Loading with no path and no overrides is the same thing.
     assert_eq!(load_with(None, &Overrides::default()).unwrap(), c);
 }
@@ -100,7 +104,7 @@ fn debug_redacts_secrets() {
 #[test]
 fn unknown_keys_name_the_key_table_and_line() {
     #[rustfmt::skip]
-    let cases: [(&[&str], &str, &str, usize); 8] = [
+    let cases: [(&[&str], &str, &str, usize); 9] = [
         (&["lisen = 1", "[server]"], "lisen", "the top level", 1),
         (&["[server]", "listen = ['127.0.0.1:3478']", "lisen = 1"], "lisen", "[server]", 3),
         (&["[auth]", "realm = 'r'", "", "secret = ['x']"], "secret", "[auth]", 4),
@@ -112,6 +116,7 @@ fn unknown_keys_name_the_key_table_and_line() {
         (&["[allocation]", "lifetime = 5"], "lifetime", "[allocation]", 2),
         (&["[server]", "[peers]", "allowed = []", "allow = []"], "allow", "[peers]", 4),
         (&["server.lisen = 1"], "lisen", "[server]", 1),
+        (&["[limits]", "max-conns = 1"], "max-conns", "[limits]", 2),
     ];
     for (lines, key, table, line) in cases {
         let (got_line, message) = parse_error_of(&doc(lines));
@@ -121,7 +126,8 @@ fn unknown_keys_name_the_key_table_and_line() {
     }
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
-                    `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`)";
+                    `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
+                    `tls-listen`, `cert`, `key`)";
     assert_eq!(err, expected);
 }
 
@@ -349,7 +355,7 @@ fn workers_zero_resolves_to_at_least_one() {
     assert_eq!(ok(&["[server]", "workers = 3"]).workers, 3);
 }
 
-fn load_text(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
+pub(super) fn load_text(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
     load_with(Some(file.path()), o)

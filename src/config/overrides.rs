@@ -1,0 +1,107 @@
+//! Command-line overrides: flags patch the parsed file before it is validated, and every value
+//! they set remembers its flag, so validation errors name the flag instead of a line.
+
+use std::fmt;
+
+use super::{invalid, ConfigError, Item, RawConfig, RawUser, CLI_ORIGIN};
+
+/// Command-line overrides, applied on top of the file before validation.
+/// Empty lists and `None` mean "not given"; a given list replaces the file's list.
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// `--listen ADDR:PORT` (repeatable): replaces `server.listen`.
+    pub listen: Vec<String>,
+    /// `--relay-ip IP`.
+    pub relay_ip: Option<String>,
+    /// `--external-ip PUBLIC[/PRIVATE]`.
+    pub external_ip: Option<String>,
+    /// `--realm R`.
+    pub realm: Option<String>,
+    /// `--auth-secret S` (repeatable): replaces `auth.secrets`.
+    pub auth_secrets: Vec<String>,
+    /// `--user NAME:PASSWORD` (repeatable, split at the first ':'): replaces `auth.users`.
+    pub users: Vec<String>,
+    /// `--allow-peer CIDR` (repeatable): replaces `peers.allowed`.
+    pub allow_peers: Vec<String>,
+    /// `--min-port`.
+    pub min_port: Option<u64>,
+    /// `--max-port`.
+    pub max_port: Option<u64>,
+    /// `--workers` (0 = one per core).
+    pub workers: Option<u64>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+    /// `--no-tcp`: sets `server.tcp = false`.
+    pub no_tcp: bool,
+    /// `--tls-listen ADDR:PORT` (repeatable): replaces `server.tls-listen`.
+    pub tls_listen: Vec<String>,
+    /// `--cert FILE`: `server.cert`.
+    pub cert: Option<String>,
+    /// `--key FILE`: `server.key`.
+    pub key: Option<String>,
+}
+
+impl fmt::Debug for Overrides {
+    /// Shows only the listen addresses: other overrides may carry secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let listen = &self.listen;
+        f.debug_struct("Overrides").field("listen", listen).finish_non_exhaustive()
+    }
+}
+
+impl Overrides {
+    /// Patch `raw` with every override that was given. Only the shape of `--user` is checked
+    /// here; everything else is checked by [`RawConfig::validate`], naming the flag.
+    pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
+        let (server, auth) = (&mut raw.server, &mut raw.auth);
+        let texts = [
+            (&mut server.relay_ip, &self.relay_ip, "--relay-ip"),
+            (&mut server.external_ip, &self.external_ip, "--external-ip"),
+            (&mut server.log_level, &self.log_level, "--log-level"),
+            (&mut server.cert, &self.cert, "--cert"),
+            (&mut server.key, &self.key, "--key"),
+            (&mut auth.realm, &self.realm, "--realm"),
+        ];
+        for (slot, value, flag) in texts.into_iter().filter(|t| t.1.is_some()) {
+            *slot = value.clone().map(|v| Item::flag(v, flag));
+        }
+        let numbers = [
+            (&mut server.min_port, self.min_port, "--min-port"),
+            (&mut server.max_port, self.max_port, "--max-port"),
+            (&mut server.workers, self.workers, "--workers"),
+        ];
+        for (slot, value, flag) in numbers.into_iter().filter(|t| t.1.is_some()) {
+            *slot = value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag));
+        }
+        if self.no_tcp {
+            server.tcp = Some(Item::flag(false, "--no-tcp"));
+        }
+        let lists = [
+            (&mut server.listen, &self.listen, "--listen"),
+            (&mut server.tls_listen, &self.tls_listen, "--tls-listen"),
+            (&mut auth.secrets, &self.auth_secrets, "--auth-secret"),
+            (&mut raw.peers.allowed, &self.allow_peers, "--allow-peer"),
+        ];
+        for (slot, values, flag) in lists.into_iter().filter(|t| !t.1.is_empty()) {
+            let items = values.iter().map(|v| Item::flag(v.clone(), flag)).collect();
+            *slot = Some(Item::flag(items, flag));
+        }
+        if !self.users.is_empty() {
+            let mut users = Vec::with_capacity(self.users.len());
+            for spec in &self.users {
+                let Some((name, password)) = spec.split_once(':') else {
+                    let reason = "expected NAME:PASSWORD";
+                    return Err(invalid(CLI_ORIGIN, "--user", None, reason));
+                };
+                let user = RawUser {
+                    name: Some(Item::flag(name.to_owned(), "--user")),
+                    password: Some(Item::flag(password.to_owned(), "--user")),
+                    key: None,
+                };
+                users.push(Item::flag(user, "--user"));
+            }
+            auth.users = users;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! TURN over TCP and TLS settings: the `tcp`, `tls-listen`, `cert` and `key` keys of `[server]`
+//! and the `[limits]` table (connection counts and timeouts), parsed and validated.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{blame, invalid, or, At, Checked, Opt, RawConfig, CLI_ORIGIN};
+
+/// `[limits]` as serde reads it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [limits] table")]
+pub(super) struct RawLimits {
+    first_message_timeout: Opt<i64>,
+    tls_handshake_timeout: Opt<i64>,
+    max_connections: Opt<i64>,
+    max_connections_per_ip: Opt<i64>,
+}
+
+/// Upper bound of `limits.first-message-timeout` and `limits.tls-handshake-timeout`, seconds.
+pub const MAX_STREAM_TIMEOUT_SECS: u64 = 300;
+/// Upper bound of `limits.max-connections`.
+pub const MAX_CONNECTIONS: u32 = 1_000_000;
+
+/// The validated TCP/TLS settings, copied into [`super::Config`].
+pub(super) struct Streams {
+    pub tcp: bool,
+    pub tls_listen: Vec<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub first_message_timeout: u64,
+    pub tls_handshake_timeout: u64,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+impl RawConfig {
+    /// `[server]` `tcp`, `tls-listen`, `cert`, `key` and the `[limits]` table. A TLS address
+    /// may not be a TCP listen address too, and TLS needs both a certificate and a key.
+    pub(super) fn streams(&self, listen: &[SocketAddr]) -> Checked<Streams> {
+        let server = &self.server;
+        let tcp = or(&server.tcp, true).value;
+        let tls_items = or(&server.tls_listen, Vec::new());
+        let tls_listen = self.addresses("server.tls-listen", &tls_items.value)?;
+        for (i, addr) in tls_listen.iter().enumerate() {
+            if tcp && addr.port() != 0 && listen.contains(addr) {
+                let reason = format!(
+                    "{addr} is also a TCP listen address (server.tcp = true serves TCP on every listen \
+                     address); use another port, or set tcp = false (--no-tcp)"
+                );
+                return Err(self.err(&format!("server.tls-listen[{i}]"), tls_items.value[i].at, reason));
+            }
+        }
+        let cert = self.pem_file("server.cert", &server.cert)?;
+        let key = self.pem_file("server.key", &server.key)?;
+        if !tls_listen.is_empty() {
+            for (name, flag, value) in [("server.cert", "--cert", &cert), ("server.key", "--key", &key)] {
+                if value.is_none() {
+                    let reason = format!("required because server.tls-listen is set: a PEM file ({flag})");
+                    return Err(match tls_items.at {
+                        At::Flag(_) => invalid(CLI_ORIGIN, flag, None, reason),
+                        at => invalid(&self.origin, name, self.line(at), reason),
+                    });
+                }
+            }
+        }
+        let limits = &self.limits;
+        let timeouts = 1..=MAX_STREAM_TIMEOUT_SECS as i64;
+        let first = self.int(&limits.first_message_timeout, "limits.first-message-timeout", 10, timeouts.clone())?;
+        let handshake = self.int(&limits.tls_handshake_timeout, "limits.tls-handshake-timeout", 10, timeouts)?;
+        let counts = 1..=i64::from(MAX_CONNECTIONS);
+        let total = self.int(&limits.max_connections, "limits.max-connections", 10_000, counts.clone())?;
+        let per_ip = self.int(&limits.max_connections_per_ip, "limits.max-connections-per-ip", 100, counts)?;
+        if per_ip.value > total.value {
+            let first = ("limits.max-connections-per-ip", per_ip.at);
+            let (name, at) = blame(first, ("limits.max-connections", total.at));
+            let reason =
+                format!("max-connections-per-ip {} is greater than max-connections {}", per_ip.value, total.value);
+            return Err(self.err(name, at, reason));
+        }
+        Ok(Streams {
+            tcp,
+            tls_listen,
+            cert,
+            key,
+            first_message_timeout: first.value as u64,
+            tls_handshake_timeout: handshake.value as u64,
+            max_connections: total.value as u32,
+            max_connections_per_ip: per_ip.value as u32,
+        })
+    }
+
+    /// An optional path that must name a readable file when given (checked now, so that
+    /// `turnd check-config` finds a wrong path before a restart does).
+    fn pem_file(&self, name: &str, opt: &Opt<String>) -> Checked<Option<PathBuf>> {
+        let Some(item) = opt else { return Ok(None) };
+        if item.value.trim().is_empty() {
+            return Err(self.err(name, item.at, "must not be empty"));
+        }
+        let path = PathBuf::from(&item.value);
+        if let Err(e) = std::fs::File::open(&path).and_then(|f| f.metadata()) {
+            return Err(self.err(name, item.at, format!("cannot read {}: {e}", path.display())));
+        }
+        if !path.is_file() {
+            return Err(self.err(name, item.at, format!("{} is not a file", path.display())));
+        }
+        Ok(Some(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{doc, invalid_of, ok};
+    use super::super::{load_with, ConfigError, Overrides, CLI_ORIGIN};
+
+    /// A file that exists, for `cert` and `key`.
+    fn pem() -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        file
+    }
+
+    #[test]
+    fn tcp_tls_and_limits_parse() {
+        let (cert, key) = (pem(), pem());
+        let (cert_line, key_line) =
+            (format!("cert = '{}'", cert.path().display()), format!("key = '{}'", key.path().display()));
+        let c = ok(&[
+            "[server]",
+            "listen = ['127.0.0.1:3478']",
+            "tcp = false",
+            "tls-listen = ['127.0.0.1:5349', '[::1]:5349']",
+            &cert_line,
+            &key_line,
+            "[limits]",
+            "first-message-timeout = 3",
+            "tls-handshake-timeout = 4",
+            "max-connections = 500",
+            "max-connections-per-ip = 500",
+        ]);
+        assert!(!c.tcp);
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap(), "[::1]:5349".parse().unwrap()]);
+        assert_eq!((c.cert.as_deref(), c.key.as_deref()), (Some(cert.path()), Some(key.path())));
+        assert_eq!((c.first_message_timeout, c.tls_handshake_timeout), (3, 4));
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (500, 500));
+        // With tcp = false, TLS may take a listen address's port.
+        let c = ok(&["[server]", "tcp = false", "tls-listen = ['127.0.0.1:3478']", &cert_line, &key_line]);
+        assert_eq!(c.tls_listen.len(), 1);
+    }
+
+    #[test]
+    fn tcp_tls_and_limit_errors_name_key_and_line() {
+        let cert = pem();
+        let cert_line = format!("cert = '{}'", cert.path().display());
+        let key_line = format!("key = '{}'", cert.path().display());
+        #[rustfmt::skip]
+        let cases: Vec<(Vec<&str>, &str, Option<usize>)> = vec![
+            (vec!["[server]", "tls-listen = ['127.0.0.1']"], "server.tls-listen[0]", Some(2)),
+            (vec!["[server]", "tls-listen = ['127.0.0.1:5349',", "'127.0.0.1:5349']", &cert_line, &key_line],
+             "server.tls-listen[1]", Some(3)),
+            // TCP already serves 127.0.0.1:3478.
+            (vec!["[server]", "listen = ['127.0.0.1:3478']", "tls-listen = ['127.0.0.1:3478']", &cert_line, &key_line],
+             "server.tls-listen[0]", Some(3)),
+            (vec!["[server]", "tls-listen = ['127.0.0.1:5349']", &key_line], "server.cert", Some(2)),
+            (vec!["[server]", "tls-listen = ['127.0.0.1:5349']", &cert_line], "server.key", Some(2)),
+            (vec!["[server]", "cert = '/nonexistent/turnd/cert.pem'"], "server.cert", Some(2)),
+            (vec!["[server]", "key = '/'"], "server.key", Some(2)),
+            (vec!["[server]", "key = ''"], "server.key", Some(2)),
+            (vec!["[limits]", "first-message-timeout = 0"], "limits.first-message-timeout", Some(2)),
+            (vec!["[limits]", "tls-handshake-timeout = 301"], "limits.tls-handshake-timeout", Some(2)),
+            (vec!["[limits]", "max-connections = 0"], "limits.max-connections", Some(2)),
+            (vec!["[limits]", "max-connections = 1000001"], "limits.max-connections", Some(2)),
+            (vec!["[limits]", "max-connections = 10", "max-connections-per-ip = 11"], "limits.max-connections-per-ip", Some(3)),
+            (vec!["[limits]", "max-connections = 50"], "limits.max-connections", Some(2)),
+        ];
+        for (lines, key, line) in cases {
+            let text = doc(&lines);
+            let (got_key, got_line, reason) = invalid_of(&text);
+            assert_eq!((got_key.as_str(), got_line), (key, line), "{text}\n=> {reason}");
+        }
+        let (_, _, reason) = invalid_of(&doc(&["[server]", "tls-listen = ['127.0.0.1:5349']", &cert_line]));
+        assert!(reason.contains("required because server.tls-listen is set"), "{reason}");
+        let (_, _, reason) = invalid_of(&doc(&["[server]", "cert = '/nonexistent/turnd/cert.pem'"]));
+        assert!(reason.contains("/nonexistent/turnd/cert.pem"), "{reason}");
+    }
+
+    #[test]
+    fn tcp_and_tls_flags() {
+        let (cert, key) = (pem(), pem());
+        let o = Overrides {
+            no_tcp: true,
+            tls_listen: vec!["127.0.0.1:5349".into()],
+            cert: Some(cert.path().display().to_string()),
+            key: Some(key.path().display().to_string()),
+            ..Overrides::default()
+        };
+        let c = load_with(None, &o).unwrap();
+        assert!(!c.tcp);
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap()]);
+        assert_eq!(c.cert.as_deref(), Some(cert.path()));
+        let d = Overrides::default;
+        #[rustfmt::skip]
+        let cases: Vec<(Overrides, &str)> = vec![
+            (Overrides { tls_listen: vec!["x".into()], ..d() }, "--tls-listen"),
+            (Overrides { tls_listen: vec!["127.0.0.1:5349".into()], ..d() }, "--cert"),
+            (Overrides { tls_listen: vec!["127.0.0.1:5349".into()], cert: o.cert.clone(), ..d() }, "--key"),
+            (Overrides { tls_listen: vec!["127.0.0.1:3478".into()], cert: o.cert.clone(), key: o.key.clone(), ..d() },
+             "--tls-listen"),
+            (Overrides { cert: Some("/nonexistent".into()), ..d() }, "--cert"),
+        ];
+        for (i, (o, flag)) in cases.into_iter().enumerate() {
+            match load_with(None, &o) {
+                Err(ConfigError::Invalid { origin, key, line: None, reason }) => {
+                    assert_eq!((origin.as_str(), key.as_str()), (CLI_ORIGIN, flag), "case {i}: {reason}");
+                }
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+    }
+}
