@@ -34,8 +34,9 @@ const LISTENER_BUFFER: usize = 4 << 20;
 pub fn run(config: Config) -> std::io::Result<()> {
     raise_fd_limit();
     let streams = stream_settings(&config);
-    let tls = match (&streams_tls_files(&config), streams.tls_listen.is_empty()) {
-        (Some((cert, key)), false) => {
+    // Validation guarantees cert and key when there is a TLS listener.
+    let tls = match (&config.cert, &config.key, streams.tls_listen.is_empty()) {
+        (Some(cert), Some(key), false) => {
             Some(Arc::new(Certificates::load(cert, key).map_err(|e| std::io::Error::other(e.to_string()))?))
         }
         _ => None,
@@ -267,21 +268,14 @@ fn announce_ready(bound: &Bound) -> std::io::Result<()> {
 
 /// TCP/TLS settings from the config.
 fn stream_settings(config: &Config) -> StreamSettings {
-    let _ = config;
     StreamSettings {
-        tcp: true,
-        tls_listen: Vec::new(),
-        first_message_timeout: std::time::Duration::from_secs(10),
-        tls_handshake_timeout: std::time::Duration::from_secs(10),
-        max_connections: 10_000,
-        max_connections_per_ip: 100,
+        tcp: config.tcp,
+        tls_listen: config.tls_listen.clone(),
+        first_message_timeout: std::time::Duration::from_secs(config.first_message_timeout),
+        tls_handshake_timeout: std::time::Duration::from_secs(config.tls_handshake_timeout),
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
     }
-}
-
-/// The TLS certificate and key files from the config.
-fn streams_tls_files(config: &Config) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let _ = config;
-    None
 }
 
 /// The clock, read once per batch of packets. The IO shell is the only place that reads it.

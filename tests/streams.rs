@@ -1,0 +1,157 @@
+//! TURN over TCP under abuse: idle connections (slowloris), garbage streams, non-STUN first
+//! frames. All on loopback, bounded in count and time.
+// Tests are the IO side: they read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::client::TurnClient;
+use common::{Config, Server};
+
+/// A Binding request with transaction id `id`.
+fn binding(id: u8) -> [u8; 20] {
+    let mut m = [0u8; 20];
+    m[..2].copy_from_slice(&[0x00, 0x01]);
+    m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+    m[8..].fill(id);
+    m
+}
+
+/// Sends a Binding request on `stream` and checks the success response that comes back.
+fn binding_works(stream: &mut TcpStream, id: u8) {
+    stream.write_all(&binding(id)).expect("send Binding");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut header = [0u8; 20];
+    stream.read_exact(&mut header).expect("Binding response header");
+    assert_eq!(&header[..2], &[0x01, 0x01], "Binding success");
+    assert_eq!(&header[8..], &[id; 12], "same transaction");
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).expect("Binding response body");
+}
+
+/// Waits (bounded by the read timeout) until the server closes `stream`.
+fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn tcp_server(extra_limits: &str) -> (Server, SocketAddr) {
+    let mut toml = Config::default().to_toml();
+    toml.push_str(extra_limits);
+    let server = Server::turnd(&toml);
+    let tcp = server.listener("tcp").expect("a tcp= item in the ready line");
+    (server, tcp)
+}
+
+/// Raises this process's open-file limit so that it can hold the connections it opens.
+fn raise_fd_limit() {
+    let mut limit = libc_rlimit();
+    limit.0 = limit.1;
+    set_rlimit(limit);
+}
+
+fn libc_rlimit() -> (u64, u64) {
+    let mut r = std::mem::MaybeUninit::<[u64; 2]>::uninit();
+    // SAFETY: getrlimit fills a struct of two rlim_t (u64 on Linux x86_64 and aarch64).
+    unsafe {
+        extern "C" {
+            fn getrlimit(resource: i32, rlim: *mut [u64; 2]) -> i32;
+        }
+        assert_eq!(getrlimit(7, r.as_mut_ptr()), 0);
+        let [cur, max] = r.assume_init();
+        (cur, max)
+    }
+}
+
+fn set_rlimit((cur, max): (u64, u64)) {
+    // SAFETY: setrlimit reads a struct of two rlim_t; 7 is RLIMIT_NOFILE on Linux.
+    unsafe {
+        extern "C" {
+            fn setrlimit(resource: i32, rlim: *const [u64; 2]) -> i32;
+        }
+        assert_eq!(setrlimit(7, &[cur, max]), 0);
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_timeout_and_others_are_served_meanwhile() {
+    raise_fd_limit();
+    let (server, tcp) = tcp_server("[limits]\nfirst-message-timeout = 2\nmax-connections-per-ip = 2000\n");
+    let opened_at = Instant::now();
+    let mut idle: Vec<TcpStream> =
+        (0..1000).map(|i| TcpStream::connect(tcp).unwrap_or_else(|e| panic!("idle connection {i}: {e}"))).collect();
+    // Meanwhile a new client is served, over TCP and over UDP.
+    let mut fresh = TcpStream::connect(tcp).expect("a new connection");
+    binding_works(&mut fresh, 1);
+    let mut udp = TurnClient::new(server.addr);
+    udp.allocate("alice", "wonderland").expect("a new client allocates while 1,000 connections idle");
+    // The idle ones are still open right now (the timeout has not passed) ...
+    if opened_at.elapsed() < Duration::from_millis(1500) {
+        let probe = &mut idle[0];
+        probe.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(probe.read(&mut b).map_err(|e| e.kind()), Err(ErrorKind::WouldBlock), "closed before the timeout");
+        probe.set_nonblocking(false).unwrap();
+    }
+    // ... and every one of them is closed by the server after it.
+    for (i, stream) in idle.iter_mut().enumerate() {
+        assert!(closed_by_server(stream, Duration::from_secs(20)), "idle connection {i} was not closed");
+    }
+    // The client that spoke is still served.
+    binding_works(&mut fresh, 2);
+}
+
+#[test]
+fn a_garbage_stream_closes_only_its_own_connection() {
+    let (_server, tcp) = tcp_server("");
+    let mut good = TcpStream::connect(tcp).unwrap();
+    binding_works(&mut good, 1);
+    let mut bad = TcpStream::connect(tcp).unwrap();
+    binding_works(&mut bad, 2);
+    // 1 MiB of pseudo-random bytes after a valid start.
+    let mut x: u32 = 0x1234_5678;
+    let garbage: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8 | 0x80
+        })
+        .collect();
+    // The server may close while we are still writing: a failed write is part of the outcome.
+    let _ = bad.write_all(&garbage);
+    assert!(closed_by_server(&mut bad, Duration::from_secs(10)), "the garbage connection stays open");
+    binding_works(&mut good, 3);
+}
+
+#[test]
+fn a_first_frame_that_is_not_stun_closes_the_connection() {
+    let (_server, tcp) = tcp_server("");
+    for first in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4][..],
+        &[0x16, 0x03, 0x01, 0x00, 0x05][..],
+    ] {
+        let mut s = TcpStream::connect(tcp).unwrap();
+        // "GET " announces a long ChannelData frame: send enough bytes to complete it.
+        let mut bytes = first.to_vec();
+        if first.starts_with(b"GET") {
+            bytes.resize(4 + 0x5420, b'x');
+        }
+        let _ = s.write_all(&bytes);
+        assert!(closed_by_server(&mut s, Duration::from_secs(10)), "{:?}", &first[..4]);
+    }
+}
