@@ -25,6 +25,11 @@ locals {
     "-p ${r.protocol == local.tcp ? "tcp" : "udp"} --dport ${r.min == r.max ? r.min : "${r.min}:${r.max}"}"
   ]
 
+  # UDP ports whose packets bypass the host's connection tracking (STUN/TURN and relay ports).
+  udp_notrack_ports = [
+    for r in local.public_ingress : r.min == r.max ? tostring(r.min) : "${r.min}:${r.max}" if r.protocol == local.udp
+  ]
+
   turnserver_toml = [
     for ip in local.private_ips : templatefile("${path.module}/templates/turnserver.toml.tftpl", {
       private_ip = ip
@@ -45,6 +50,7 @@ locals {
       turnd_binary_url    = var.turnd_binary_url
       turnd_binary_sha256 = var.turnd_binary_sha256
       firewall_rules      = local.firewall_rules
+      udp_notrack_ports   = local.udp_notrack_ports
       oci_sdk_version     = local.oci_sdk_version
     })
   ]

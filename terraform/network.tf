@@ -5,10 +5,9 @@ locals {
   vcn_cidr = "10.0.0.0/16"
   anywhere = "0.0.0.0/0"
 
-  # IANA protocol numbers, as OCI security rules spell protocols.
-  icmp = "1"
-  tcp  = "6"
-  udp  = "17"
+  # IANA protocol numbers, as OCI security rules spell protocols (ICMP, 1, is written out).
+  tcp = "6"
+  udp = "17"
 
   # Everything the Internet may reach: STUN/TURN, TURN over TLS, the relay ports, and the
   # optional ports. SSH is separate (admin_cidr only).
@@ -51,41 +50,37 @@ resource "oci_core_route_table" "turnd" {
   }
 }
 
+# Every ingress rule is stateless, answered by a stateless egress rule from the same ports: a
+# relay carries many UDP flows, and stateless rules keep them out of OCI's per-VNIC connection
+# tracking table (whose size depends on the shape). Connections the relays open themselves
+# (relaying to peers aside) go out through the one stateful egress rule, which tracks them.
 resource "oci_core_security_list" "turnd" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.turnd.id
   display_name   = "${var.name}-relays"
 
-  # Relays reach any peer (that is their job) and fetch packages.
-  egress_security_rules {
-    description = "Relayed traffic to peers, package downloads"
-    destination = local.anywhere
-    protocol    = "all"
-    stateless   = false
+  # Path MTU discovery ("fragmentation needed") from anywhere, as OCI's default list has it.
+  ingress_security_rules {
+    description = "ICMP fragmentation needed (path MTU discovery)"
+    source      = local.anywhere
+    protocol    = "1" # ICMP
+    stateless   = true
+
+    icmp_options {
+      type = 3
+      code = 4
+    }
   }
 
   ingress_security_rules {
     description = "SSH from the administrators only"
     source      = var.admin_cidr
     protocol    = local.tcp
-    stateless   = false
+    stateless   = true
 
     tcp_options {
       min = 22
       max = 22
-    }
-  }
-
-  # Path MTU discovery ("fragmentation needed") from anywhere, as OCI's default list has it.
-  ingress_security_rules {
-    description = "ICMP fragmentation needed (path MTU discovery)"
-    source      = local.anywhere
-    protocol    = local.icmp
-    stateless   = false
-
-    icmp_options {
-      type = 3
-      code = 4
     }
   }
 
@@ -95,7 +90,7 @@ resource "oci_core_security_list" "turnd" {
       description = ingress_security_rules.value.description
       source      = local.anywhere
       protocol    = ingress_security_rules.value.protocol
-      stateless   = false
+      stateless   = true
 
       dynamic "tcp_options" {
         for_each = ingress_security_rules.value.protocol == local.tcp ? [ingress_security_rules.value] : []
@@ -113,6 +108,59 @@ resource "oci_core_security_list" "turnd" {
         }
       }
     }
+  }
+
+  # The answers to the rules above, and relayed traffic leaving the relay ports.
+  egress_security_rules {
+    description = "From SSH to the administrators"
+    destination = var.admin_cidr
+    protocol    = local.tcp
+    stateless   = true
+
+    tcp_options {
+      source_port_range {
+        min = 22
+        max = 22
+      }
+    }
+  }
+
+  dynamic "egress_security_rules" {
+    for_each = local.public_ingress
+    content {
+      description = "From ${egress_security_rules.value.description}"
+      destination = local.anywhere
+      protocol    = egress_security_rules.value.protocol
+      stateless   = true
+
+      dynamic "tcp_options" {
+        for_each = egress_security_rules.value.protocol == local.tcp ? [egress_security_rules.value] : []
+        content {
+          source_port_range {
+            min = tcp_options.value.min
+            max = tcp_options.value.max
+          }
+        }
+      }
+
+      dynamic "udp_options" {
+        for_each = egress_security_rules.value.protocol == local.udp ? [egress_security_rules.value] : []
+        content {
+          source_port_range {
+            min = udp_options.value.min
+            max = udp_options.value.max
+          }
+        }
+      }
+    }
+  }
+
+  # Connections the relays open: package downloads, the OCI API (templates/public-ip.py).
+  egress_security_rules {
+    description = "Outgoing connections (tracked, so their answers come back)"
+    destination = local.anywhere
+    protocol    = "all"
+    stateless   = false
   }
 }
 

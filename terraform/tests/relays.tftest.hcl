@@ -89,12 +89,24 @@ run "default_ports" {
     error_message = "SSH (TCP 22) must be reachable from admin_cidr only."
   }
   assert {
-    condition     = alltrue([for r in oci_core_security_list.turnd.ingress_security_rules : r.stateless == false])
-    error_message = "Ingress rules are stateful (replies need no rules of their own)."
+    condition     = alltrue([for r in oci_core_security_list.turnd.ingress_security_rules : r.stateless == true])
+    error_message = "Ingress rules are stateless (relay flows stay out of OCI's connection tracking)."
   }
   assert {
-    condition     = one(oci_core_security_list.turnd.egress_security_rules).destination == "0.0.0.0/0"
-    error_message = "Relays must reach any peer."
+    condition = toset([
+      for r in oci_core_security_list.turnd.egress_security_rules :
+      format("%s %s %s from %s-%s", r.stateless ? "stateless" : "stateful", r.destination, r.protocol,
+        try(one(one(r.tcp_options).source_port_range).min, one(one(r.udp_options).source_port_range).min, "any"),
+      try(one(one(r.tcp_options).source_port_range).max, one(one(r.udp_options).source_port_range).max, "any"))
+      ]) == toset([
+      "stateless 198.51.100.7/32 6 from 22-22",
+      "stateless 0.0.0.0/0 17 from 3478-3478",
+      "stateless 0.0.0.0/0 6 from 3478-3478",
+      "stateless 0.0.0.0/0 6 from 5349-5349",
+      "stateless 0.0.0.0/0 17 from 49152-65535",
+      "stateful 0.0.0.0/0 all from any-any",
+    ])
+    error_message = "Each stateless ingress rule has its stateless answer; everything else leaves through one tracked rule."
   }
   assert {
     condition     = length(output.credentials_api_urls) == 0
@@ -109,8 +121,8 @@ run "optional_ports" {
     api_port       = 8443
   }
   assert {
-    condition     = length(oci_core_security_list.turnd.ingress_security_rules) == 8
-    error_message = "443 and the API port add exactly two rules."
+    condition     = length(oci_core_security_list.turnd.ingress_security_rules) == 8 && length(oci_core_security_list.turnd.egress_security_rules) == 8
+    error_message = "443 and the API port add exactly two ingress rules and their two answers."
   }
   assert {
     condition = length([
