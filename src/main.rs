@@ -1,10 +1,11 @@
 //! `turnd`: the TURN relay daemon's command line.
 //!
 //! `turnd [--config PATH] [OVERRIDES]` runs the daemon, `turnd check-config PATH`
-//! validates a file, `turnd credentials ...` prints TURN REST credentials.
+//! validates a file, `turnd credentials ...` prints TURN REST credentials, and
+//! `turnd api-key-hash` prints the `api.keys` entry for an API key.
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
-use std::io::IsTerminal;
+use std::io::{BufRead as _, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +82,16 @@ struct OverrideArgs {
     /// PEM private key for TLS (server.key)
     #[arg(long, value_name = "FILE")]
     key: Option<String>,
+    /// Address of the credentials HTTP API; enables it (api.listen)
+    #[arg(long, value_name = "ADDR:PORT")]
+    api_listen: Option<String>,
+    /// API key accepted by the credentials API (repeatable; added to api.keys). Visible in the
+    /// process list: prefer hashed keys in the configuration file
+    #[arg(long, value_name = "KEY")]
+    api_key: Vec<String>,
+    /// Host name or IP put in the TURN URIs the API hands out (api.public-host)
+    #[arg(long, value_name = "HOST")]
+    public_host: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -101,6 +112,9 @@ impl From<OverrideArgs> for Overrides {
             tls_listen: a.tls_listen,
             cert: a.cert,
             key: a.key,
+            api_listen: a.api_listen,
+            api_keys: a.api_key,
+            public_host: a.public_host,
         }
     }
 }
@@ -127,6 +141,12 @@ enum Command {
         #[arg(long, value_name = "C", default_value_t = ':')]
         separator: char,
     },
+    /// Print the api.keys entry ("sha256:<hex>") for an API key. Without KEY the key is read
+    /// from standard input (one line), which keeps it out of the process list and shell history
+    ApiKeyHash {
+        /// The API key
+        key: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -149,8 +169,41 @@ fn main() -> ExitCode {
                 Err(e) => fail(EXIT_CONFIG, &e),
             }
         }
+        Some(Command::ApiKeyHash { key }) => {
+            let key = match key {
+                Some(key) => Ok(key),
+                None => read_key_line(std::io::stdin().lock()),
+            };
+            match key.and_then(|k| api_key_hash(&k)) {
+                Ok(entry) => {
+                    println!("{entry}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_CONFIG, &e),
+            }
+        }
         None => run(cli.config.as_deref(), &cli.overrides.into()),
     }
+}
+
+/// The first line of `input`, without its line ending (at most 4 KiB are read).
+fn read_key_line(input: impl std::io::BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    std::io::Read::take(input, 4096)
+        .read_line(&mut line)
+        .map_err(|e| format!("api-key-hash: cannot read the key from standard input: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// The `api.keys` entry for `key`, refusing keys `--api-key` would refuse.
+fn api_key_hash(key: &str) -> Result<String, String> {
+    let min = config::MIN_API_KEY_LEN;
+    if key.chars().count() < min || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "api-key-hash: an API key must be at least {min} characters without spaces (e.g. `openssl rand -hex 24`)"
+        ));
+    }
+    Ok(config::api_key_entry(key))
 }
 
 /// Print `turnd: <error>` to stderr and return `code`.
@@ -322,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn tcp_and_tls_flags_become_overrides() {
+    fn tcp_tls_and_api_flags_become_overrides() {
         let cli = Cli::try_parse_from([
             "turnd",
             "--no-tcp",
@@ -334,12 +387,37 @@ mod tests {
             "c.pem",
             "--key",
             "k.pem",
+            "--api-listen",
+            "127.0.0.1:8080",
+            "--api-key",
+            "k1-0123456789abcdef",
+            "--api-key",
+            "k2-0123456789abcdef",
+            "--public-host",
+            "turn.example.com",
         ])
         .unwrap();
         let o: Overrides = cli.overrides.into();
         assert!(o.no_tcp);
         assert_eq!(o.tls_listen, ["127.0.0.1:5349", "[::1]:5349"]);
         assert_eq!((o.cert.as_deref(), o.key.as_deref()), (Some("c.pem"), Some("k.pem")));
+        assert_eq!(o.api_listen.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(o.api_keys.len(), 2);
+        assert_eq!(o.public_host.as_deref(), Some("turn.example.com"));
+    }
+
+    #[test]
+    fn api_key_hash_prints_the_config_entry() {
+        // printf %s 'correct-horse-battery-staple' | sha256sum
+        let entry = api_key_hash("correct-horse-battery-staple").unwrap();
+        assert_eq!(entry, "sha256:87cbebfeebc05f7c54ac9336c4b4bbec831227a641951a4bde7edd56020f8590");
+        assert!(api_key_hash("short").is_err());
+        assert!(api_key_hash("has a space in the key").is_err());
+        // From standard input: the first line, without its line ending.
+        let key = read_key_line(std::io::Cursor::new("correct-horse-battery-staple\r\nsecond line\n")).unwrap();
+        assert_eq!(key, "correct-horse-battery-staple");
+        let cli = Cli::try_parse_from(["turnd", "api-key-hash"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::ApiKeyHash { key: None })));
     }
 
     #[test]

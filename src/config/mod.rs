@@ -13,14 +13,19 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use api::RawApi;
 use parse_errors::parse_error;
 
+mod api;
 mod overrides;
 mod parse_errors;
 mod tcp;
 #[cfg(test)]
 mod tests;
 
+pub use api::{
+    api_key_entry, hash_api_key, read_jwks, ApiConfig, JwtConfig, API_KEY_PREFIX, MIN_API_KEY_LEN, TTL_RANGE,
+};
 pub use overrides::Overrides;
 
 /// The TURN REST secret shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
@@ -96,6 +101,8 @@ pub struct Config {
     pub max_connections: u32,
     /// Most TCP/TLS client connections from one IP address (1..=max_connections).
     pub max_connections_per_ip: u32,
+    /// The credentials HTTP API, when enabled.
+    pub api: Option<ApiConfig>,
 }
 
 /// A static long-term-credential user.
@@ -155,6 +162,7 @@ impl fmt::Debug for Config {
             .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -304,6 +312,7 @@ pub struct RawConfig {
     peers: RawPeers,
     #[serde(default)]
     limits: tcp::RawLimits,
+    api: Opt<RawApi>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -494,8 +503,10 @@ impl RawConfig {
         // [peers]
         let allowed_peers = self.nets("peers.allowed", &self.peers.allowed)?;
         let denied_peers = self.nets("peers.denied", &self.peers.denied)?;
-        // TCP/TLS and [limits]
+        // TCP/TLS and [limits]; [api]
         let streams = self.streams(&listen)?;
+        let context = api::Context { listen: &listen, streams: &streams, external_ip, relay_ip, secrets: &secrets };
+        let api = self.api(&context)?;
         let tcp::Streams { tcp, tls_listen, cert, key, .. } = streams;
         Ok(Config {
             listen,
@@ -524,6 +535,7 @@ impl RawConfig {
             tls_handshake_timeout: streams.tls_handshake_timeout,
             max_connections: streams.max_connections,
             max_connections_per_ip: streams.max_connections_per_ip,
+            api,
         })
     }
 

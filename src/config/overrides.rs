@@ -3,10 +3,11 @@
 
 use std::fmt;
 
-use super::{invalid, ConfigError, Item, RawConfig, RawUser, CLI_ORIGIN};
+use super::{invalid, ConfigError, Item, RawApi, RawConfig, RawUser, CLI_ORIGIN};
 
 /// Command-line overrides, applied on top of the file before validation.
-/// Empty lists and `None` mean "not given"; a given list replaces the file's list.
+/// Empty lists and `None` mean "not given"; a given list replaces the file's list, except
+/// `--api-key`, which adds keys to `api.keys`.
 #[derive(Clone, Default)]
 pub struct Overrides {
     /// `--listen ADDR:PORT` (repeatable): replaces `server.listen`.
@@ -39,6 +40,12 @@ pub struct Overrides {
     pub cert: Option<String>,
     /// `--key FILE`: `server.key`.
     pub key: Option<String>,
+    /// `--api-listen ADDR:PORT`: `api.listen`; enables the credentials API.
+    pub api_listen: Option<String>,
+    /// `--api-key KEY` (repeatable): plain API keys, hashed when validated, added to `api.keys`.
+    pub api_keys: Vec<String>,
+    /// `--public-host HOST`: `api.public-host`.
+    pub public_host: Option<String>,
 }
 
 impl fmt::Debug for Overrides {
@@ -50,8 +57,9 @@ impl fmt::Debug for Overrides {
 }
 
 impl Overrides {
-    /// Patch `raw` with every override that was given. Only the shape of `--user` is checked
-    /// here; everything else is checked by [`RawConfig::validate`], naming the flag.
+    /// Patch `raw` with every override that was given. Only the shape of `--user` and whether
+    /// the API flags have an API to apply to are checked here; everything else is checked by
+    /// [`RawConfig::validate`], naming the flag.
     pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
         let (server, auth) = (&mut raw.server, &mut raw.auth);
         let texts = [
@@ -102,6 +110,29 @@ impl Overrides {
             }
             auth.users = users;
         }
+        self.apply_api(raw)
+    }
+
+    /// `--api-listen` enables the API (an `[api]` table with defaults when the file has none);
+    /// `--api-key` and `--public-host` need an enabled API.
+    fn apply_api(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
+        if let Some(listen) = &self.api_listen {
+            let api = raw.api.get_or_insert_with(|| Item::flag(RawApi::default(), "--api-listen"));
+            api.value.listen = Some(Item::flag(listen.clone(), "--api-listen"));
+        }
+        let Some(api) = raw.api.as_mut() else {
+            let flag = match (&self.public_host, self.api_keys.is_empty()) {
+                (Some(_), _) => "--public-host",
+                (None, false) => "--api-key",
+                (None, true) => return Ok(()),
+            };
+            let reason = "the credentials API is not enabled: add --api-listen ADDR:PORT or an [api] table";
+            return Err(invalid(CLI_ORIGIN, flag, None, reason));
+        };
+        if let Some(host) = &self.public_host {
+            api.value.public_host = Some(Item::flag(host.clone(), "--public-host"));
+        }
+        api.value.cli_keys.extend(self.api_keys.iter().cloned());
         Ok(())
     }
 }

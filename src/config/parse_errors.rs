@@ -4,14 +4,16 @@
 use super::ConfigError;
 
 /// Each table and its keys, used to say which table an unknown key is in.
-const TABLES: [&str; 7] = [
-    "the top level: server auth allocation peers limits",
+const TABLES: [&str; 9] = [
+    "the top level: server auth allocation peers limits api",
     "[server]: listen relay-ip external-ip min-port max-port workers log-level tcp tls-listen cert key",
     "[auth]: realm secrets rest-separator nonce-lifetime users",
     "[[auth.users]]: name password key",
     "[allocation]: default-lifetime max-lifetime user-quota total-quota",
     "[peers]: allowed denied",
     "[limits]: first-message-timeout tls-handshake-timeout max-connections max-connections-per-ip",
+    "[api]: listen keys public-host uris default-ttl rate-per-ip rate-per-user cors-origins metrics jwt",
+    "[api.jwt]: secret jwks-file issuer audience leeway",
 ];
 
 /// 1-based line and column (in characters) of a byte offset.

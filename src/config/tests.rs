@@ -70,6 +70,8 @@ fn embedded_default_is_what_the_file_says() {
     assert!(c.tcp && c.tls_listen.is_empty() && c.cert.is_none() && c.key.is_none());
     assert_eq!((c.first_message_timeout, c.tls_handshake_timeout), (10, 10));
     assert_eq!((c.max_connections, c.max_connections_per_ip), (10_000, 100));
+    // The shipped file runs without the API (its [api] table is commented out).
+    assert_eq!(c.api, None);
     // Loading with no path and no overrides is the same thing.
     assert_eq!(load_with(None, &Overrides::default()).unwrap(), c);
 }
@@ -104,7 +106,7 @@ fn debug_redacts_secrets() {
 #[test]
 fn unknown_keys_name_the_key_table_and_line() {
     #[rustfmt::skip]
-    let cases: [(&[&str], &str, &str, usize); 9] = [
+    let cases: [(&[&str], &str, &str, usize); 11] = [
         (&["lisen = 1", "[server]"], "lisen", "the top level", 1),
         (&["[server]", "listen = ['127.0.0.1:3478']", "lisen = 1"], "lisen", "[server]", 3),
         (&["[auth]", "realm = 'r'", "", "secret = ['x']"], "secret", "[auth]", 4),
@@ -117,6 +119,8 @@ fn unknown_keys_name_the_key_table_and_line() {
         (&["[server]", "[peers]", "allowed = []", "allow = []"], "allow", "[peers]", 4),
         (&["server.lisen = 1"], "lisen", "[server]", 1),
         (&["[limits]", "max-conns = 1"], "max-conns", "[limits]", 2),
+        (&["[api]", "key = []"], "key", "[api]", 2),
+        (&["[api]", "keys = []", "[api.jwt]", "secrets = 'x'"], "secrets", "[api.jwt]", 4),
     ];
     for (lines, key, table, line) in cases {
         let (got_line, message) = parse_error_of(&doc(lines));
