@@ -1,5 +1,7 @@
 //! turnd: a TURN/STUN relay daemon. Sans-IO protocol core (`stun`, `auth`, `turn`) and a thin
-//! IO shell (`io`). Dependency direction: `io`, `main` → `turn` → `auth` → `stun`.
+//! IO shell (`io`, and `api`, the credentials HTTP sidecar that `io` starts).
+//! Dependency direction: `io`, `api`, `main` → `turn` → `auth` → `stun`.
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod io;

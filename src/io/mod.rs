@@ -1,7 +1,7 @@
 //! The IO shell: sockets, threads, runtimes and the clock. One worker thread per core, each
 //! with its own current-thread tokio runtime and its own `SO_REUSEPORT` socket per listening
 //! address; all protocol decisions are the sans-IO `turn::Server`'s.
-//! Depends on `turn`, `auth` and `config`.
+//! Depends on `turn`, `auth`, `config`, and `api`, which it starts.
 
 mod relay;
 mod stream;
@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::api;
 use crate::auth::{self, Credentials, NonceMinter};
 use crate::config::{Config, UserSecret};
 use crate::turn::policy::PeerPolicy;
@@ -53,6 +54,11 @@ pub fn run(config: Config) -> std::io::Result<()> {
         started: now().mono,
     });
     let (sockets, bound) = bind_listeners(&config.listen, &shared.streams, config.workers)?;
+    // The credentials API binds now, so a busy port stops turnd before it says ready.
+    let ready = api::Readiness::default();
+    let listeners = api::Listeners { udp: bound.udp.clone(), tcp: bound.tcp.clone(), tls: bound.tls.clone() };
+    let (server, stats) = (Arc::clone(&shared.server), Arc::clone(&shared.stats));
+    let api_addr = api::start(&config, server, stats, ready.clone(), &listeners)?;
     tracing::info!(
         listen = %bound,
         relay_ip = %config.relay_ip,
@@ -80,9 +86,10 @@ pub fn run(config: Config) -> std::io::Result<()> {
             let _ = failed.send(error);
         })?;
     }
-    announce_ready(&bound)?;
+    announce_ready(&bound, api_addr)?;
     // Under systemd (Type=notify): every listener is bound and the workers are starting.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    ready.set(true);
 
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
@@ -110,6 +117,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
                 }
             }
         };
+        ready.set(false);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         result
     })
@@ -259,10 +267,13 @@ fn listener_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Tells whoever started turnd that every listener is bound: one stdout line
-/// `ready udp=ADDR tcp=ADDR ...` (tests and scripts wait for it).
-fn announce_ready(bound: &Bound) -> std::io::Result<()> {
+/// `ready udp=ADDR tcp=ADDR ... [api=ADDR]` (tests and scripts wait for it).
+fn announce_ready(bound: &Bound, api: Option<SocketAddr>) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "ready {bound}")?;
+    match api {
+        Some(api) => writeln!(stdout, "ready {bound} api={api}")?,
+        None => writeln!(stdout, "ready {bound}")?,
+    }
     stdout.flush()
 }
 

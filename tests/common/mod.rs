@@ -2,6 +2,7 @@
 //! generated TOML config, waits for its `ready` line, and kills it on drop.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod client;
 pub mod coturn;
 

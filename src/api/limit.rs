@@ -1,0 +1,123 @@
+//! Rate limits of credential requests: per source IP (an IPv6 client counts as its /64) and per
+//! caller (API key or JWT subject), each a GCRA limiter (`governor`) allowing N requests a
+//! minute in bursts of up to N. The state kept is bounded: idle callers are forgotten every
+//! housekeeping tick, and past [`MAX_TRACKED`] new keys are refused until it shrinks.
+
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::auth::Caller;
+use super::ApiError;
+
+/// Most keys each limiter tracks at once.
+pub const MAX_TRACKED: usize = 100_000;
+
+/// The two limiters; `None` is unlimited.
+pub struct Limits {
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_caller: Option<DefaultKeyedRateLimiter<Caller>>,
+}
+
+impl Limits {
+    /// `per_ip` and `per_caller` requests per minute; 0 = unlimited.
+    pub fn new(per_ip: u32, per_caller: u32) -> Self {
+        let quota = |n| NonZeroU32::new(n).map(Quota::per_minute);
+        Limits { per_ip: quota(per_ip).map(RateLimiter::keyed), per_caller: quota(per_caller).map(RateLimiter::keyed) }
+    }
+
+    /// 429 when `ip` (its /64 for IPv6) used up its requests.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        check(self.per_ip.as_ref(), &ip_key(ip), "too many requests from this address")
+    }
+
+    /// 429 when this API key or subject used up its requests.
+    pub fn check_caller(&self, caller: &Caller) -> Result<(), ApiError> {
+        check(self.per_caller.as_ref(), caller, "too many requests for this API key or user")
+    }
+
+    /// Forgets callers whose allowance is full again (called periodically).
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.per_ip {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_caller {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn check<K: Hash + Eq + Clone>(
+    limiter: Option<&DefaultKeyedRateLimiter<K>>,
+    key: &K,
+    message: &str,
+) -> Result<(), ApiError> {
+    let Some(limiter) = limiter else { return Ok(()) };
+    if limiter.len() >= MAX_TRACKED {
+        limiter.retain_recent();
+        if limiter.len() >= MAX_TRACKED {
+            return Err(ApiError::rate_limited("too many clients at once; try again later", 60));
+        }
+    }
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        ApiError::rate_limited(message, wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    })
+}
+
+/// The rate-limit key of an address: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by /64,
+/// since one host usually has a whole /64.
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_by_slash_64() {
+        let key = |s: &str| ip_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), key("2001:db8:1:2::ffff"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_burst_is_allowed_then_refused_with_a_wait() {
+        let limits = Limits::new(3, 2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            limits.check_ip(ip).unwrap();
+        }
+        let refused = limits.check_ip(ip).unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        // One request comes back every 20 s at 3 a minute.
+        assert!((1..=20).contains(&refused.retry_after.unwrap()), "{refused:?}");
+        // Other addresses and callers have their own allowance.
+        limits.check_ip("192.0.2.2".parse().unwrap()).unwrap();
+        let (a, b) = (Caller::Key(0), Caller::Subject("b".into()));
+        limits.check_caller(&a).unwrap();
+        limits.check_caller(&a).unwrap();
+        assert!(limits.check_caller(&a).is_err());
+        limits.check_caller(&b).unwrap();
+        limits.forget_idle();
+        // Unlimited.
+        let open = Limits::new(0, 0);
+        for _ in 0..100 {
+            open.check_ip(ip).unwrap();
+        }
+    }
+}

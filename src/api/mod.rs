@@ -1,0 +1,388 @@
+//! The credentials HTTP API, an IO shell module like `io`: short-lived TURN REST credentials for
+//! apps (`/v1/turn/credentials`), `/healthz`, `/readyz`, Prometheus `/metrics` and the browser
+//! self-test page at `/`. It owns its TCP listener, its thread, its tokio runtime and its clock.
+//! Depends on `turn`, `auth`, `stats` and `config`; `io::run` starts it.
+
+mod auth;
+mod credentials;
+mod limit;
+mod metrics;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower::ServiceExt as _;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::{ApiConfig, Config};
+use crate::stats::Stats;
+use crate::turn::{Relay, Server};
+
+/// Largest request body read (credential requests are a few dozen bytes).
+const BODY_LIMIT: usize = 16 * 1024;
+/// Most HTTP connections open at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest life of one HTTP connection (keep-alive included).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// How often rate-limit state of idle callers is dropped and the JWKS file is checked.
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
+
+/// The self-test page and its script, served as they are (no build step, no external assets).
+const PAGE_HTML: &str = include_str!("selftest.html");
+const PAGE_JS: &str = include_str!("selftest.js");
+/// The page loads only its own script and talks only to this API.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; \
+                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Whether turnd is ready to relay (every listener bound, every worker started); `/readyz`
+/// reports it. Cloning shares the flag.
+#[derive(Clone, Default, Debug)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks turnd ready (or, when stopping, not ready).
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    /// True once [`Readiness::set`] was last called with `true`.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The TURN addresses turnd serves, by transport, to build the URIs handed out when the
+/// configuration lists none.
+#[derive(Clone, Debug, Default)]
+pub struct Listeners {
+    /// TURN over UDP.
+    pub udp: Vec<SocketAddr>,
+    /// TURN over TCP.
+    pub tcp: Vec<SocketAddr>,
+    /// TURN over TLS.
+    pub tls: Vec<SocketAddr>,
+}
+
+/// Starts the API when `config.api` is set: binds its listener now (so a busy port is an error
+/// of the caller) and serves it on a thread of its own. Returns the bound address, `None` when
+/// the API is disabled.
+pub fn start<R: Relay + 'static>(
+    config: &Config,
+    server: Arc<Server<R>>,
+    stats: Arc<Stats>,
+    ready: Readiness,
+    listeners: &Listeners,
+) -> std::io::Result<Option<SocketAddr>> {
+    let Some(api) = &config.api else { return Ok(None) };
+    let listener = TcpListener::bind(api.listen)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on api {}: {e}", api.listen)))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let allocations = Box::new(move || server.table().len());
+    let state = app_state(config, api, stats, allocations, ready, listeners)?;
+    let app = router(Arc::clone(&state), api);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("turnd-api".into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(e) => return tracing::error!(error = %e, "api: cannot register the listener"),
+            };
+            tokio::spawn(housekeeping(Arc::clone(&state)));
+            serve(listener, app).await;
+        })
+    })?;
+    tracing::info!(%addr, "credentials API listening");
+    Ok(Some(addr))
+}
+
+/// The handlers' shared state for `api`; `allocations` counts the allocations when called.
+fn app_state(
+    config: &Config,
+    api: &ApiConfig,
+    stats: Arc<Stats>,
+    allocations: Box<dyn Fn() -> usize + Send + Sync>,
+    ready: Readiness,
+    listeners: &Listeners,
+) -> std::io::Result<Shared> {
+    let secret = config.secrets.first().cloned().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the credentials API needs auth.secrets")
+    })?;
+    let issuer = credentials::Issuer::new(secret, config.rest_separator, uris(api, listeners), api.default_ttl);
+    let authenticator = auth::Authenticator::new(api).map_err(std::io::Error::other)?;
+    Ok(Arc::new(AppState {
+        issuer,
+        auth: authenticator,
+        limits: limit::Limits::new(api.rate_per_ip, api.rate_per_user),
+        exporter: api.metrics.then(|| metrics::Exporter::new(stats, allocations)),
+        ready,
+    }))
+}
+
+/// What every handler shares.
+struct AppState {
+    issuer: credentials::Issuer,
+    auth: auth::Authenticator,
+    limits: limit::Limits,
+    exporter: Option<metrics::Exporter>,
+    ready: Readiness,
+}
+
+type Shared = Arc<AppState>;
+
+/// The address of the connection a request came on (put in each request's extensions).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub SocketAddr);
+
+/// A JSON error: `{"error": "<code>", "message": "..."}` with its status, and `Retry-After` for
+/// 429 and `WWW-Authenticate` for 401.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 400 with `code`.
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no, or no valid, API key or token.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 429, to be retried after `seconds`.
+    pub(crate) fn rate_limited(message: impl Into<String>, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut response = (self.status, no_store(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"turnd\""));
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store`: credentials and errors about them are never cached.
+fn no_store() -> [(HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+/// The TURN URIs to hand out: the configured list, or one URI per distinct port of each
+/// transport on the public host.
+fn uris(api: &ApiConfig, listeners: &Listeners) -> Vec<String> {
+    if !api.uris.is_empty() {
+        return api.uris.clone();
+    }
+    let host = match api.public_host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => api.public_host.clone(),
+    };
+    let mut out = Vec::new();
+    let kinds = [("turn", "udp", &listeners.udp), ("turn", "tcp", &listeners.tcp), ("turns", "tcp", &listeners.tls)];
+    for (scheme, transport, addrs) in kinds {
+        for addr in addrs.iter() {
+            let uri = format!("{scheme}:{host}:{}?transport={transport}", addr.port());
+            if !out.contains(&uri) {
+                out.push(uri);
+            }
+        }
+    }
+    out
+}
+
+/// Every route, the JSON fallbacks, request counting, the body limit and CORS.
+fn router(state: Shared, api: &ApiConfig) -> Router {
+    let mut app = Router::new()
+        .route("/", get(page_html))
+        .route("/selftest.js", get(page_js))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/turn/credentials", get(credentials::get).post(credentials::post));
+    if api.metrics {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    let app = app
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+        })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), count_requests))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    match cors(&api.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+/// CORS for browser apps on other origins; `None` when no origin is configured.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Validated by the config: visible ASCII only.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let headers = [header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-api-key")];
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers(headers)
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Counts requests by route and status for `/metrics` (fixed route names: no label grows
+/// with what clients send).
+async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/v1/turn/credentials") => "/v1/turn/credentials",
+        Some("/") => "/",
+        Some("/selftest.js") => "/selftest.js",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if route == "/v1/turn/credentials" {
+        tracing::debug!(route, status, "api request");
+    }
+    if let Some(exporter) = &state.exporter {
+        exporter.count_request(route, status);
+    }
+    response
+}
+
+async fn page_html() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ];
+    (headers, PAGE_HTML).into_response()
+}
+
+async fn page_js() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    (headers, PAGE_JS).into_response()
+}
+
+/// The process is alive (it answers).
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// 200 once every listener is bound and the workers run; 503 before that and while stopping.
+async fn readyz(State(state): State<Shared>) -> Response {
+    if state.ready.is_ready() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "turnd is starting or stopping").into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<Shared>) -> Response {
+    let Some(exporter) = &state.exporter else {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "metrics are disabled").into_response();
+    };
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], exporter.render()).into_response()
+}
+
+/// Accepts connections for ever, at most [`MAX_CONNECTIONS`] at once, each served by hyper
+/// (HTTP/1.1) with a header timeout and a bounded lifetime.
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, typically: give the process a moment to close some.
+                tracing::warn!(error = %e, "api: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A connection past its lifetime is dropped, whatever it was doing.
+            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                tracing::debug!(%peer, error = %e, "api: connection ended");
+            }
+        });
+    }
+}
+
+/// Drops rate-limit state of callers that went quiet, and reloads a changed JWKS file.
+async fn housekeeping(state: Shared) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.limits.forget_idle();
+        state.auth.reload_jwks_if_changed();
+    }
+}
+
+/// Seconds since the Unix epoch: when credentials handed out now expire is counted from it.
+/// The API is an IO shell module, so it may read the clock.
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

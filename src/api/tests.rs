@@ -1,0 +1,161 @@
+//! The API's router without sockets: requests go through `tower::ServiceExt::oneshot`.
+//! (`tests/api.rs` drives a real turnd over HTTP.)
+
+use axum::body::Body;
+use axum::http::Request;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use super::*;
+
+const KEY: &str = "unit-test-api-key-0123456789";
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "[auth]\nsecrets = ['s3cret']\n[api]\nlisten = '127.0.0.1:0'\nkeys = ['{}']\n{extra}",
+        crate::config::api_key_entry(KEY)
+    );
+    Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn app(config: &Config, ready: &Readiness) -> Router {
+    let api = config.api.as_ref().expect("[api]");
+    let listeners = Listeners { udp: vec!["127.0.0.1:3478".parse().unwrap()], ..Listeners::default() };
+    let stats = Arc::new(Stats::new(1));
+    let state = app_state(config, api, stats, Box::new(|| 0), ready.clone(), &listeners).expect("state");
+    router(state, api)
+}
+
+/// Sends `request` from 192.0.2.1 and returns the status and the body as JSON (`null` if not).
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(ClientAddr("192.0.2.1:5000".parse().unwrap()));
+    let response = app.clone().oneshot(Request::from_parts(parts, body)).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).header("x-api-key", KEY).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn readyz_follows_the_readiness_flag() {
+    let ready = Readiness::default();
+    let app = app(&config(""), &ready);
+    let (status, body) = send(&app, get("/readyz")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));
+    ready.set(true);
+    assert_eq!(send(&app, get("/readyz")).await.0, StatusCode::OK);
+    ready.set(false);
+    assert_eq!(send(&app, get("/readyz")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(send(&app, get("/healthz")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_json_errors() {
+    let app = app(&config(""), &Readiness::default());
+    let big = format!("{{\"username\": \"{}\"}}", "a".repeat(BODY_LIMIT));
+    let request = Request::post("/v1/turn/credentials").header("x-api-key", KEY).body(Body::from(big)).unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    // A query that does not decode (a repeated field) is reported after authentication.
+    let (status, body) = send(&app, get("/v1/turn/credentials?username=a&username=b")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+    let request = Request::get("/v1/turn/credentials?username=a&username=b").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
+    // A header that is not visible ASCII.
+    let request = Request::get("/v1/turn/credentials?username=a")
+        .header("x-api-key", axum::http::HeaderValue::from_bytes(b"\xffkey").unwrap())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = send(&app, get("/v1/turn/credentials?username=a&ttl=600")).await;
+    assert_eq!((status, body["ttl"].as_u64()), (StatusCode::OK, Some(600)));
+}
+
+#[test]
+fn uris_per_transport_and_port_on_the_public_host() {
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let listeners = Listeners {
+        udp: vec![addr("10.0.0.5:3478"), addr("10.0.0.6:3478"), addr("10.0.0.5:3479")],
+        tcp: vec![addr("10.0.0.5:3478")],
+        tls: vec![addr("10.0.0.5:5349")],
+    };
+    let mut api = config("public-host = '2001:db8::7'").api.unwrap();
+    assert_eq!(
+        uris(&api, &listeners),
+        [
+            "turn:[2001:db8::7]:3478?transport=udp",
+            "turn:[2001:db8::7]:3479?transport=udp",
+            "turn:[2001:db8::7]:3478?transport=tcp",
+            "turns:[2001:db8::7]:5349?transport=tcp",
+        ]
+    );
+    api.public_host = "turn.example.com".into();
+    assert_eq!(
+        uris(&api, &Listeners { udp: vec![addr("0.0.0.0:3478")], ..Listeners::default() }),
+        ["turn:turn.example.com:3478?transport=udp"]
+    );
+    api.uris = vec!["turn:other:1?transport=udp".into()];
+    assert_eq!(uris(&api, &listeners), ["turn:other:1?transport=udp"]);
+}
+
+/// A P-256 key: the PKCS#8 DER to sign with and its public JWK with `kid`.
+fn ec_key(kid: &str) -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let der = key.to_pkcs8_der().unwrap();
+    let point = key.public_key().to_encoded_point(false);
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())
+    });
+    (jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()), jwk)
+}
+
+#[tokio::test]
+async fn a_changed_jwks_file_is_reloaded_and_a_broken_one_ignored() {
+    let (old_key, old_jwk) = ec_key("old");
+    let (new_key, new_jwk) = ec_key("new");
+    let jwks = tempfile::NamedTempFile::new().unwrap();
+    let write = |keys: &[&serde_json::Value], mtime: u64| {
+        std::fs::write(jwks.path(), serde_json::json!({ "keys": keys }).to_string()).unwrap();
+        let file = std::fs::File::options().write(true).open(jwks.path()).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(mtime)).unwrap();
+    };
+    write(&[&old_jwk], 1_000);
+    let extra = format!(
+        "[api.jwt]\njwks-file = '{}'\nissuer = 'https://issuer.test'\naudience = 'turnd'\n",
+        jwks.path().display()
+    );
+    let config = config(&extra);
+    let state_auth = auth::Authenticator::new(config.api.as_ref().unwrap()).unwrap();
+    let token = |kid: &str, key: &jsonwebtoken::EncodingKey| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.into());
+        let claims = serde_json::json!({
+            "sub": "u", "iss": "https://issuer.test", "aud": "turnd", "exp": unix_now() + 600
+        });
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    };
+    let bearer = |t: String| {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+        headers
+    };
+    assert!(state_auth.authenticate(&bearer(token("old", &old_key))).is_ok());
+    assert!(state_auth.authenticate(&bearer(token("new", &new_key))).is_err());
+    // Rotated: the new key is in, the old one out.
+    write(&[&new_jwk], 2_000);
+    state_auth.reload_jwks_if_changed();
+    assert_eq!(state_auth.authenticate(&bearer(token("new", &new_key))).unwrap(), auth::Caller::Subject("u".into()));
+    assert!(state_auth.authenticate(&bearer(token("old", &old_key))).is_err());
+    // A broken file keeps the keys that were loaded.
+    std::fs::write(jwks.path(), "{not json").unwrap();
+    std::fs::File::options().write(true).open(jwks.path()).unwrap().set_modified(std::time::UNIX_EPOCH).unwrap();
+    state_auth.reload_jwks_if_changed();
+    assert!(state_auth.authenticate(&bearer(token("new", &new_key))).is_ok());
+}
