@@ -163,7 +163,6 @@ impl Worker {
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let now = super::now();
-        let stats = self.counters();
         for _ in 0..BUDGET {
             let (len, client) = match socket.try_recv_from(rx) {
                 Ok(received) => received,
@@ -172,22 +171,16 @@ impl Worker {
                 Err(_) => continue,
             };
             let tuple = FiveTuple { client, server: server_addr, transport: Transport::Udp };
-            match self.server.handle_client(now, &tuple, &rx[..len], &mut relays, tx) {
+            let outcome = self.server.handle_client(now, &tuple, &rx[..len], &mut relays, tx);
+            self.count(&outcome);
+            match outcome {
                 Outcome::Reply(n) => {
-                    stats.add(Counter::Responses, 1);
                     let _ = socket.try_send_to(&tx[..n], client);
                 }
-                Outcome::Forward { to, start, end } => {
-                    stats.add(Counter::InternalForwards, 1);
-                    self.send_to_client(&to, &tx[start..end]);
-                }
-                Outcome::Relayed { bytes } => {
-                    stats.add(Counter::PacketsToPeer, 1);
-                    stats.add(Counter::BytesToPeer, bytes as u64);
-                }
+                Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
                 // RFC 6062 outcomes need a stream control connection; the core never gives
                 // them for UDP, and if it did there would be nothing to do with them here.
-                Outcome::Dropped(_) | Outcome::Connect { .. } | Outcome::Bound { .. } => stats.add(Counter::Dropped, 1),
+                Outcome::Relayed { .. } | Outcome::Dropped(_) | Outcome::Connect { .. } | Outcome::Bound { .. } => {}
             }
         }
         true
@@ -195,6 +188,21 @@ impl Worker {
 
     fn counters(&self) -> &WorkerStats {
         self.shared.stats.worker(self.index)
+    }
+
+    /// Counts what the core did with a client packet.
+    fn count(&self, outcome: &Outcome) {
+        let stats = self.counters();
+        match *outcome {
+            Outcome::Reply(_) | Outcome::Bound { .. } => stats.add(Counter::Responses, 1),
+            Outcome::Forward { .. } => stats.add(Counter::InternalForwards, 1),
+            Outcome::Relayed { bytes } => {
+                stats.add(Counter::PacketsToPeer, 1);
+                stats.add(Counter::BytesToPeer, bytes as u64);
+            }
+            Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+            Outcome::Connect { .. } => {}
+        }
     }
 
     pub(super) fn connections(&self) -> &Arc<Connections> {
@@ -235,29 +243,21 @@ impl Worker {
         let tx = &mut bufs.tx;
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
-        let stats = self.counters();
-        match self.server.handle_client(super::now(), tuple, frame, &mut relays, tx) {
+        let outcome = self.server.handle_client(super::now(), tuple, frame, &mut relays, tx);
+        self.count(&outcome);
+        match outcome {
             Outcome::Reply(n) => {
-                stats.add(Counter::Responses, 1);
                 outbox.push(&tx[..n]);
             }
-            Outcome::Forward { to, start, end } => {
-                stats.add(Counter::InternalForwards, 1);
-                self.send_to_client(&to, &tx[start..end]);
-            }
-            Outcome::Relayed { bytes } => {
-                stats.add(Counter::PacketsToPeer, 1);
-                stats.add(Counter::BytesToPeer, bytes as u64);
-            }
-            Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+            Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
             Outcome::Connect { connection, from, peer, .. } => {
                 tokio::task::spawn_local(dial(Rc::clone(self), connection, from, peer));
             }
             Outcome::Bound { connection, allocation, len } => {
-                stats.add(Counter::Responses, 1);
                 outbox.push(&tx[..len]);
                 return Some((connection, allocation));
             }
+            Outcome::Relayed { .. } | Outcome::Dropped(_) => {}
         }
         None
     }

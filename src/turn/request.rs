@@ -182,12 +182,7 @@ impl<R: Relay> Server<R> {
             None => self.config.default_lifetime,
         };
         let checked = self.table.with_mut(tuple, |a| {
-            if a.expires <= now.mono {
-                return Err(ErrorCode::AllocationMismatch);
-            }
-            if *a.username != *auth.username {
-                return Err(ErrorCode::WrongCredentials);
-            }
+            a.check_owner(auth.username, now.mono)?;
             if !family_ok {
                 return Err(ErrorCode::PeerAddressFamilyMismatch);
             }
@@ -249,12 +244,7 @@ impl<R: Relay> Server<R> {
         }
         let expires = now.mono + PERMISSION_LIFETIME;
         let installed = self.table.with_mut(tuple, |a| {
-            if a.expires <= now.mono {
-                return Err(ErrorCode::AllocationMismatch);
-            }
-            if *a.username != *auth.username {
-                return Err(ErrorCode::WrongCredentials);
-            }
+            a.check_owner(auth.username, now.mono)?;
             // All or nothing: refuse before installing any when the allocation is full.
             let new = peers.iter().flatten().filter(|ip| !a.permissions.iter().any(|p| p.ip == **ip)).count();
             if a.permissions.len() + new > super::table::MAX_PERMISSIONS {
@@ -292,12 +282,7 @@ impl<R: Relay> Server<R> {
             Err(code) => return self.error(msg, out, code, key),
         };
         let bound = self.table.with_mut(tuple, |a| {
-            if a.expires <= now.mono {
-                return Err(ErrorCode::AllocationMismatch);
-            }
-            if *a.username != *auth.username {
-                return Err(ErrorCode::WrongCredentials);
-            }
+            a.check_owner(auth.username, now.mono)?;
             if a.tcp {
                 // RFC 6062 §5: TCP allocations have no channels.
                 return Err(ErrorCode::BadRequest);

@@ -65,6 +65,18 @@ pub struct Allocation<R> {
 }
 
 impl<R> Allocation<R> {
+    /// May `username` act on this allocation now? An allocation past its lifetime is gone
+    /// (437 Allocation Mismatch); another user's is 441 Wrong Credentials (RFC 8656 §7.3).
+    pub fn check_owner(&self, username: &str, now: Instant) -> Result<(), super::ErrorCode> {
+        if self.expires <= now {
+            return Err(super::ErrorCode::AllocationMismatch);
+        }
+        if *self.username != *username {
+            return Err(super::ErrorCode::WrongCredentials);
+        }
+        Ok(())
+    }
+
     /// Whether `ip` has an unexpired permission.
     pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions.iter().any(|p| p.ip == ip && p.expires > now)

@@ -80,12 +80,7 @@ impl<R: Relay> Server<R> {
             Err(code) => return self.error(msg, out, code, key),
         };
         let found = self.table.with(tuple, |a| {
-            if a.expires <= now.mono {
-                return Err(ErrorCode::AllocationMismatch);
-            }
-            if *a.username != *auth.username {
-                return Err(ErrorCode::WrongCredentials);
-            }
+            a.check_owner(auth.username, now.mono)?;
             if !a.tcp {
                 return Err(ErrorCode::BadRequest);
             }
