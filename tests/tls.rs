@@ -136,3 +136,27 @@ fn sighup_reloads_the_certificate_and_keeps_connections() {
     assert_eq!(presented(&still), second);
     binding_works(&mut before, 3);
 }
+
+#[test]
+fn a_silent_client_is_cut_at_the_tls_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certificate(dir.path());
+    let mut toml = Config::default().to_toml();
+    toml.push_str("[limits]\ntls-handshake-timeout = 1\nfirst-message-timeout = 60\n");
+    let tls = format!(
+        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
+        dir.path().join("fullchain.pem").display().to_string(),
+        dir.path().join("privkey.pem").display().to_string()
+    );
+    let server = Server::turnd(&toml.replacen("[server]\n", &tls, 1));
+    let addr = server.listener("tls").unwrap();
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 16];
+    // No ClientHello: the server closes (EOF or reset) once the handshake timeout passes, long
+    // before the 60 s first-message timeout.
+    let closed = matches!(silent.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed);
+    assert!(started.elapsed() < Duration::from_secs(20), "closed by the handshake timeout, not the read timeout");
+}
