@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use turnd::config::{self, Config, ConfigError, Overrides};
 
@@ -258,12 +260,10 @@ fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
         Ok(filter) => filter,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
-    if let Err(e) = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-    {
+    // The filter sits behind a reload layer so that SIGHUP can change the log level.
+    let (filter, log_level) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    if let Err(e) = tracing_subscriber::registry().with(filter).with(fmt).try_init() {
         return fail(EXIT_RUNTIME, &format!("cannot set up logging: {e}"));
     }
     let source = path.map_or_else(|| config::EMBEDDED_ORIGIN.to_owned(), |p| p.display().to_string());
@@ -284,7 +284,15 @@ fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
     if path.is_none() {
         tracing::warn!("no --config given: using the built-in turnserver.toml (demo credentials)");
     }
-    match turnd::io::run(config) {
+    // SIGHUP: the same file and flags again; the log level is applied here, the rest by io.
+    let (path, overrides) = (path.map(Path::to_path_buf), overrides.clone());
+    let reload = Box::new(move || {
+        let config = config::load_with(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
+        let filter = env_filter(&config.log_level)?;
+        log_level.reload(filter).map_err(|e| format!("cannot change the log level: {e}"))?;
+        Ok(config)
+    });
+    match turnd::io::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
     }

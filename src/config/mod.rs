@@ -101,6 +101,8 @@ pub struct Config {
     pub max_connections: u32,
     /// Most TCP/TLS client connections from one IP address (1..=max_connections).
     pub max_connections_per_ip: u32,
+    /// Seconds a stopping turnd keeps relaying for existing allocations (0 = stop at once).
+    pub drain_time: u64,
     /// The credentials HTTP API, when enabled.
     pub api: Option<ApiConfig>,
 }
@@ -162,6 +164,7 @@ impl fmt::Debug for Config {
             .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("drain_time", &self.drain_time)
             .field("api", &self.api)
             .finish()
     }
@@ -535,6 +538,7 @@ impl RawConfig {
             tls_handshake_timeout: streams.tls_handshake_timeout,
             max_connections: streams.max_connections,
             max_connections_per_ip: streams.max_connections_per_ip,
+            drain_time: streams.drain_time,
             api,
         })
     }

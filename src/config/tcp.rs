@@ -17,10 +17,13 @@ pub(super) struct RawLimits {
     tls_handshake_timeout: Opt<i64>,
     max_connections: Opt<i64>,
     max_connections_per_ip: Opt<i64>,
+    drain_time: Opt<i64>,
 }
 
 /// Upper bound of `limits.first-message-timeout` and `limits.tls-handshake-timeout`, seconds.
 pub const MAX_STREAM_TIMEOUT_SECS: u64 = 300;
+/// Upper bound of `limits.drain-time`, seconds.
+pub const MAX_DRAIN_SECS: u64 = 86_400;
 /// Upper bound of `limits.max-connections`.
 pub const MAX_CONNECTIONS: u32 = 1_000_000;
 
@@ -34,6 +37,7 @@ pub(super) struct Streams {
     pub tls_handshake_timeout: u64,
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
+    pub drain_time: u64,
 }
 
 impl RawConfig {
@@ -80,6 +84,7 @@ impl RawConfig {
                 format!("max-connections-per-ip {} is greater than max-connections {}", per_ip.value, total.value);
             return Err(self.err(name, at, reason));
         }
+        let drain = self.int(&limits.drain_time, "limits.drain-time", 30, 0..=MAX_DRAIN_SECS as i64)?;
         Ok(Streams {
             tcp,
             tls_listen,
@@ -89,6 +94,7 @@ impl RawConfig {
             tls_handshake_timeout: handshake.value as u64,
             max_connections: total.value as u32,
             max_connections_per_ip: per_ip.value as u32,
+            drain_time: drain.value as u64,
         })
     }
 
@@ -169,6 +175,8 @@ mod tests {
             (vec!["[server]", "key = '/'"], "server.key", Some(2)),
             (vec!["[server]", "key = ''"], "server.key", Some(2)),
             (vec!["[limits]", "first-message-timeout = 0"], "limits.first-message-timeout", Some(2)),
+            (vec!["[limits]", "drain-time = 86401"], "limits.drain-time", Some(2)),
+            (vec!["[limits]", "", "drain-time = -1"], "limits.drain-time", Some(3)),
             (vec!["[limits]", "tls-handshake-timeout = 301"], "limits.tls-handshake-timeout", Some(2)),
             (vec!["[limits]", "max-connections = 0"], "limits.max-connections", Some(2)),
             (vec!["[limits]", "max-connections = 1000001"], "limits.max-connections", Some(2)),

@@ -31,8 +31,12 @@ use worker::{Shared, Sockets};
 /// each on loopback, so the defaults overflow in bursts. The kernel caps it at rmem_max/wmem_max.
 const LISTENER_BUFFER: usize = 4 << 20;
 
-/// Runs the daemon until SIGINT or SIGTERM, or until a worker fails.
-pub fn run(config: Config) -> std::io::Result<()> {
+/// Reads the configuration again for SIGHUP (the CLI re-reads the same file with the same
+/// flags, and applies the log level itself); an error keeps the running configuration.
+pub type Reload = Box<dyn FnMut() -> Result<Config, String>>;
+
+/// Runs the daemon until SIGINT or SIGTERM (after draining), or until a worker fails.
+pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
     raise_fd_limit();
     let streams = stream_settings(&config);
     // Validation guarantees cert and key when there is a TLS listener.
@@ -99,18 +103,22 @@ pub fn run(config: Config) -> std::io::Result<()> {
         // worker's heartbeat is fresh, so a stuck worker gets the service restarted.
         let watchdog = sd_notify::watchdog_enabled();
         let mut status = tokio::time::interval(watchdog.map_or(STATUS_INTERVAL, |d| d / 2));
+        let mut running = config;
         let result = loop {
             tokio::select! {
                 _ = status.tick() => notify_status(&shared, watchdog),
                 _ = tokio::signal::ctrl_c() => {
                     tracing::info!("SIGINT: stopping");
-                    break Ok(());
+                    break drain(&shared, running.drain_time, &mut term).await;
                 }
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: stopping");
-                    break Ok(());
+                    break drain(&shared, running.drain_time, &mut term).await;
                 }
-                _ = hup.recv() => reload_certificates(tls.as_deref()),
+                _ = hup.recv() => {
+                    reload_certificates(tls.as_deref());
+                    reload_config(&shared, &mut running, &mut reload);
+                }
                 Some(e) = failed_rx.recv() => {
                     tracing::error!(error = %e, "a worker failed");
                     break Err(e);
@@ -140,6 +148,78 @@ fn notify_status(shared: &Shared, watchdog: Option<std::time::Duration>) {
     }
 }
 
+/// Graceful stop (STOPPING=1): no new allocations (508), relaying for the existing ones until
+/// the last one ends or `drain_time` seconds pass; another SIGINT/SIGTERM stops at once.
+async fn drain(shared: &Shared, drain_time: u64, term: &mut tokio::signal::unix::Signal) -> std::io::Result<()> {
+    shared.server.drain();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(drain_time);
+    let mut check = tokio::time::interval(DRAIN_CHECK);
+    tracing::info!(allocations = shared.server.table().len(), drain_time, "draining");
+    loop {
+        if shared.server.table().is_empty() {
+            tracing::info!("drained: the last allocation has ended");
+            return Ok(());
+        }
+        tokio::select! {
+            _ = check.tick() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::info!(allocations = shared.server.table().len(), "drain time over: stopping");
+                return Ok(());
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        }
+    }
+}
+
+/// How often a drain looks whether the last allocation has ended.
+const DRAIN_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// SIGHUP: reads the configuration again and applies what can change while running (secrets,
+/// users, realm, peer policy, lifetimes, quotas; the log level is the CLI's). A configuration
+/// with an error is refused whole; keys that need a restart are named and left as they were.
+fn reload_config(shared: &Shared, running: &mut Config, reload: &mut Reload) {
+    let new = match reload() {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
+            return;
+        }
+    };
+    let (old, mut applied) = (&*running, new);
+    let restart_only = [
+        ("server.listen", old.listen != applied.listen),
+        ("server.relay-ip", old.relay_ip != applied.relay_ip),
+        ("server.external-ip", old.external_ip != applied.external_ip),
+        ("server.min-port/max-port", (old.min_port, old.max_port) != (applied.min_port, applied.max_port)),
+        ("server.workers", old.workers != applied.workers),
+        ("server.tcp", old.tcp != applied.tcp),
+        ("server.tls-listen", old.tls_listen != applied.tls_listen),
+        ("server.cert/key", (&old.cert, &old.key) != (&applied.cert, &applied.key)),
+        ("auth.nonce-lifetime", old.nonce_lifetime != applied.nonce_lifetime),
+        ("limits (connections and timeouts)", stream_settings(old) != stream_settings(&applied)),
+    ];
+    for (key, _) in restart_only.iter().filter(|(_, changed)| *changed) {
+        tracing::warn!(key, "SIGHUP: this key changes only with a restart; the running value stays");
+    }
+    // What keeps running as it was, so that the next reload compares with what really runs.
+    applied.listen.clone_from(&old.listen);
+    applied.relay_ip = old.relay_ip;
+    applied.external_ip = old.external_ip;
+    (applied.min_port, applied.max_port, applied.workers) = (old.min_port, old.max_port, old.workers);
+    (applied.tcp, applied.nonce_lifetime) = (old.tcp, old.nonce_lifetime);
+    applied.tls_listen.clone_from(&old.tls_listen);
+    (applied.cert, applied.key) = (old.cert.clone(), old.key.clone());
+    (applied.first_message_timeout, applied.tls_handshake_timeout) =
+        (old.first_message_timeout, old.tls_handshake_timeout);
+    (applied.max_connections, applied.max_connections_per_ip) = (old.max_connections, old.max_connections_per_ip);
+    let (core, credentials, policy) = server_settings(&applied);
+    shared.server.reload(core, credentials, policy);
+    tracing::info!(secrets = applied.secrets.len(), users = applied.users.len(), "SIGHUP: configuration reloaded");
+    *running = applied;
+}
+
 /// SIGHUP: new TLS handshakes get the certificate now on disk; open connections keep theirs.
 /// A broken new certificate leaves the old one in place.
 fn reload_certificates(tls: Option<&Certificates>) {
@@ -165,6 +245,12 @@ fn raise_fd_limit() {
 
 /// The sans-IO server with credentials, nonces and policy from the config.
 pub fn build_server(config: &Config) -> Server<RelaySocket> {
+    let (core, credentials, policy) = server_settings(config);
+    Server::new(core, credentials, NonceMinter::new(config.nonce_lifetime), policy)
+}
+
+/// The parts of the config the protocol core takes (and a reload replaces).
+fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
     let users = config
         .users
         .iter()
@@ -186,7 +272,7 @@ pub fn build_server(config: &Config) -> Server<RelaySocket> {
         total_quota: config.total_quota,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
-    Server::new(core, credentials, NonceMinter::new(config.nonce_lifetime), policy)
+    (core, credentials, policy)
 }
 
 /// Binds each worker's own `SO_REUSEPORT` sockets: UDP on every listening address, TCP on the
@@ -200,34 +286,74 @@ fn bind_listeners(
     let mut by_worker: Vec<Sockets> =
         (0..workers).map(|_| Sockets { udp: Vec::new(), tcp: Vec::new(), tls: Vec::new() }).collect();
     let mut bound = Bound::default();
-    let named = |kind: &str, addr: SocketAddr, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {kind} {addr}: {e}"))
-    };
     for addr in listen {
-        let mut actual = *addr;
-        for sockets in by_worker.iter_mut() {
-            let socket = listener_socket(actual).map_err(|e| named("udp", actual, e))?;
-            actual = socket.local_addr()?;
-            sockets.udp.push(socket);
-        }
-        bound.udp.push(actual);
-        if streams.tcp {
-            for sockets in by_worker.iter_mut() {
-                sockets.tcp.push(stream::tcp_listener(actual).map_err(|e| named("tcp", actual, e))?);
+        // Port 0: UDP picks a free port and TCP must take the same number, which something else
+        // may hold over TCP; then the pair is bound again on another port (bounded).
+        let attempts = if addr.port() == 0 { PORT_ZERO_ATTEMPTS } else { 1 };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            match bind_pair(*addr, streams.tcp, workers) {
+                Ok((udp, tcp, actual)) => {
+                    let mut tcp = tcp.into_iter();
+                    for (sockets, udp) in by_worker.iter_mut().zip(udp) {
+                        sockets.udp.push(udp);
+                        sockets.tcp.extend(tcp.next());
+                    }
+                    bound.udp.push(actual);
+                    if streams.tcp {
+                        bound.tcp.push(actual);
+                    }
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e),
             }
-            bound.tcp.push(actual);
+        }
+        if let Some(e) = last_error {
+            return Err(e);
         }
     }
     for addr in &streams.tls_listen {
         let mut actual = *addr;
         for sockets in by_worker.iter_mut() {
-            let listener = stream::tcp_listener(actual).map_err(|e| named("tls", actual, e))?;
+            let listener = stream::tcp_listener(actual).map_err(|e| listen_error("tls", actual, e))?;
             actual = listener.local_addr()?;
             sockets.tls.push(listener);
         }
         bound.tls.push(actual);
     }
     Ok((by_worker, bound))
+}
+
+/// A bind error that names what could not be bound.
+fn listen_error(kind: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {kind} {addr}: {e}"))
+}
+
+/// Tries with a fresh port 0 this many times when TCP cannot take the port UDP got.
+const PORT_ZERO_ATTEMPTS: usize = 32;
+
+/// One UDP socket per worker on `addr` (port 0 resolved by the first), and as many TCP
+/// listeners on the same port when `tcp`; all or none.
+fn bind_pair(
+    addr: SocketAddr,
+    tcp: bool,
+    workers: usize,
+) -> std::io::Result<(Vec<UdpSocket>, Vec<std::net::TcpListener>, SocketAddr)> {
+    let mut actual = addr;
+    let mut udp = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let socket = listener_socket(actual).map_err(|e| listen_error("udp", actual, e))?;
+        actual = socket.local_addr()?;
+        udp.push(socket);
+    }
+    let mut listeners = Vec::new();
+    if tcp {
+        for _ in 0..workers {
+            listeners.push(stream::tcp_listener(actual).map_err(|e| listen_error("tcp", actual, e))?);
+        }
+    }
+    Ok((udp, listeners, actual))
 }
 
 /// The addresses turnd listens on, by kind.

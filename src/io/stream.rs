@@ -26,7 +26,7 @@ struct Bind {
 }
 
 /// TCP/TLS settings from the config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
     /// Serve TCP on every UDP listening address too.
     pub tcp: bool,

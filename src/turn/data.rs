@@ -68,7 +68,7 @@ impl<R: Relay> Server<R> {
         // one must not reach other ports of this host: they go out only if the policy allows.
         let own_ip = self.is_own_ip(peer.ip());
         let internal = own_ip && self.table.by_relayed_port(peer.port()).is_some();
-        if own_ip && !internal && self.policy.check(peer.ip()).is_err() {
+        if own_ip && !internal && self.live().policy.check(peer.ip()).is_err() {
             return Outcome::Dropped(Discard::NoPermission);
         }
         let route = self.table.with(tuple, |a| {

@@ -10,6 +10,8 @@ pub mod table;
 mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Key, NonceCheck, NonceMinter, NONCE_LEN};
@@ -198,12 +200,22 @@ impl ErrorCode {
 /// The TURN server: configuration, credentials, peer policy and the allocation table.
 /// Shared by every worker (`&self` everywhere); the table does its own locking.
 pub struct Server<R> {
+    /// As started: its relay and external IPs never change (allocations carry them).
     config: ServerConfig,
-    credentials: Credentials,
+    /// What a reload may change, swapped whole; read once per request, never per packet.
+    live: RwLock<Arc<Live>>,
     nonces: NonceMinter,
-    policy: PeerPolicy,
     table: AllocationTable<R>,
     tcp: tcp::TcpConnections,
+    /// Set when the process drains: no new allocations, existing ones keep relaying.
+    draining: AtomicBool,
+}
+
+/// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
+pub(crate) struct Live {
+    pub config: ServerConfig,
+    pub credentials: Credentials,
+    pub policy: PeerPolicy,
 }
 
 /// A request that passed authentication.
@@ -214,7 +226,37 @@ pub(crate) struct Authenticated<'a> {
 
 impl<R: Relay> Server<R> {
     pub fn new(config: ServerConfig, credentials: Credentials, nonces: NonceMinter, policy: PeerPolicy) -> Self {
-        Server { config, credentials, nonces, policy, table: AllocationTable::new(), tcp: Default::default() }
+        let live = RwLock::new(Arc::new(Live { config: config.clone(), credentials, policy }));
+        Server {
+            config,
+            live,
+            nonces,
+            table: AllocationTable::new(),
+            tcp: Default::default(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Replaces lifetimes, quotas, credentials and peer policy for the requests that follow
+    /// (RFC 8656 leaves running allocations as they are: they keep relaying, and a credential
+    /// that is no longer valid is refused at its next Refresh). The relay and external IPs stay
+    /// as started.
+    pub fn reload(&self, config: ServerConfig, credentials: Credentials, policy: PeerPolicy) {
+        let live = Arc::new(Live { config, credentials, policy });
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+
+    /// Stops taking new allocations (they get 508); existing ones keep relaying.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The allocation table (for the IO shell's relay sockets and for gauges).
@@ -302,10 +344,11 @@ impl<R: Relay> Server<R> {
         if self.nonces.check(nonce, now.unix, tuple.client.ip()) != NonceCheck::Valid {
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
         }
-        if realm != self.credentials.realm() {
+        let live = self.live();
+        if realm != live.credentials.realm() {
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
         }
-        match self.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
+        match live.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
             Ok(key) => Ok(Authenticated { username, key }),
             Err(e) => {
                 tracing::debug!(client = %tuple.client, reason = %e, "authentication failed");
@@ -318,7 +361,8 @@ impl<R: Relay> Server<R> {
     fn challenge(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8], code: ErrorCode) -> Outcome {
         let mut nonce = [0u8; NONCE_LEN];
         let nonce = self.nonces.mint(now.unix, tuple.client.ip(), &mut nonce);
-        let realm = self.credentials.realm();
+        let live = self.live();
+        let realm = live.credentials.realm();
         self.respond_error(msg, out, code, None, |w| {
             w.attr(attr::REALM, realm.as_bytes()).attr(attr::NONCE, nonce.as_bytes());
         })

@@ -51,14 +51,19 @@ impl<R: Relay> Server<R> {
             Ok(options) => options,
             Err(code) => return self.error(msg, out, code, key),
         };
+        if self.is_draining() {
+            // Shutting down: existing allocations keep relaying, new ones go elsewhere.
+            return self.error(msg, out, ErrorCode::InsufficientCapacity, key);
+        }
+        let live = self.live();
         let lifetime = match msg.u32_attr(attr::LIFETIME) {
             Some(Ok(secs)) => {
-                Duration::from_secs(secs.into()).min(self.config.max_lifetime).max(self.config.default_lifetime)
+                Duration::from_secs(secs.into()).min(live.config.max_lifetime).max(live.config.default_lifetime)
             }
             Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
-            None => self.config.default_lifetime,
+            None => live.config.default_lifetime,
         };
-        match self.table.take_quota(auth.username, self.config.user_quota, self.config.total_quota) {
+        match self.table.take_quota(auth.username, live.config.user_quota, live.config.total_quota) {
             Ok(()) => {}
             Err(QuotaError::User) => return self.error(msg, out, ErrorCode::AllocationQuotaReached, key),
             Err(QuotaError::Total) => return self.error(msg, out, ErrorCode::InsufficientCapacity, key),
@@ -176,10 +181,11 @@ impl<R: Relay> Server<R> {
             Some([family, 0, 0, 0]) => (*family == attr::FAMILY_IPV6) == self.config.relay_ip.is_ipv6(),
             Some(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
         };
+        let live = self.live();
         let lifetime = match requested {
             Some(Duration::ZERO) => Duration::ZERO,
-            Some(d) => d.min(self.config.max_lifetime),
-            None => self.config.default_lifetime,
+            Some(d) => d.min(live.config.max_lifetime),
+            None => live.config.default_lifetime,
         };
         let checked = self.table.with_mut(tuple, |a| {
             a.check_owner(auth.username, now.mono)?;
@@ -307,7 +313,7 @@ impl<R: Relay> Server<R> {
         if self.is_own_relayed_address(canonical) {
             return Ok(canonical);
         }
-        match self.policy.check(peer.ip()) {
+        match self.live().policy.check(peer.ip()) {
             Ok(()) => Ok(canonical),
             Err(refusal) => {
                 tracing::debug!(%peer, reason = refusal.reason(), "peer refused");

@@ -736,3 +736,64 @@ fn rfc6062_pending_binds_expire_and_tcp_allocations_have_no_channels() {
     assert_eq!(h.bind(&t, &creds, 0x4001, public_peer()), Some(400), "no channels on TCP allocations");
     assert_eq!(h.send(&t, &send_indication(public_peer(), b"x")).0, Outcome::Dropped(Discard::NoAllocation));
 }
+
+fn rest_creds(secret: &str, user: &str) -> Creds {
+    let name = rest_username(T0 + 3600, user, ':');
+    Creds { key: long_term_key(&name, REALM, &rest_password(secret, &name)), user: name, nonce: String::new() }
+}
+
+#[test]
+fn reload_swaps_secrets_and_keeps_allocations_relaying() {
+    let mut h = Harness::new();
+    let t = tuple(1000);
+    let (old, _) = h.allocate(&t, rest_creds(SECRET, "carol"));
+    assert_eq!(h.permit(&t, &old, public_peer()), None);
+    let rotated = Credentials::new(REALM, vec!["n3w".into()], ':', vec![]);
+    h.server.reload(config(), rotated, PeerPolicy::new(vec![], vec![]));
+    // The allocation made with the removed secret keeps relaying ...
+    assert_eq!(h.send(&t, &send_indication(public_peer(), b"still")).0, Outcome::Relayed { bytes: 5 });
+    // ... but its next Refresh is refused: the secret that signed it is gone.
+    assert_eq!(h.refresh(&t, &old, 600), Some(401));
+    // The new secret works for new allocations; the old one does not.
+    let t2 = tuple(2000);
+    h.allocate(&t2, rest_creds("n3w", "dave"));
+    let stale = h.login(&tuple(3000), rest_creds(SECRET, "erin"));
+    let (_, resp) = h.send(&tuple(3000), &request(Method::ALLOCATE, 9, Some(&stale), transport_udp));
+    assert_eq!(code(&resp), Some(401));
+}
+
+#[test]
+fn reload_changes_quotas_and_policy() {
+    let mut h = Harness::new();
+    let creds = Credentials::new(
+        REALM,
+        vec![SECRET.into()],
+        ':',
+        vec![("alice".into(), UserSecret::Password("wonderland".into()))],
+    );
+    h.server.reload(
+        ServerConfig { user_quota: 1, ..config() },
+        creds,
+        PeerPolicy::new(vec!["127.0.0.0/8".parse().unwrap()], vec![]),
+    );
+    let (c, _) = h.allocate(&tuple(1000), alice());
+    assert_eq!(h.permit(&tuple(1000), &c, "127.0.0.1:9".parse().unwrap()), None, "new allowed-peers apply");
+    let (_, resp) = h.send(&tuple(1001), &request(Method::ALLOCATE, 2, Some(&c), transport_udp));
+    assert_eq!(code(&resp), Some(486), "new user quota applies");
+}
+
+#[test]
+fn draining_refuses_new_allocations_and_keeps_existing_ones() {
+    let mut h = Harness::new();
+    let t = tuple(1000);
+    let (creds, _) = h.allocate(&t, alice());
+    assert_eq!(h.permit(&t, &creds, public_peer()), None);
+    h.server.drain();
+    let (_, resp) = h.send(&tuple(1001), &request(Method::ALLOCATE, 2, Some(&creds), transport_udp));
+    assert_eq!(code(&resp), Some(508));
+    assert!(Message::parse(&resp).unwrap().check_integrity(&creds.key), "signed: the client authenticated");
+    assert_eq!(h.send(&t, &send_indication(public_peer(), b"on")).0, Outcome::Relayed { bytes: 2 });
+    assert_eq!(h.refresh(&t, &creds, 600), None, "existing allocations may refresh while draining");
+    let (_, again) = h.send(&t, &request(Method::ALLOCATE, 2, Some(&creds), transport_udp));
+    assert_eq!(code(&again), None, "a retransmitted Allocate is still answered");
+}

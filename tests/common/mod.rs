@@ -119,6 +119,40 @@ impl Server {
         self.listeners.iter().find(|(k, _)| k == kind).map(|(_, a)| *a)
     }
 
+    /// The config file turnd was started with (tests rewrite it before a SIGHUP).
+    pub fn config_path(&self) -> &std::path::Path {
+        self._config.path()
+    }
+
+    /// Sends a signal (`kill -SIG pid`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{sig}");
+    }
+
+    /// Waits (bounded by `within`) for turnd to exit; its status, or None if it is still running.
+    pub fn wait_exit(&self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until turnd has logged `needle` on stderr.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.stderr_so_far().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "turnd never logged {needle:?}:\n{}", self.stderr_so_far());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process id (to send it signals).
     pub fn pid(&self) -> u32 {
         self.child.lock().unwrap().id()
