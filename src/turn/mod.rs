@@ -351,7 +351,9 @@ impl<R: Relay> Server<R> {
         match live.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
             Ok(key) => Ok(Authenticated { username, key }),
             Err(e) => {
-                tracing::debug!(client = %tuple.client, reason = %e, "authentication failed");
+                // One line per failed credential check, at the default level: fail2ban's filter
+                // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures.
+                tracing::info!(ip = %tuple.client.ip(), reason = %e, "authentication failed");
                 Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized))
             }
         }
