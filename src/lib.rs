@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod io;
+pub mod probe;
 pub mod stats;
 pub mod stun;
 pub mod turn;
