@@ -1,5 +1,7 @@
 //! Shared harness for turnd's integration tests: starts the `turnd` binary with a
 //! generated TOML config, waits for its `ready` line, and kills it on drop.
+// Tests are the IO side: they read the real clock (for every test crate that uses `common`).
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 pub mod api;
