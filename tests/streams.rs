@@ -138,6 +138,24 @@ fn a_garbage_stream_closes_only_its_own_connection() {
 }
 
 #[test]
+fn the_longest_stun_message_is_served_over_tcp() {
+    // A Binding request with a 65532-byte body (one SOFTWARE attribute), the longest a STUN
+    // message can be: 12 bytes longer than the longest ChannelData frame. fuzz/ stream_framing
+    // found the framing bound at the ChannelData size, so such a request closed the connection.
+    let (_server, tcp) = tcp_server("");
+    let mut s = TcpStream::connect(tcp).unwrap();
+    let mut request = binding(4).to_vec();
+    request[2..4].copy_from_slice(&65_532u16.to_be_bytes());
+    request.extend_from_slice(&[0x80, 0x22, 0xFF, 0xF8]);
+    request.resize(20 + 65_532, b's');
+    s.write_all(&request).expect("send the long Binding request");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut header = [0u8; 20];
+    s.read_exact(&mut header).expect("a response, not a closed connection");
+    assert_eq!((&header[..2], &header[8..]), (&[0x01, 0x01][..], &[4; 12][..]), "Binding success");
+}
+
+#[test]
 fn a_first_frame_that_is_not_stun_closes_the_connection() {
     let (_server, tcp) = tcp_server("");
     for first in [

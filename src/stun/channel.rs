@@ -114,5 +114,8 @@ pub fn stream_frame(buf: &[u8]) -> StreamFrame {
     }
 }
 
-/// Longest frame [`stream_frame`] can announce (a 65535-byte ChannelData payload, padded).
-pub const MAX_STREAM_FRAME: usize = CHANNEL_DATA_HEADER + 65_536;
+/// Longest frame [`stream_frame`] can announce: a STUN message whose length field is 65532 (the
+/// largest whole number of 4-byte words), 12 bytes longer than the longest ChannelData frame (a
+/// 65535-byte payload, padded to 65536).
+pub const MAX_STREAM_FRAME: usize = super::HEADER_LEN + 65_532;
+const _: () = assert!(MAX_STREAM_FRAME >= CHANNEL_DATA_HEADER + 65_536);
