@@ -260,6 +260,28 @@ fn writer_reports_a_small_buffer() {
 }
 
 #[test]
+fn writer_refuses_a_message_longer_than_stun_allows() {
+    // In a buffer larger than any message (as the IO shell's), the 16-bit length field must not
+    // wrap (found by fuzz/ stun_roundtrip).
+    let mut out = vec![0u8; 70_000];
+    let mut write = |data: usize, then: fn(&mut MessageWriter<'_>)| {
+        let mut w = MessageWriter::new(&mut out, MessageType::new(Method::SEND, Class::Indication), &[0; 12]);
+        w.attr(attr::DATA, &vec![7; data]);
+        then(&mut w);
+        let n = w.finish();
+        n.map(|n| out[..n].to_vec())
+    };
+    let longest = write(65_528, |_| {}).expect("the longest message fits");
+    assert_eq!(longest.len(), HEADER_LEN + 65_532);
+    assert!(Message::parse(&longest).is_ok());
+    let signed = write(65_504, |w| _ = w.integrity(b"key")).expect("fits with MESSAGE-INTEGRITY");
+    assert!(Message::parse(&signed).is_ok_and(|m| m.check_integrity(b"key")));
+    assert_eq!(write(65_512, |w| _ = w.integrity(b"key")).map(|m| m.len()), Err(BufferTooSmall));
+    assert_eq!(write(65_528, |w| _ = w.fingerprint()).map(|m| m.len()), Err(BufferTooSmall));
+    assert_eq!(write(65_528, |w| _ = w.attr(attr::SOFTWARE, b"")).map(|m| m.len()), Err(BufferTooSmall));
+}
+
+#[test]
 fn channel_data_framing() {
     assert_eq!(classify(&[0x00, 0x01]), Framing::Stun);
     assert_eq!(classify(&[0x40, 0x00]), Framing::ChannelData);

@@ -13,10 +13,13 @@ pub struct MessageWriter<'b> {
     txid: [u8; 12],
 }
 
-/// The buffer was too small for the message.
+/// The buffer was too small for the message, or the message longer than STUN allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("buffer too small for the STUN message")]
 pub struct BufferTooSmall;
+
+/// Longest STUN message: the 16-bit length field counts a body of whole 4-byte words.
+const MAX_MESSAGE: usize = HEADER_LEN + 0xFFFC;
 
 impl<'b> MessageWriter<'b> {
     /// Starts a message of type `kind` with transaction id `txid`.
@@ -37,7 +40,7 @@ impl<'b> MessageWriter<'b> {
     /// Appends an attribute with the given value, zero-padded to 4 bytes.
     pub fn attr(&mut self, attr_type: u16, value: &[u8]) -> &mut Self {
         let padded = value.len().next_multiple_of(4);
-        if self.overflow || value.len() > usize::from(u16::MAX) || self.len + 4 + padded > self.buf.len() {
+        if value.len() > usize::from(u16::MAX) || !self.fits(4 + padded) {
             self.overflow = true;
             return self;
         }
@@ -92,7 +95,7 @@ impl<'b> MessageWriter<'b> {
 
     /// Appends MESSAGE-INTEGRITY (HMAC-SHA1 with `key`) over everything written so far.
     pub fn integrity(&mut self, key: &[u8]) -> &mut Self {
-        if self.overflow || self.len + 24 > self.buf.len() {
+        if !self.fits(24) {
             self.overflow = true;
             return self;
         }
@@ -102,7 +105,7 @@ impl<'b> MessageWriter<'b> {
 
     /// Appends FINGERPRINT; must be the last attribute.
     pub fn fingerprint(&mut self) -> &mut Self {
-        if self.overflow || self.len + 8 > self.buf.len() {
+        if !self.fits(8) {
             self.overflow = true;
             return self;
         }
@@ -118,6 +121,12 @@ impl<'b> MessageWriter<'b> {
         }
         self.set_length(self.len);
         Ok(self.len)
+    }
+
+    /// Whether `n` more bytes fit both the buffer and the longest STUN message (a larger buffer
+    /// must not let the 16-bit length field wrap).
+    fn fits(&self, n: usize) -> bool {
+        !self.overflow && self.len + n <= self.buf.len().min(MAX_MESSAGE)
     }
 
     fn set_length(&mut self, total: usize) {
