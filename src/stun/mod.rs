@@ -117,7 +117,8 @@ pub enum StunError {
 pub struct Message<'a> {
     buf: &'a [u8],
     kind: MessageType,
-    /// Value offset + 1 of the first occurrence of each [`attr::INDEXED`] type (0 = absent).
+    /// Value offset after the header + 1 of the first occurrence of each [`attr::INDEXED`] type
+    /// (0 = absent). Counted from the header's end so that it fits 16 bits (at most 65533).
     index: [u16; attr::INDEXED.len()],
     /// Where the attributes covered by MESSAGE-INTEGRITY end (start of the MI attribute), or the
     /// message end when there is none. Attributes other than MI-SHA256/FINGERPRINT after MI are
@@ -170,8 +171,9 @@ impl<'a> Message<'a> {
             if indexable {
                 match attr::slot(t) {
                     Some(slot) if msg.index[slot] == 0 => {
-                        // value_at < 65556 fits: the header length field is 16 bits.
-                        msg.index[slot] = (value_at + 1) as u16;
+                        // value_at <= HEADER_LEN + 65532 (the length field is 16 bits, whole
+                        // words), so the stored value is at most 65533.
+                        msg.index[slot] = (value_at - HEADER_LEN + 1) as u16;
                     }
                     Some(_) => {}
                     None if attr::is_comprehension_required(t)
@@ -233,7 +235,7 @@ impl<'a> Message<'a> {
     /// or MI-SHA256/FINGERPRINT after it).
     pub fn attr(&self, attr_type: u16) -> Option<&'a [u8]> {
         let at = usize::from(self.index[attr::slot(attr_type)?]);
-        let value_at = at.checked_sub(1)?;
+        let value_at = at.checked_sub(1)? + HEADER_LEN;
         let len = match self.buf.get(value_at.checked_sub(2)?..value_at)? {
             &[hi, lo] => usize::from(u16::from_be_bytes([hi, lo])),
             _ => return None,

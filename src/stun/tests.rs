@@ -282,6 +282,21 @@ fn writer_refuses_a_message_longer_than_stun_allows() {
 }
 
 #[test]
+fn attributes_at_the_largest_offsets_are_found() {
+    // The longest message, PRIORITY and FINGERPRINT past offset 65535 (found by fuzz/
+    // stun_roundtrip: the attribute index kept offsets in 16 bits from the start of the message,
+    // so these wrapped, and the valid FINGERPRINT was checked against the wrong bytes).
+    let mut out = vec![0u8; HEADER_LEN + 65_532];
+    let mut w = MessageWriter::new(&mut out, MessageType::new(Method::SEND, Class::Indication), &[1; 12]);
+    w.attr(attr::DATA, &[7; 65_512]).u32_attr(attr::PRIORITY, 42).fingerprint();
+    assert_eq!(w.finish(), Ok(HEADER_LEN + 65_532));
+    let msg = Message::parse(&out).expect("the longest message parses, its FINGERPRINT checked");
+    assert_eq!(msg.u32_attr(attr::PRIORITY), Some(Ok(42)));
+    assert_eq!(msg.attr(attr::DATA).map(<[u8]>::len), Some(65_512));
+    assert_eq!(msg.attr(attr::FINGERPRINT).map(<[u8]>::len), Some(4));
+}
+
+#[test]
 fn channel_data_framing() {
     assert_eq!(classify(&[0x00, 0x01]), Framing::Stun);
     assert_eq!(classify(&[0x40, 0x00]), Framing::ChannelData);
