@@ -279,11 +279,7 @@ impl<R: Relay> Server<R> {
             Some(&[hi, lo, _, _]) if valid_channel(u16::from_be_bytes([hi, lo])) => u16::from_be_bytes([hi, lo]),
             _ => return self.error(msg, out, ErrorCode::BadRequest, key),
         };
-        let peer = match msg.xor_address(attr::XOR_PEER_ADDRESS) {
-            Some(Ok(peer)) => peer,
-            _ => return self.error(msg, out, ErrorCode::BadRequest, key),
-        };
-        let peer = match self.check_peer(peer) {
+        let peer = match self.requested_peer(msg) {
             Ok(peer) => peer,
             Err(code) => return self.error(msg, out, code, key),
         };
@@ -302,10 +298,19 @@ impl<R: Relay> Server<R> {
         }
     }
 
+    /// The one XOR-PEER-ADDRESS of a ChannelBind or Connect: missing or malformed is a 400, then
+    /// the checks of [`Self::check_peer`].
+    pub(super) fn requested_peer(&self, msg: &Message<'_>) -> Result<SocketAddr, ErrorCode> {
+        match msg.xor_address(attr::XOR_PEER_ADDRESS) {
+            Some(Ok(peer)) => self.check_peer(peer),
+            _ => Err(ErrorCode::BadRequest),
+        }
+    }
+
     /// Peer checks shared by CreatePermission and ChannelBind: family (443) and policy (403).
     /// turnd's own relayed addresses are always allowed: data to them is delivered in-process.
     /// Returns the canonical form of the peer (IPv4-mapped IPv6 becomes IPv4).
-    pub(super) fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
+    fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
         let canonical = super::canonical_addr(peer);
         if canonical.is_ipv6() != self.config.relay_ip.is_ipv6() {
             return Err(ErrorCode::PeerAddressFamilyMismatch);

@@ -71,11 +71,7 @@ impl<R: Relay> Server<R> {
             Err(outcome) => return outcome,
         };
         let key = Some(&auth.key);
-        let peer = match msg.xor_address(attr::XOR_PEER_ADDRESS) {
-            Some(Ok(peer)) => peer,
-            _ => return self.error(msg, out, ErrorCode::BadRequest, key),
-        };
-        let peer = match self.check_peer(peer) {
+        let peer = match self.requested_peer(msg) {
             Ok(peer) => peer,
             Err(code) => return self.error(msg, out, code, key),
         };
