@@ -149,21 +149,23 @@ pub const DATA_INDICATION_PREFIX_MAX: usize = HEADER_LEN + 4 + 20 + 4;
 
 /// Writes everything of a Data indication (RFC 8656 §10.3) that comes before its payload: the
 /// header, XOR-PEER-ADDRESS and the DATA attribute header. The payload follows directly, padded
-/// with zeros to 4 bytes by the caller. Returns the prefix length (36 for IPv4, 48 for IPv6).
+/// with zeros to 4 bytes by the caller. Returns the prefix length (36 for IPv4, 48 for IPv6), or
+/// `None` when the payload is too long for a STUN message: over 65516 bytes from an IPv4 peer,
+/// 65504 from IPv6 (a UDP datagram from an IPv4 peer never is; data a stream client sends to
+/// another allocation of this server can be).
 pub fn data_indication_prefix(
     out: &mut [u8; DATA_INDICATION_PREFIX_MAX],
     txid: &[u8; 12],
     peer: SocketAddr,
     payload_len: u16,
-) -> usize {
+) -> Option<usize> {
     let mut addr = [0u8; 20];
     let addr_len = attr::encode_address(peer, Some(txid), &mut addr);
     let prefix = HEADER_LEN + 4 + addr_len + 4;
-    let body = (prefix - HEADER_LEN) + usize::from(payload_len).next_multiple_of(4);
+    let body = u16::try_from((prefix - HEADER_LEN) + usize::from(payload_len).next_multiple_of(4)).ok()?;
     let kind = MessageType::new(super::Method::DATA, super::Class::Indication);
     out[..2].copy_from_slice(&kind.to_u16().to_be_bytes());
-    // A UDP payload is at most 65507 bytes, so the body fits the 16-bit length field.
-    out[2..4].copy_from_slice(&(body as u16).to_be_bytes());
+    out[2..4].copy_from_slice(&body.to_be_bytes());
     out[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
     out[8..20].copy_from_slice(txid);
     out[20..22].copy_from_slice(&attr::XOR_PEER_ADDRESS.to_be_bytes());
@@ -171,5 +173,5 @@ pub fn data_indication_prefix(
     out[24..24 + addr_len].copy_from_slice(&addr[..addr_len]);
     out[24 + addr_len..26 + addr_len].copy_from_slice(&attr::DATA.to_be_bytes());
     out[26 + addr_len..28 + addr_len].copy_from_slice(&payload_len.to_be_bytes());
-    prefix
+    Some(prefix)
 }

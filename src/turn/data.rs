@@ -141,7 +141,10 @@ impl<R: Relay> Server<R> {
             Some(number) => frame_channel_data(&tuple, number, buf, len),
             None => {
                 let mut prefix = [0u8; DATA_INDICATION_PREFIX_MAX];
-                let n = data_indication_prefix(&mut prefix, &indication_txid(id), peer, len as u16);
+                // Too long for a Data indication (only a stream client's data, delivered
+                // in-process, can be): dropped, as a datagram too big for the path would be.
+                let n = data_indication_prefix(&mut prefix, &indication_txid(id), peer, len as u16)
+                    .ok_or(Discard::Malformed)?;
                 let start = DATA_INDICATION_HEADROOM - n;
                 buf[start..DATA_INDICATION_HEADROOM].copy_from_slice(&prefix[..n]);
                 let end = DATA_INDICATION_HEADROOM + len.next_multiple_of(4);

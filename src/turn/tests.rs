@@ -618,6 +618,35 @@ fn own_relayed_addresses_are_reached_in_process_with_the_default_policy() {
 }
 
 #[test]
+fn payloads_too_long_for_a_data_indication_are_dropped() {
+    // Found by fuzz/ turn_server: a payload of more than 65516 bytes (IPv4 peer) made a Data
+    // indication whose 16-bit length wrapped, and a stream client would have read the rest of
+    // the payload as frames of its own. Such payloads come from stream clients, delivered to
+    // another allocation in-process; with a channel they still go, as ChannelData.
+    let mut h = Harness::new();
+    let (mut a, mut b) = (tuple(1000), tuple(2000));
+    (a.transport, b.transport) = (Transport::Tcp, Transport::Tcp);
+    let (ca, ra) = h.allocate(&a, alice());
+    let (cb, rb) = h.allocate(&b, alice());
+    assert_eq!((h.permit(&a, &ca, rb), h.permit(&b, &cb, ra)), (None, None));
+    assert_eq!(h.bind(&a, &ca, 0x4001, rb), None);
+    let channel_data = |len: usize| {
+        let mut packet = vec![0x40, 0x01, (len >> 8) as u8, len as u8];
+        packet.resize(ChannelData::frame_len(len, true), 7);
+        packet
+    };
+    let (outcome, bytes) = h.send(&a, &channel_data(65_516));
+    assert!(matches!(outcome, Outcome::Forward { to, .. } if to == b), "{outcome:?}");
+    assert_eq!(Message::parse(&bytes).unwrap().attr(attr::DATA).map(<[u8]>::len), Some(65_516));
+    for len in [65_517, 65_535] {
+        assert_eq!(h.send(&a, &channel_data(len)).0, Outcome::Dropped(Discard::Malformed), "{len}");
+    }
+    assert_eq!(h.bind(&b, &cb, 0x4002, ra), None);
+    let (_, bytes) = h.send(&a, &channel_data(65_535));
+    assert_eq!(ChannelData::parse(&bytes).map(|cd| (cd.channel, cd.payload.len())), Ok((0x4002, 65_535)));
+}
+
+#[test]
 fn garbage_and_indications_get_no_answer() {
     let mut h = Harness::new();
     let t = tuple(1000);
