@@ -234,7 +234,7 @@ fn uclient_tls(tls: SocketAddr, peer: Option<&Peer>, flags: &[&str], n: u64) {
 fn uclient_tls_channels_and_send_indications() {
     let peer = Peer::start();
     let (_server, tls, _dir) = tls_server();
-    uclient_tls(tls, Some(&peer), &[], 1000);
+    uclient_tls(tls, Some(&peer), &[], 300);
     uclient_tls(tls, Some(&peer), &["-s"], 200);
 }
 
