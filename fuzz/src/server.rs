@@ -1,0 +1,992 @@
+//! The `turn_server` harness: the whole sans-IO [`Server`] driven by a script of steps (client
+//! datagrams and requests from arbitrary addresses, signed or not, peer datagrams, simulated
+//! time, RFC 6062 events), with fake relay sockets from a small port pool. After every step it
+//! checks what the IO shell relies on: replies and forwards lie inside the buffer and are
+//! well-formed answers to what was sent, authenticated answers verify, and every live
+//! allocation holds exactly one port. At the end, time runs out and everything must be freed.
+// The simulated clock starts at one real instant (taken once) and only the script advances it.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use turnd::auth::{long_term_key, rest_password, rest_username, Credentials, Key, NonceMinter, UserSecret, NONCE_LEN};
+use turnd::stun::{
+    attr, classify, stream_frame, ChannelData, Class, Framing, Message, MessageType, MessageWriter, Method,
+    StreamFrame, HEADER_LEN,
+};
+use turnd::turn::policy::{canonical, PeerPolicy};
+use turnd::turn::{
+    AllocId, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server, ServerConfig, Transport,
+    DATA_INDICATION_HEADROOM, PEER_TAILROOM,
+};
+
+use crate::script::{Reader, Writer};
+
+/// Relay ports the fake provider hands out (50000..50000+PORTS); few, so exhaustion is reached.
+pub const PORTS: u16 = 6;
+const FIRST_PORT: u16 = 50_000;
+const REALM: &str = "turnd.fuzz";
+const SECRET: &str = "fuzz-secret";
+const NONCE_KEY: [u8; 32] = [9; 32];
+const NONCE_LIFETIME: u64 = 600;
+const T0: u64 = 1_800_000_000;
+/// Most steps one input runs (keeps every execution short).
+const MAX_STEPS: usize = 64;
+/// Largest STUN message a stream can carry (20-byte header, 65532-byte body).
+const MAX_MESSAGE: usize = HEADER_LEN + 65_532;
+/// The IO shell's output buffer (`io/worker.rs`): headroom, the largest datagram, tailroom.
+const OUT_LEN: usize = DATA_INDICATION_HEADROOM + 65_535 + PEER_TAILROOM;
+
+const CLIENTS: [(&str, Transport); 6] = [
+    ("198.51.100.1:40000", Transport::Udp),
+    ("198.51.100.1:40001", Transport::Tcp),
+    ("198.51.100.2:40000", Transport::Tls),
+    ("198.51.100.2:40000", Transport::Udp),
+    ("[2001:db8::1]:40000", Transport::Udp),
+    ("[::ffff:198.51.100.1]:40000", Transport::Tcp),
+];
+
+const PEERS: [&str; 10] = [
+    "8.8.8.8:5000",
+    "8.8.8.8:6000",
+    "[::ffff:8.8.4.4]:53",
+    "1.1.1.1:3478",
+    "127.0.0.1:80",
+    "169.254.169.254:80",
+    "[64:ff9b::a9fe:a9fe]:80",
+    "[2606:4700::1111]:443",
+    "10.0.0.5:50000",
+    "0.0.0.0:0",
+];
+
+const METHODS: [Method; 10] = [
+    Method::BINDING,
+    Method::ALLOCATE,
+    Method::REFRESH,
+    Method::SEND,
+    Method::DATA,
+    Method::CREATE_PERMISSION,
+    Method::CHANNEL_BIND,
+    Method::CONNECT,
+    Method::CONNECTION_BIND,
+    Method::CONNECTION_ATTEMPT,
+];
+
+/// The server's settings, from the first byte of the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setup(pub u8);
+
+impl Setup {
+    fn relay_ip(self) -> IpAddr {
+        if self.0 & 1 != 0 {
+            "2001:db8::5".parse().expect("literal")
+        } else {
+            "10.0.0.5".parse().expect("literal")
+        }
+    }
+
+    fn external_ip(self) -> Option<IpAddr> {
+        match (self.0 & 2 != 0, self.0 & 1 != 0) {
+            (false, _) => None,
+            (true, false) => Some("203.0.113.7".parse().expect("literal")),
+            (true, true) => Some("2001:db8:1::7".parse().expect("literal")),
+        }
+    }
+
+    fn config(self) -> ServerConfig {
+        ServerConfig {
+            relay_ip: self.relay_ip(),
+            external_ip: self.external_ip(),
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            user_quota: u32::from((self.0 >> 2) & 3),
+            total_quota: u32::from((self.0 >> 4) & 3) * 2,
+        }
+    }
+
+    fn policy(self) -> PeerPolicy {
+        if self.0 & 0x40 == 0 {
+            return PeerPolicy::default();
+        }
+        let net = |s: &str| s.parse().expect("literal");
+        PeerPolicy::new(vec![net("127.0.0.0/8"), net("::ffff:169.254.0.0/112")], vec![net("8.8.8.0/24")])
+    }
+}
+
+/// Who sends: one of [`CLIENTS`], or any address and transport.
+#[derive(Debug, Clone, Copy)]
+pub enum Client {
+    Known(u8),
+    Other(SocketAddr, Transport),
+}
+
+/// A peer address: one of [`PEERS`], a relayed address of this server, or any address.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    Known(u8),
+    /// Relay port `FIRST_PORT + n`, on the advertised IP (`mapped`: as IPv4-mapped IPv6) or the
+    /// private relay IP.
+    Relayed {
+        n: u8,
+        private: bool,
+        mapped: bool,
+    },
+    Other(SocketAddr),
+}
+
+/// `len` bytes of `fill` (long payloads cost the input three bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct Payload {
+    pub len: u16,
+    pub fill: u8,
+}
+
+/// An allocation named by its client, its relay port, or a raw id.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Client(Client),
+    Port(u8),
+    Id(u64),
+}
+
+/// How a request is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Valid,
+    WrongPassword,
+    StaleNonce,
+    WrongRealm,
+    NoRealm,
+    GarbageNonce,
+    ExpiredRest,
+}
+
+/// A long-term credential user: 0 alice (password), 1 bob (key), 2 REST, 3 unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct User(pub u8);
+
+#[derive(Debug, Clone)]
+pub enum Attr {
+    Raw(u16, Vec<u8>),
+    RequestedTransport(u8),
+    Lifetime(u32),
+    PeerAddress(Peer),
+    ChannelNumber(u16),
+    Data(Payload),
+    EvenPort(u8),
+    DontFragment,
+    AddressFamily(u8),
+    ReservationToken,
+    /// CONNECTION-ID of the n-th connection the script has seen, or a raw one.
+    ConnectionId(u8, u32),
+    Username(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub client: Client,
+    pub method: Method,
+    pub class: Class,
+    /// Reuse the previous request's transaction id (a retransmission).
+    pub repeat_txid: bool,
+    pub fingerprint: bool,
+    pub auth: Auth,
+    pub user: User,
+    pub attrs: Vec<Attr>,
+}
+
+/// One step of a script.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Arbitrary bytes as a datagram or stream frame.
+    Datagram(Client, Vec<u8>),
+    Request(Request),
+    ChannelData {
+        client: Client,
+        channel: u16,
+        payload: Payload,
+        padded: bool,
+    },
+    /// A datagram from `peer` on an allocation's relay; `short` leaves one byte too few room.
+    Peer {
+        target: Target,
+        peer: Peer,
+        payload: Payload,
+        short: bool,
+    },
+    Advance(u32),
+    /// The IO shell's answer to the n-th pending Connect.
+    ConnectFinished {
+        n: u8,
+        connected: bool,
+    },
+    /// A peer connects to a TCP allocation's relayed address.
+    PeerConnected {
+        target: Target,
+        peer: Peer,
+    },
+    ConnectionClosed(u8),
+    /// The client's stream closed: the IO shell ends its allocation.
+    Close(Client),
+}
+
+// ----------------------------------------------------------------------------------------
+// Decoding (the fuzz input) and encoding (the seeds) of scripts.
+
+impl Client {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        match r.u8() {
+            b @ 0..=0xEF => Client::Known(b % CLIENTS.len() as u8),
+            b => {
+                let transport = [Transport::Udp, Transport::Tcp, Transport::Tls][usize::from(b % 3)];
+                Client::Other(address(r, b & 8 != 0), transport)
+            }
+        }
+    }
+
+    fn encode(self, w: &mut Writer) {
+        match self {
+            Client::Known(n) => {
+                w.u8(n);
+            }
+            Client::Other(addr, transport) => {
+                let t = match transport {
+                    Transport::Udp => 0,
+                    Transport::Tcp => 1,
+                    Transport::Tls => 2,
+                };
+                // 0xF0..=0xFF with b % 3 == t and bit 3 = IPv6.
+                let b = (0xF0..=0xFF).find(|b: &u8| b % 3 == t && (b & 8 != 0) == addr.is_ipv6()).expect("exists");
+                w.u8(b);
+                encode_address(w, addr);
+            }
+        }
+    }
+
+    fn tuple(self) -> FiveTuple {
+        match self {
+            Client::Known(n) => {
+                let (client, transport) = CLIENTS[usize::from(n) % CLIENTS.len()];
+                let client = client.parse().expect("literal");
+                let server = if matches!(client, SocketAddr::V6(_)) { "[2001:db8::5]:3478" } else { "10.0.0.5:3478" };
+                FiveTuple { client, server: server.parse().expect("literal"), transport }
+            }
+            Client::Other(client, transport) => {
+                FiveTuple { client, server: "10.0.0.5:3478".parse().expect("literal"), transport }
+            }
+        }
+    }
+}
+
+fn address(r: &mut Reader<'_>, v6: bool) -> SocketAddr {
+    let ip = if v6 { IpAddr::V6(Ipv6Addr::from(r.array::<16>())) } else { IpAddr::V4(Ipv4Addr::from(r.array::<4>())) };
+    SocketAddr::new(ip, r.u16())
+}
+
+fn encode_address(w: &mut Writer, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(v4) => w.bytes(&v4.octets()),
+        IpAddr::V6(v6) => w.bytes(&v6.octets()),
+    };
+    w.u16(addr.port());
+}
+
+impl Peer {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        match r.u8() {
+            b @ 0..=0xDF => Peer::Known(b % PEERS.len() as u8),
+            b @ 0xE0..=0xEF => Peer::Relayed { n: r.u8(), private: b & 1 != 0, mapped: b & 2 != 0 },
+            b => Peer::Other(address(r, b & 1 != 0)),
+        }
+    }
+
+    fn encode(self, w: &mut Writer) {
+        match self {
+            Peer::Known(n) => {
+                w.u8(n);
+            }
+            Peer::Relayed { n, private, mapped } => {
+                w.u8(0xE0 | u8::from(private) | (u8::from(mapped) << 1)).u8(n);
+            }
+            Peer::Other(addr) => {
+                w.u8(0xF0 | u8::from(addr.is_ipv6()));
+                encode_address(w, addr);
+            }
+        }
+    }
+
+    fn addr(self, setup: Setup) -> SocketAddr {
+        match self {
+            Peer::Known(n) => PEERS[usize::from(n) % PEERS.len()].parse().expect("literal"),
+            Peer::Relayed { n, private, mapped } => {
+                let ip = if private { setup.relay_ip() } else { setup.external_ip().unwrap_or(setup.relay_ip()) };
+                let ip = match ip {
+                    IpAddr::V4(v4) if mapped => IpAddr::V6(v4.to_ipv6_mapped()),
+                    ip => ip,
+                };
+                SocketAddr::new(ip, FIRST_PORT + u16::from(n) % PORTS)
+            }
+            Peer::Other(addr) => addr,
+        }
+    }
+}
+
+impl Payload {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        Payload { len: r.u16(), fill: r.u8() }
+    }
+
+    fn encode(self, w: &mut Writer) {
+        w.u16(self.len).u8(self.fill);
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        vec![self.fill; usize::from(self.len)]
+    }
+}
+
+impl Target {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        match r.u8() {
+            0..=0x7F => Target::Client(Client::decode(r)),
+            0x80..=0xEF => Target::Port(r.u8()),
+            _ => Target::Id(r.u64()),
+        }
+    }
+
+    fn encode(self, w: &mut Writer) {
+        match self {
+            Target::Client(c) => {
+                w.u8(0);
+                c.encode(w);
+            }
+            Target::Port(n) => {
+                w.u8(0x80).u8(n);
+            }
+            Target::Id(id) => {
+                w.u8(0xF0).u32((id >> 32) as u32).u32(id as u32);
+            }
+        }
+    }
+}
+
+const AUTHS: [Auth; 8] = [
+    Auth::None,
+    Auth::Valid,
+    Auth::WrongPassword,
+    Auth::StaleNonce,
+    Auth::WrongRealm,
+    Auth::NoRealm,
+    Auth::GarbageNonce,
+    Auth::ExpiredRest,
+];
+
+impl Attr {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        match r.u8() % 12 {
+            0 => {
+                let t = r.u16();
+                let len = usize::from(r.u8());
+                Attr::Raw(t, r.bytes(len).to_vec())
+            }
+            1 => Attr::RequestedTransport(r.u8()),
+            2 => Attr::Lifetime(r.u32()),
+            3 => Attr::PeerAddress(Peer::decode(r)),
+            4 => Attr::ChannelNumber(r.u16()),
+            5 => Attr::Data(Payload::decode(r)),
+            6 => Attr::EvenPort(r.u8()),
+            7 => Attr::DontFragment,
+            8 => Attr::AddressFamily(r.u8()),
+            9 => Attr::ReservationToken,
+            10 => Attr::ConnectionId(r.u8(), r.u32()),
+            _ => {
+                let len = usize::from(r.u8());
+                Attr::Username(r.bytes(len).to_vec())
+            }
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Attr::Raw(t, v) => {
+                w.u8(0).u16(*t).u8(v.len().min(255) as u8).bytes(&v[..v.len().min(255)]);
+            }
+            Attr::RequestedTransport(p) => {
+                w.u8(1).u8(*p);
+            }
+            Attr::Lifetime(s) => {
+                w.u8(2).u32(*s);
+            }
+            Attr::PeerAddress(p) => p.encode(w.u8(3)),
+            Attr::ChannelNumber(n) => {
+                w.u8(4).u16(*n);
+            }
+            Attr::Data(p) => p.encode(w.u8(5)),
+            Attr::EvenPort(f) => {
+                w.u8(6).u8(*f);
+            }
+            Attr::DontFragment => {
+                w.u8(7);
+            }
+            Attr::AddressFamily(f) => {
+                w.u8(8).u8(*f);
+            }
+            Attr::ReservationToken => {
+                w.u8(9);
+            }
+            Attr::ConnectionId(n, raw) => {
+                w.u8(10).u8(*n).u32(*raw);
+            }
+            Attr::Username(v) => {
+                w.u8(11).u8(v.len().min(255) as u8).bytes(&v[..v.len().min(255)]);
+            }
+        }
+    }
+}
+
+impl Request {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        let client = Client::decode(r);
+        let method = match r.u8() {
+            m @ 0..=0xEF => METHODS[usize::from(m) % METHODS.len()],
+            _ => Method(r.u16() & 0x0FFF),
+        };
+        let class = [Class::Request, Class::Indication, Class::Success, Class::Error][usize::from(r.u8() % 4)];
+        let flags = r.u8();
+        let user = User(r.u8());
+        let count = usize::from(r.u8() % 17);
+        let attrs = (0..count).map(|_| Attr::decode(r)).collect();
+        Request {
+            client,
+            method,
+            class,
+            repeat_txid: flags & 1 != 0,
+            fingerprint: flags & 2 != 0,
+            auth: AUTHS[usize::from(flags >> 2) % AUTHS.len()],
+            user,
+            attrs,
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        self.client.encode(w);
+        match METHODS.iter().position(|m| *m == self.method) {
+            Some(i) => w.u8(i as u8),
+            None => w.u8(0xF0).u16(self.method.0),
+        };
+        let class = match self.class {
+            Class::Request => 0,
+            Class::Indication => 1,
+            Class::Success => 2,
+            Class::Error => 3,
+        };
+        let auth = AUTHS.iter().position(|a| *a == self.auth).expect("listed") as u8;
+        w.u8(class).u8(u8::from(self.repeat_txid) | (u8::from(self.fingerprint) << 1) | (auth << 2));
+        w.u8(self.user.0).u8(self.attrs.len() as u8);
+        self.attrs.iter().for_each(|a| a.encode(w));
+    }
+}
+
+impl Op {
+    fn decode(r: &mut Reader<'_>) -> Self {
+        match r.u8() % 9 {
+            0 => {
+                let client = Client::decode(r);
+                let len = usize::from(r.u16());
+                Op::Datagram(client, r.bytes(len).to_vec())
+            }
+            1 => Op::Request(Request::decode(r)),
+            2 => {
+                let (client, channel, payload, padded) =
+                    (Client::decode(r), r.u16(), Payload::decode(r), r.u8() & 1 != 0);
+                Op::ChannelData { client, channel, payload, padded }
+            }
+            3 => Op::Peer {
+                target: Target::decode(r),
+                peer: Peer::decode(r),
+                payload: Payload::decode(r),
+                short: r.u8() & 1 != 0,
+            },
+            4 => Op::Advance(match r.u8() {
+                s @ 0..=0x7F => u32::from(s),
+                _ => u32::from(r.u16()),
+            }),
+            5 => Op::ConnectFinished { n: r.u8(), connected: r.u8() & 1 != 0 },
+            6 => Op::PeerConnected { target: Target::decode(r), peer: Peer::decode(r) },
+            7 => Op::ConnectionClosed(r.u8()),
+            _ => Op::Close(Client::decode(r)),
+        }
+    }
+
+    /// Appends this step in the format [`run`] reads.
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Op::Datagram(client, bytes) => {
+                client.encode(w.u8(0));
+                w.u16(bytes.len() as u16).bytes(bytes);
+            }
+            Op::Request(request) => request.encode(w.u8(1)),
+            Op::ChannelData { client, channel, payload, padded } => {
+                client.encode(w.u8(2));
+                payload.encode(w.u16(*channel));
+                w.u8(u8::from(*padded));
+            }
+            Op::Peer { target, peer, payload, short } => {
+                target.encode(w.u8(3));
+                peer.encode(w);
+                payload.encode(w);
+                w.u8(u8::from(*short));
+            }
+            Op::Advance(secs) if *secs < 0x80 => {
+                w.u8(4).u8(*secs as u8);
+            }
+            Op::Advance(secs) => {
+                w.u8(4).u8(0x80).u16((*secs).min(0xFFFF) as u16);
+            }
+            Op::ConnectFinished { n, connected } => {
+                w.u8(5).u8(*n).u8(u8::from(*connected));
+            }
+            Op::PeerConnected { target, peer } => {
+                target.encode(w.u8(6));
+                peer.encode(w);
+            }
+            Op::ConnectionClosed(n) => {
+                w.u8(7).u8(*n);
+            }
+            Op::Close(client) => client.encode(w.u8(8)),
+        }
+    }
+}
+
+/// A whole script: the setup byte, then the steps.
+pub fn encode(setup: Setup, ops: &[Op]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(setup.0);
+    ops.iter().for_each(|op| op.encode(&mut w));
+    w.0
+}
+
+// ----------------------------------------------------------------------------------------
+// The fakes.
+
+type Pool = Arc<Mutex<Vec<u16>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A relay socket that counts what it sends; dropping it gives its port back.
+pub struct FakeRelay {
+    port: u16,
+    pool: Pool,
+    sent: AtomicUsize,
+}
+
+impl Relay for FakeRelay {
+    fn send_to(&self, _payload: &[u8], _peer: SocketAddr) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for FakeRelay {
+    fn drop(&mut self) {
+        let mut pool = lock(&self.pool);
+        assert!(!pool.contains(&self.port), "port {} given back twice", self.port);
+        pool.push(self.port);
+    }
+}
+
+struct FakePorts {
+    pool: Pool,
+    ipv6: bool,
+}
+
+impl RelayProvider for FakePorts {
+    type Relay = FakeRelay;
+
+    fn open(&mut self, _id: AllocId, options: RelayOptions) -> Result<(FakeRelay, u16), OpenError> {
+        if options.ipv6 != self.ipv6 {
+            return Err(OpenError::FamilyNotSupported);
+        }
+        let mut pool = lock(&self.pool);
+        let at = pool.iter().position(|p| !options.even_port || p % 2 == 0).ok_or(OpenError::Exhausted)?;
+        let port = pool.remove(at);
+        Ok((FakeRelay { port, pool: Arc::clone(&self.pool), sent: AtomicUsize::new(0) }, port))
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// The harness.
+
+/// What a script got the server to do (the seeds' test checks that they go deep).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub successes: usize,
+    pub errors: usize,
+    pub relayed: usize,
+    /// Client packets delivered in-process to another allocation.
+    pub forwarded: usize,
+    /// Peer datagrams framed for a client.
+    pub to_client: usize,
+    pub connects: usize,
+    pub attempts: usize,
+    pub bound: usize,
+}
+
+/// A Connect or ConnectionAttempt the script may answer or bind.
+struct Pending {
+    connection: u32,
+    /// Transaction id of the Connect request (None for a ConnectionAttempt).
+    txid: Option<[u8; 12]>,
+}
+
+struct Harness {
+    setup: Setup,
+    server: Server<FakeRelay>,
+    ports: FakePorts,
+    minter: NonceMinter,
+    now: Now,
+    txid: [u8; 12],
+    next_txid: u64,
+    pending: Vec<Pending>,
+    out: Vec<u8>,
+    stats: Stats,
+}
+
+fn start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Runs a script; panics when a property fails. With TURND_FUZZ_TRACE set, prints each step
+/// (to read a crash: `TURND_FUZZ_TRACE=1 cargo +nightly fuzz run turn_server <artifact>`).
+pub fn run(data: &[u8]) -> Stats {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    let trace = *TRACE.get_or_init(|| std::env::var_os("TURND_FUZZ_TRACE").is_some());
+    let mut r = Reader::new(data);
+    let mut h = Harness::new(Setup(r.u8()));
+    if trace {
+        eprintln!("{:?}: relay {}, {:?}", h.setup, h.setup.relay_ip(), h.setup.config());
+    }
+    for _ in 0..MAX_STEPS {
+        if r.is_empty() {
+            break;
+        }
+        let op = Op::decode(&mut r);
+        if trace {
+            eprintln!("{op:?}");
+        }
+        h.step(op);
+        h.check_ports();
+    }
+    // Every allocation ends when its lifetime does, and gives its port back.
+    h.advance(2 * 86_400);
+    assert_eq!(h.server.table().len(), 0, "allocations left after their lifetimes");
+    assert_eq!(lock(&h.ports.pool).len(), usize::from(PORTS), "relay ports not given back");
+    h.stats
+}
+
+impl Harness {
+    fn new(setup: Setup) -> Self {
+        let users = vec![
+            ("alice".into(), UserSecret::Password("wonderland".into())),
+            ("bob".into(), UserSecret::Key(long_term_key("bob", REALM, "builder"))),
+        ];
+        let credentials = Credentials::new(REALM, vec![SECRET.into()], ':', users);
+        let nonces = NonceMinter::with_key(NONCE_KEY, NONCE_LIFETIME);
+        let server = Server::new(setup.config(), credentials, nonces, setup.policy());
+        let pool = Arc::new(Mutex::new((FIRST_PORT..FIRST_PORT + PORTS).collect()));
+        Harness {
+            setup,
+            server,
+            ports: FakePorts { pool, ipv6: setup.relay_ip().is_ipv6() },
+            minter: NonceMinter::with_key(NONCE_KEY, NONCE_LIFETIME),
+            now: Now { mono: start(), unix: T0 },
+            txid: [0; 12],
+            next_txid: 0,
+            pending: Vec::new(),
+            out: vec![0; OUT_LEN],
+            stats: Stats::default(),
+        }
+    }
+
+    fn advance(&mut self, secs: u32) {
+        self.now.mono += Duration::from_secs(secs.into());
+        self.now.unix += u64::from(secs);
+        self.server.expire(self.now.mono);
+    }
+
+    /// Live allocations and free ports add up to the pool: none leaks, none is shared.
+    fn check_ports(&self) {
+        let free = lock(&self.ports.pool).len();
+        assert_eq!(self.server.table().len() + free, usize::from(PORTS), "allocations vs relay ports");
+    }
+
+    fn step(&mut self, op: Op) {
+        match op {
+            Op::Datagram(client, bytes) => self.client_packet(client.tuple(), &bytes, None),
+            Op::Request(request) => self.request(&request),
+            Op::ChannelData { client, channel, payload, padded } => {
+                let mut packet = vec![0u8; 4];
+                let header: &mut [u8; 4] = (&mut packet[..4]).try_into().expect("4 bytes");
+                ChannelData::write_header(channel, payload.len, header);
+                packet.extend(payload.bytes());
+                if padded {
+                    packet.resize(ChannelData::frame_len(usize::from(payload.len), true), 0);
+                }
+                self.client_packet(client.tuple(), &packet, None);
+            }
+            Op::Peer { target, peer, payload, short } => {
+                self.peer_datagram(target, peer.addr(self.setup), payload, short)
+            }
+            Op::Advance(secs) => self.advance(secs),
+            Op::ConnectFinished { n, connected } => self.connect_finished(n, connected),
+            Op::PeerConnected { target, peer } => self.peer_connected(target, peer.addr(self.setup)),
+            Op::ConnectionClosed(n) => {
+                if let Some(i) = self.pending_index(n) {
+                    self.server.connection_closed(self.pending.swap_remove(i).connection);
+                }
+            }
+            Op::Close(client) => drop(self.server.table().remove(&client.tuple())),
+        }
+    }
+
+    fn pending_index(&self, n: u8) -> Option<usize> {
+        (!self.pending.is_empty()).then(|| usize::from(n) % self.pending.len())
+    }
+
+    /// Sends `packet` from `tuple` and checks the outcome; `key` is what the packet was signed with.
+    fn client_packet(&mut self, tuple: FiveTuple, packet: &[u8], key: Option<Key>) {
+        let outcome = self.server.handle_client(self.now, &tuple, packet, &mut self.ports, &mut self.out);
+        match outcome {
+            Outcome::Reply(n) => {
+                assert!(n <= self.out.len(), "reply past the buffer");
+                match check_reply(packet, &self.out[..n], key.as_ref()) {
+                    Class::Success => self.stats.successes += 1,
+                    _ => self.stats.errors += 1,
+                }
+            }
+            Outcome::Bound { connection, len, .. } => {
+                assert!(len <= self.out.len(), "ConnectionBind reply past the buffer");
+                assert_ne!(tuple.transport, Transport::Udp, "ConnectionBind over UDP");
+                let reply = check_reply(packet, &self.out[..len], key.as_ref());
+                assert_eq!(reply, Class::Success, "Bound carries a success");
+                assert!(self.pending.iter().any(|p| p.connection == connection), "bound an unknown connection");
+                self.stats.bound += 1;
+            }
+            Outcome::Relayed { bytes } => {
+                let payload = payload_of(packet).expect("only Send and ChannelData are relayed");
+                assert_eq!(bytes, payload.len(), "relayed something else than the payload");
+                self.stats.relayed += 1;
+            }
+            Outcome::Forward { to, start, end } => {
+                assert!(start <= end && end <= self.out.len(), "forward range {start}..{end} past the buffer");
+                assert!(self.server.table().with(&to, |_| ()).is_some(), "forward to a client without allocation");
+                let payload = payload_of(packet).expect("only Send and ChannelData are forwarded");
+                let from = self.server.table().with(&tuple, |a| a.relayed).expect("forwarded by an allocation");
+                check_to_client(&to, &self.out[start..end], payload, from);
+                self.stats.forwarded += 1;
+            }
+            Outcome::Connect { connection, allocation, from, peer } => {
+                let msg = Message::parse(packet).expect("Connect answers a STUN request");
+                assert_eq!(msg.method(), Method::CONNECT);
+                assert_ne!(tuple.transport, Transport::Udp, "Connect over UDP");
+                assert_eq!(from.ip(), self.setup.relay_ip(), "connects from the relay IP");
+                assert_eq!(self.server.table().with(&tuple, |a| a.id), Some(allocation));
+                assert_eq!(canonical(peer.ip()), peer.ip(), "dials a canonical peer");
+                self.pending.push(Pending { connection, txid: Some(*msg.transaction_id()) });
+                self.stats.connects += 1;
+            }
+            Outcome::Dropped(_) => {}
+        }
+    }
+
+    fn request(&mut self, req: &Request) {
+        if !req.repeat_txid {
+            self.next_txid += 1;
+            self.txid[4..].copy_from_slice(&self.next_txid.to_be_bytes());
+        }
+        let tuple = req.client.tuple();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let txid = self.txid;
+        let mut w = MessageWriter::new(&mut buf, MessageType::new(req.method, req.class), &txid);
+        for a in &req.attrs {
+            match a {
+                Attr::Raw(t, v) => w.attr(*t, v),
+                Attr::RequestedTransport(p) => w.attr(attr::REQUESTED_TRANSPORT, &[*p, 0, 0, 0]),
+                Attr::Lifetime(s) => w.u32_attr(attr::LIFETIME, *s),
+                Attr::PeerAddress(p) => w.xor_address(attr::XOR_PEER_ADDRESS, p.addr(self.setup)),
+                Attr::ChannelNumber(n) => w.attr(attr::CHANNEL_NUMBER, &[(n >> 8) as u8, *n as u8, 0, 0]),
+                Attr::Data(p) => w.attr(attr::DATA, &p.bytes()),
+                Attr::EvenPort(f) => w.attr(attr::EVEN_PORT, &[*f]),
+                Attr::DontFragment => w.attr(attr::DONT_FRAGMENT, &[]),
+                Attr::AddressFamily(f) => w.attr(attr::REQUESTED_ADDRESS_FAMILY, &[*f, 0, 0, 0]),
+                Attr::ReservationToken => w.attr(attr::RESERVATION_TOKEN, &[1; 8]),
+                Attr::ConnectionId(n, raw) => {
+                    let id = self.pending_index(*n).map_or(*raw, |i| self.pending[i].connection);
+                    w.u32_attr(attr::CONNECTION_ID, id)
+                }
+                Attr::Username(v) => w.attr(attr::USERNAME, v),
+            };
+        }
+        let key = sign(&mut w, &self.minter, self.now, tuple.client.ip(), req.auth, req.user);
+        if req.fingerprint {
+            w.fingerprint();
+        }
+        // A script may ask for more than a STUN message holds: nothing to send then.
+        let Ok(n) = w.finish() else { return };
+        self.client_packet(tuple, &buf[..n], key);
+    }
+
+    fn allocation(&self, target: Target) -> AllocId {
+        let id = match target {
+            Target::Client(c) => self.server.table().with(&c.tuple(), |a| a.id),
+            Target::Port(n) => self.server.table().by_relayed_port(FIRST_PORT + u16::from(n) % PORTS),
+            Target::Id(id) => Some(AllocId(id)),
+        };
+        id.unwrap_or(AllocId(u64::MAX))
+    }
+
+    fn peer_datagram(&mut self, target: Target, peer: SocketAddr, payload: Payload, short: bool) {
+        let len = usize::from(payload.len);
+        let mut buf = vec![0u8; DATA_INDICATION_HEADROOM + len + PEER_TAILROOM - usize::from(short)];
+        buf[DATA_INDICATION_HEADROOM..][..len].fill(payload.fill);
+        let id = self.allocation(target);
+        match self.server.handle_peer(self.now, id, peer, &mut buf, len) {
+            Ok((to, range)) => {
+                assert!(!short, "framed into a buffer without tailroom");
+                assert!(range.start <= range.end && range.end <= buf.len(), "peer frame {range:?} past the buffer");
+                assert_eq!(self.server.table().with(&to, |a| a.id), Some(id), "delivered to another client");
+                check_to_client(&to, &buf[range], &payload.bytes(), peer);
+                self.stats.to_client += 1;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn connect_finished(&mut self, n: u8, connected: bool) {
+        let Some(i) = self.pending_index(n) else { return };
+        let Pending { connection, txid } = self.pending[i];
+        let mut out = vec![0u8; 1500];
+        let answer = self.server.connect_finished(self.now, connection, connected, &mut out);
+        let Some((control, len)) = answer else { return };
+        let txid = txid.expect("only a Connect is answered");
+        let msg = Message::parse(&out[..len]).expect("Connect answer is a STUN message");
+        assert_eq!((msg.method(), msg.transaction_id()), (Method::CONNECT, &txid));
+        assert_ne!(control.transport, Transport::Udp);
+        let key = self.server.table().with(&control, |a| a.key).expect("answered on a live allocation");
+        assert!(msg.check_integrity(&key), "Connect answer signed with the allocation's key");
+        assert_eq!(msg.class() == Class::Success, connected);
+        if !connected {
+            self.pending.swap_remove(i);
+        }
+    }
+
+    fn peer_connected(&mut self, target: Target, peer: SocketAddr) {
+        let id = self.allocation(target);
+        let mut out = vec![0u8; 1500];
+        let Some((control, connection, len)) = self.server.peer_connected(self.now, id, peer, &mut out) else { return };
+        assert_eq!(self.server.table().with(&control, |a| (a.id, a.tcp)), Some((id, true)));
+        let msg = Message::parse(&out[..len]).expect("ConnectionAttempt is a STUN message");
+        assert_eq!(msg.kind(), MessageType::new(Method::CONNECTION_ATTEMPT, Class::Indication));
+        assert_eq!(msg.u32_attr(attr::CONNECTION_ID), Some(Ok(connection)));
+        let announced = msg.xor_address(attr::XOR_PEER_ADDRESS).expect("has XOR-PEER-ADDRESS").expect("decodes");
+        assert_eq!(announced, SocketAddr::new(canonical(peer.ip()), peer.port()));
+        self.pending.push(Pending { connection, txid: None });
+        self.stats.attempts += 1;
+    }
+}
+
+/// Adds USERNAME, REALM, NONCE and MESSAGE-INTEGRITY as `auth` says; returns the key signed with.
+fn sign(w: &mut MessageWriter<'_>, minter: &NonceMinter, now: Now, ip: IpAddr, auth: Auth, user: User) -> Option<Key> {
+    if auth == Auth::None {
+        return None;
+    }
+    let rest_expiry = if auth == Auth::ExpiredRest { now.unix - 1 } else { now.unix + 3600 };
+    let (name, password) = match user.0 % 4 {
+        0 => ("alice".to_owned(), "wonderland".to_owned()),
+        1 => ("bob".to_owned(), "builder".to_owned()),
+        2 => {
+            let name = rest_username(rest_expiry, "carol", ':');
+            let password = rest_password(SECRET, &name);
+            (name, password)
+        }
+        _ => ("mallory".to_owned(), "x".to_owned()),
+    };
+    let password = if auth == Auth::WrongPassword { format!("{password}!") } else { password };
+    let mut nonce = [0u8; NONCE_LEN];
+    let minted = match auth {
+        Auth::StaleNonce => minter.mint(now.unix.saturating_sub(NONCE_LIFETIME + 1), ip, &mut nonce),
+        _ => minter.mint(now.unix, ip, &mut nonce),
+    };
+    let nonce = if auth == Auth::GarbageNonce { "garbage-nonce" } else { minted };
+    let realm = if auth == Auth::WrongRealm { "other.realm" } else { REALM };
+    w.attr(attr::USERNAME, name.as_bytes());
+    if auth != Auth::NoRealm {
+        w.attr(attr::REALM, realm.as_bytes());
+    }
+    w.attr(attr::NONCE, nonce.as_bytes());
+    let key = long_term_key(&name, realm, &password);
+    w.integrity(&key);
+    Some(key)
+}
+
+/// A reply to `request` must answer it: same transaction and method, a response class, an
+/// ERROR-CODE on errors, MESSAGE-INTEGRITY only for a signed request and then valid under its
+/// key, FINGERPRINT when the request had one. Returns the reply's class.
+fn check_reply(request: &[u8], reply: &[u8], key: Option<&Key>) -> Class {
+    let req = Message::parse(request).expect("only STUN requests are answered");
+    assert_eq!(req.class(), Class::Request, "answered a {:?}", req.class());
+    let msg = Message::parse(reply).expect("reply is a well-formed STUN message");
+    assert_eq!(msg.transaction_id(), req.transaction_id(), "reply to another transaction");
+    assert_eq!(msg.method(), req.method(), "reply of another method");
+    match msg.class() {
+        Class::Success => {}
+        Class::Error => {
+            let value = msg.attr(attr::ERROR_CODE).expect("error reply carries ERROR-CODE");
+            let (code, _) = attr::decode_error_code(value).expect("ERROR-CODE decodes");
+            assert!((300..700).contains(&code), "error code {code}");
+        }
+        class => panic!("reply of class {class:?}"),
+    }
+    if msg.has(attr::MESSAGE_INTEGRITY) {
+        let key = key.expect("MESSAGE-INTEGRITY on the reply to an unsigned request");
+        assert!(msg.check_integrity(key), "reply's MESSAGE-INTEGRITY does not verify");
+    }
+    assert_eq!(msg.has(attr::FINGERPRINT), req.has(attr::FINGERPRINT), "FINGERPRINT answered in kind");
+    msg.class()
+}
+
+/// The payload a client packet asks to relay: ChannelData's, or a Send indication's DATA.
+fn payload_of(packet: &[u8]) -> Option<&[u8]> {
+    match classify(packet) {
+        Framing::ChannelData => ChannelData::parse(packet).ok().map(|cd| cd.payload),
+        _ => Message::parse(packet).ok()?.attr(attr::DATA),
+    }
+}
+
+/// A frame for a client must be what its transport carries: ChannelData (padded on streams)
+/// or a Data indication from `peer`, carrying exactly `payload`.
+fn check_to_client(to: &FiveTuple, frame: &[u8], payload: &[u8], peer: SocketAddr) {
+    if to.transport != Transport::Udp {
+        assert_eq!(stream_frame(frame), StreamFrame::Frame(frame.len()), "stream frame length");
+    }
+    match classify(frame) {
+        Framing::ChannelData => {
+            let cd = ChannelData::parse(frame).expect("ChannelData to a client parses");
+            assert!(cd.payload == payload, "ChannelData carries the payload");
+        }
+        Framing::Stun => {
+            let msg = Message::parse(frame).expect("Data indication to a client parses");
+            assert_eq!(msg.kind(), MessageType::new(Method::DATA, Class::Indication));
+            assert!(msg.attr(attr::DATA) == Some(payload), "the Data indication carries the payload");
+            let from = msg.xor_address(attr::XOR_PEER_ADDRESS).expect("has XOR-PEER-ADDRESS").expect("decodes");
+            assert_eq!(from, SocketAddr::new(canonical(peer.ip()), peer.port()), "Data indication's peer");
+        }
+        Framing::Other => panic!("neither ChannelData nor STUN to a client"),
+    }
+}
