@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let max = 1usize << (size % 17);
     let mut x = u64::from(*seed) | 0x100;
     turnd_fuzz::framing::frame(stream, |_| {
-        (x ^= x << 13, x ^= x >> 7, x ^= x << 17);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         1 + (x as usize) % max
     });
 });

@@ -13,6 +13,9 @@ use crate::server::{self, Attr, Auth, Client, Op, Payload, Peer, Request, Setup,
 /// A named seed.
 pub type Seed = (String, Vec<u8>);
 
+/// Writes a message's attributes.
+type Body<'f> = &'f dyn Fn(&mut MessageWriter<'_>);
+
 const TXID: [u8; 12] = *b"turnd-seeds!";
 
 fn message(kind: MessageType, body: impl FnOnce(&mut MessageWriter<'_>)) -> Vec<u8> {
@@ -52,7 +55,7 @@ pub fn stun_messages(rfc5769: &[(String, String)]) -> Vec<Seed> {
         .collect();
     let peer4 = addr("8.8.8.8:5000");
     let peer6 = addr("[2606:4700::1111]:443");
-    let built: [(&str, MessageType, &dyn Fn(&mut MessageWriter<'_>)); 11] = [
+    let built: [(&str, MessageType, Body<'_>); 11] = [
         ("binding", request(Method::BINDING), &|w| {
             w.fingerprint();
         }),

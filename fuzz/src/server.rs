@@ -19,8 +19,8 @@ use turnd::stun::{
 };
 use turnd::turn::policy::{canonical, PeerPolicy};
 use turnd::turn::{
-    AllocId, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server, ServerConfig, Transport,
-    DATA_INDICATION_HEADROOM, PEER_TAILROOM,
+    AllocId, Discard, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server, ServerConfig,
+    Transport, DATA_INDICATION_HEADROOM, PEER_TAILROOM,
 };
 
 use crate::script::{Reader, Writer};
@@ -864,7 +864,7 @@ impl Harness {
                 check_to_client(&to, &buf[range], &payload.bytes(), peer);
                 self.stats.to_client += 1;
             }
-            Err(_) => {}
+            Err(why) => assert!(!short || why == Discard::Malformed, "no tailroom is Malformed, not {why:?}"),
         }
     }
 
