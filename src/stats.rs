@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::turn::Discard;
+
 /// What is counted. The discriminant indexes each worker's counter array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -17,24 +19,40 @@ pub enum Counter {
     BytesToClient,
     /// Payloads delivered between two allocations of this server without the network.
     InternalForwards,
-    /// Client packets dropped without an answer (no allocation, permission or channel, malformed).
-    Dropped,
     /// STUN requests answered (success or error).
     Responses,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 7] = [
         Counter::PacketsToPeer,
         Counter::BytesToPeer,
         Counter::ChannelDataToClient,
         Counter::DataIndicationsToClient,
         Counter::BytesToClient,
         Counter::InternalForwards,
-        Counter::Dropped,
         Counter::Responses,
     ];
+}
+
+/// Where a dropped packet came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Peer,
+}
+
+impl Side {
+    pub const ALL: [Side; 2] = [Side::Client, Side::Peer];
+
+    /// The side as a metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Peer => "peer",
+        }
+    }
 }
 
 /// One worker's counters, alone on their cache lines.
@@ -42,15 +60,32 @@ impl Counter {
 #[derive(Default)]
 pub struct WorkerStats {
     counters: [AtomicU64; Counter::ALL.len()],
+    /// Packets dropped without an answer, by side and reason.
+    dropped: [[AtomicU64; Discard::ALL.len()]; Side::ALL.len()],
 }
 
 impl WorkerStats {
     /// Adds `n`. Only the owning worker calls this, so a load and a store suffice.
     #[inline]
     pub fn add(&self, counter: Counter, n: u64) {
-        let c = &self.counters[counter as usize];
-        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        bump(&self.counters[counter as usize], n);
     }
+
+    /// Counts a packet from `side` dropped for `why`.
+    #[inline]
+    pub fn drop(&self, side: Side, why: Discard) {
+        bump(&self.dropped[side as usize][discard_index(why)], 1);
+    }
+}
+
+/// A load and a store: only the owning worker writes its counters.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+fn discard_index(why: Discard) -> usize {
+    Discard::ALL.iter().position(|d| *d == why).unwrap_or(0)
 }
 
 /// The counters of every worker.
@@ -72,6 +107,11 @@ impl Stats {
     pub fn total(&self, counter: Counter) -> u64 {
         self.workers.iter().map(|w| w.counters[counter as usize].load(Ordering::Relaxed)).sum()
     }
+
+    /// Packets from `side` dropped for `why`, summed over all workers.
+    pub fn dropped(&self, side: Side, why: Discard) -> u64 {
+        self.workers.iter().map(|w| w.dropped[side as usize][discard_index(why)].load(Ordering::Relaxed)).sum()
+    }
 }
 
 #[cfg(test)]
@@ -86,7 +126,13 @@ mod tests {
         stats.worker(1).add(Counter::BytesToPeer, 100);
         assert_eq!(stats.total(Counter::PacketsToPeer), 7);
         assert_eq!(stats.total(Counter::BytesToPeer), 100);
-        assert_eq!(stats.total(Counter::Dropped), 0);
+        assert_eq!(stats.total(Counter::Responses), 0);
+        stats.worker(0).drop(Side::Peer, Discard::Bandwidth);
+        stats.worker(1).drop(Side::Peer, Discard::Bandwidth);
+        stats.worker(1).drop(Side::Client, Discard::RateLimited);
+        assert_eq!(stats.dropped(Side::Peer, Discard::Bandwidth), 2);
+        assert_eq!(stats.dropped(Side::Client, Discard::RateLimited), 1);
+        assert_eq!(stats.dropped(Side::Client, Discard::Bandwidth), 0);
         assert_eq!(std::mem::align_of::<WorkerStats>(), 128);
     }
 }

@@ -346,7 +346,8 @@ fn health_readiness_metrics_and_json_fallbacks() {
         "turnd_peer_deliveries_total{kind=\"channel_data\"}",
         "turnd_peer_deliveries_total{kind=\"data_indication\"}",
         "turnd_internal_forwards_total",
-        "turnd_dropped_packets_total",
+        "turnd_dropped_packets_total{from=\"client\",reason=\"rate_limited\"}",
+        "turnd_dropped_packets_total{from=\"peer\",reason=\"bandwidth\"}",
         "turnd_stun_responses_total",
         "turnd_allocations_active",
     ] {

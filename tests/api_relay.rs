@@ -82,6 +82,7 @@ fn core(config: &Config) -> Server<NoRelay> {
         max_lifetime: Duration::from_secs(config.max_lifetime),
         user_quota: config.user_quota,
         total_quota: config.total_quota,
+        limits: config.limits,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     Server::new(settings, credentials, NonceMinter::new(config.nonce_lifetime), policy)

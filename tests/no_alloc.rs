@@ -86,6 +86,7 @@ fn relaying_allocates_nothing_per_packet() {
         max_lifetime: Duration::from_secs(3600),
         user_quota: 0,
         total_quota: 0,
+        limits: Default::default(),
     };
     let creds = Credentials::new("r", vec![], ':', vec![("alice".into(), UserSecret::Password("pw".into()))]);
     let server = Server::new(config, creds, NonceMinter::with_key([1; 32], 600), PeerPolicy::new(vec![], vec![]));

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use metrics::{counter, describe_counter, describe_gauge, gauge, with_local_recorder, Label};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::stats::{Counter, Stats};
+use crate::stats::{Counter, Side, Stats};
+use crate::turn::Discard;
 
 /// The series a relay counter is exported as: metric name and label.
 pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static str)>) {
@@ -19,7 +20,6 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::DataIndicationsToClient => ("turnd_peer_deliveries_total", Some(("kind", "data_indication"))),
         Counter::BytesToClient => ("turnd_relayed_bytes_total", Some(("direction", "peer_to_client"))),
         Counter::InternalForwards => ("turnd_internal_forwards_total", None),
-        Counter::Dropped => ("turnd_dropped_packets_total", None),
         Counter::Responses => ("turnd_stun_responses_total", None),
     }
 }
@@ -45,7 +45,10 @@ impl Exporter {
                 "turnd_internal_forwards_total",
                 "Payloads delivered between two allocations in-process."
             );
-            describe_counter!("turnd_dropped_packets_total", "Client packets dropped without an answer.");
+            describe_counter!(
+                "turnd_dropped_packets_total",
+                "Packets dropped without an answer, by where they came from and why."
+            );
             describe_counter!("turnd_stun_responses_total", "STUN requests answered.");
             describe_gauge!("turnd_allocations_active", "Allocations that exist now.");
             describe_counter!("turnd_api_requests_total", "Credentials API requests, by route and status.");
@@ -72,6 +75,12 @@ impl Exporter {
             let to_client =
                 self.stats.total(Counter::ChannelDataToClient) + self.stats.total(Counter::DataIndicationsToClient);
             counter!("turnd_relayed_packets_total", "direction" => "peer_to_client").absolute(to_client);
+            for side in Side::ALL {
+                for why in Discard::ALL {
+                    let labels = vec![Label::new("from", side.name()), Label::new("reason", why.name())];
+                    counter!("turnd_dropped_packets_total", labels).absolute(self.stats.dropped(side, why));
+                }
+            }
             gauge!("turnd_allocations_active").set((self.allocations)() as f64);
         });
         self.handle.render()
@@ -90,6 +99,7 @@ mod tests {
         stats.worker(1).add(Counter::ChannelDataToClient, 5);
         stats.worker(0).add(Counter::DataIndicationsToClient, 1);
         stats.worker(0).add(Counter::InternalForwards, 9);
+        (0..3).for_each(|_| stats.worker(1).drop(Side::Peer, Discard::Bandwidth));
         let exporter = Exporter::new(Arc::clone(&stats), Box::new(|| 2));
         exporter.count_request("/healthz", 200);
         exporter.count_request("/healthz", 200);
@@ -100,7 +110,8 @@ mod tests {
             "turnd_peer_deliveries_total{kind=\"channel_data\"} 5",
             "turnd_peer_deliveries_total{kind=\"data_indication\"} 1",
             "turnd_internal_forwards_total 9",
-            "turnd_dropped_packets_total 0",
+            "turnd_dropped_packets_total{from=\"client\",reason=\"malformed\"} 0",
+            "turnd_dropped_packets_total{from=\"peer\",reason=\"bandwidth\"} 3",
             "turnd_allocations_active 2",
             "turnd_api_requests_total{route=\"/healthz\",status=\"200\"} 2",
             "# TYPE turnd_relayed_bytes_total counter",

@@ -103,6 +103,8 @@ pub struct Config {
     pub max_connections_per_ip: u32,
     /// Seconds a stopping turnd keeps relaying for existing allocations (0 = stop at once).
     pub drain_time: u64,
+    /// Request rates per source and bandwidth limits (`[limits]`); 0 = unlimited.
+    pub limits: crate::turn::Limits,
     /// The credentials HTTP API, when enabled.
     pub api: Option<ApiConfig>,
 }
@@ -165,6 +167,7 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("drain_time", &self.drain_time)
+            .field("limits", &self.limits)
             .field("api", &self.api)
             .finish()
     }
@@ -539,6 +542,7 @@ impl RawConfig {
             max_connections: streams.max_connections,
             max_connections_per_ip: streams.max_connections_per_ip,
             drain_time: streams.drain_time,
+            limits: streams.limits,
             api,
         })
     }

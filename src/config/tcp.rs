@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{blame, invalid, or, At, Checked, Opt, RawConfig, CLI_ORIGIN};
+use crate::turn::Limits;
 
 /// `[limits]` as serde reads it.
 #[derive(Clone, Default, Deserialize)]
@@ -18,6 +19,10 @@ pub(super) struct RawLimits {
     max_connections: Opt<i64>,
     max_connections_per_ip: Opt<i64>,
     drain_time: Opt<i64>,
+    allocate_rate: Opt<i64>,
+    challenge_rate: Opt<i64>,
+    max_bps: Opt<i64>,
+    bps_capacity: Opt<i64>,
 }
 
 /// Upper bound of `limits.first-message-timeout` and `limits.tls-handshake-timeout`, seconds.
@@ -26,6 +31,12 @@ pub const MAX_STREAM_TIMEOUT_SECS: u64 = 300;
 pub const MAX_DRAIN_SECS: u64 = 86_400;
 /// Upper bound of `limits.max-connections`.
 pub const MAX_CONNECTIONS: u32 = 1_000_000;
+/// Upper bound of `limits.allocate-rate` and `limits.challenge-rate`, a second.
+pub const MAX_REQUEST_RATE: u32 = 1_000_000;
+/// Upper bound of `limits.max-bps` and `limits.bps-capacity`: 100 Gbit/s in bytes a second.
+pub const MAX_BPS: u64 = 12_500_000_000;
+/// Default of `limits.allocate-rate` and `limits.challenge-rate`.
+pub const DEFAULT_REQUEST_RATE: i64 = 100;
 
 /// The validated TCP/TLS settings, copied into [`super::Config`].
 pub(super) struct Streams {
@@ -38,6 +49,7 @@ pub(super) struct Streams {
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
     pub drain_time: u64,
+    pub limits: Limits,
 }
 
 impl RawConfig {
@@ -85,6 +97,18 @@ impl RawConfig {
             return Err(self.err(name, at, reason));
         }
         let drain = self.int(&limits.drain_time, "limits.drain-time", 30, 0..=MAX_DRAIN_SECS as i64)?;
+        let rates = 0..=i64::from(MAX_REQUEST_RATE);
+        let allocate_rate =
+            self.int(&limits.allocate_rate, "limits.allocate-rate", DEFAULT_REQUEST_RATE, rates.clone())?;
+        let challenge_rate = self.int(&limits.challenge_rate, "limits.challenge-rate", DEFAULT_REQUEST_RATE, rates)?;
+        let max_bps = self.int(&limits.max_bps, "limits.max-bps", 0, 0..=MAX_BPS as i64)?;
+        let bps_capacity = self.int(&limits.bps_capacity, "limits.bps-capacity", 0, 0..=MAX_BPS as i64)?;
+        let limits = Limits {
+            allocate_rate: allocate_rate.value as u32,
+            challenge_rate: challenge_rate.value as u32,
+            max_bps: max_bps.value as u64,
+            bps_capacity: bps_capacity.value as u64,
+        };
         Ok(Streams {
             tcp,
             tls_listen,
@@ -95,6 +119,7 @@ impl RawConfig {
             max_connections: total.value as u32,
             max_connections_per_ip: per_ip.value as u32,
             drain_time: drain.value as u64,
+            limits,
         })
     }
 
@@ -145,12 +170,22 @@ mod tests {
             "tls-handshake-timeout = 4",
             "max-connections = 500",
             "max-connections-per-ip = 500",
+            "allocate-rate = 0",
+            "challenge-rate = 7",
+            "max-bps = 125000",
+            "bps-capacity = 12500000",
         ]);
         assert!(!c.tcp);
         assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap(), "[::1]:5349".parse().unwrap()]);
         assert_eq!((c.cert.as_deref(), c.key.as_deref()), (Some(cert.path()), Some(key.path())));
         assert_eq!((c.first_message_timeout, c.tls_handshake_timeout), (3, 4));
         assert_eq!((c.max_connections, c.max_connections_per_ip), (500, 500));
+        let limits =
+            crate::turn::Limits { allocate_rate: 0, challenge_rate: 7, max_bps: 125_000, bps_capacity: 12_500_000 };
+        assert_eq!(c.limits, limits);
+        // Defaults: 100 requests a second per source, no bandwidth limit.
+        let limits = crate::turn::Limits { allocate_rate: 100, challenge_rate: 100, max_bps: 0, bps_capacity: 0 };
+        assert_eq!(ok(&[]).limits, limits);
         // With tcp = false, TLS may take a listen address's port.
         let c = ok(&["[server]", "tcp = false", "tls-listen = ['127.0.0.1:3478']", &cert_line, &key_line]);
         assert_eq!(c.tls_listen.len(), 1);
@@ -176,6 +211,10 @@ mod tests {
             (vec!["[server]", "key = ''"], "server.key", Some(2)),
             (vec!["[limits]", "first-message-timeout = 0"], "limits.first-message-timeout", Some(2)),
             (vec!["[limits]", "drain-time = 86401"], "limits.drain-time", Some(2)),
+            (vec!["[limits]", "allocate-rate = -1"], "limits.allocate-rate", Some(2)),
+            (vec!["[limits]", "challenge-rate = 1000001"], "limits.challenge-rate", Some(2)),
+            (vec!["[limits]", "max-bps = 12500000001"], "limits.max-bps", Some(2)),
+            (vec!["[limits]", "", "bps-capacity = -5"], "limits.bps-capacity", Some(3)),
             (vec!["[limits]", "", "drain-time = -1"], "limits.drain-time", Some(3)),
             (vec!["[limits]", "tls-handshake-timeout = 301"], "limits.tls-handshake-timeout", Some(2)),
             (vec!["[limits]", "max-connections = 0"], "limits.max-connections", Some(2)),

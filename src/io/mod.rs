@@ -270,6 +270,7 @@ fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
         max_lifetime: std::time::Duration::from_secs(config.max_lifetime),
         user_quota: config.user_quota,
         total_quota: config.total_quota,
+        limits: config.limits,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     (core, credentials, policy)

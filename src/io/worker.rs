@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use super::relay::{PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
-use crate::stats::{Counter, Stats, WorkerStats};
+use crate::stats::{Counter, Side, Stats, WorkerStats};
 use crate::stun::{classify, Framing};
 use crate::turn::{
     AllocId, FiveTuple, Outcome, Server, Transport, DATA_INDICATION_HEADROOM, PEER_TAILROOM, SWEEP_INTERVAL,
@@ -200,7 +200,7 @@ impl Worker {
                 stats.add(Counter::PacketsToPeer, 1);
                 stats.add(Counter::BytesToPeer, bytes as u64);
             }
-            Outcome::Dropped(_) => stats.add(Counter::Dropped, 1),
+            Outcome::Dropped(why) => stats.drop(Side::Client, why),
             Outcome::Connect { .. } => {}
         }
     }
@@ -310,16 +310,19 @@ impl Worker {
                 // An ICMP error reported on this read, or EINTR: the next read goes on.
                 Some(Err(_)) => continue,
             };
-            if let Ok((to, range)) = self.server.handle_peer(now, id, peer, buf, len) {
-                let stats = self.counters();
-                // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
-                let kind = match classify(&buf[range.clone()]) {
-                    Framing::ChannelData => Counter::ChannelDataToClient,
-                    _ => Counter::DataIndicationsToClient,
-                };
-                stats.add(kind, 1);
-                stats.add(Counter::BytesToClient, len as u64);
-                self.send_to_client(&to, &buf[range]);
+            let stats = self.counters();
+            match self.server.handle_peer(now, id, peer, buf, len) {
+                Ok((to, range)) => {
+                    // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
+                    let kind = match classify(&buf[range.clone()]) {
+                        Framing::ChannelData => Counter::ChannelDataToClient,
+                        _ => Counter::DataIndicationsToClient,
+                    };
+                    stats.add(kind, 1);
+                    stats.add(Counter::BytesToClient, len as u64);
+                    self.send_to_client(&to, &buf[range]);
+                }
+                Err(why) => stats.drop(Side::Peer, why),
             }
         }
         true

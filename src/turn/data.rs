@@ -6,6 +6,7 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 
 use crate::stun::{
     attr, data_indication_prefix, ChannelData, Message, CHANNEL_DATA_HEADER, DATA_INDICATION_PREFIX_MAX,
@@ -71,12 +72,18 @@ impl<R: Relay> Server<R> {
         if own_ip && !internal && self.live().policy.check(peer.ip()).is_err() {
             return Outcome::Dropped(Discard::NoPermission);
         }
+        let max_bps = self.limits.max_bps.load(Ordering::Relaxed);
         let route = self.table.with(tuple, |a| {
             if a.expires <= now.mono || a.tcp {
                 return Err(Discard::NoAllocation);
             }
             if !a.permits(peer.ip(), now.mono) {
                 return Err(Discard::NoPermission);
+            }
+            if !a.to_peer.admit_bytes(self.ticks(now.mono), payload.len(), max_bps)
+                || !self.capacity_admits(true, now.mono, payload.len())
+            {
+                return Err(Discard::Bandwidth);
             }
             if internal {
                 return Ok(Route::Internal { from: a.relayed, to: peer });
@@ -126,12 +133,18 @@ impl<R: Relay> Server<R> {
         if buf.len() < DATA_INDICATION_HEADROOM + len + PEER_TAILROOM || len > usize::from(u16::MAX) {
             return Err(Discard::Malformed);
         }
+        let max_bps = self.limits.max_bps.load(Ordering::Relaxed);
         let found = self.table.with_id(id, |a| {
             if a.expires <= now.mono {
                 return Err(Discard::NoAllocation);
             }
             if !a.permits(peer.ip(), now.mono) {
                 return Err(Discard::NoPermission);
+            }
+            if !a.to_client.admit_bytes(self.ticks(now.mono), len, max_bps)
+                || !self.capacity_admits(false, now.mono, len)
+            {
+                return Err(Discard::Bandwidth);
             }
             Ok((a.tuple, a.channel_for_peer(peer, now.mono)))
         });

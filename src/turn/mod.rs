@@ -4,19 +4,21 @@
 //! Depends on `auth` and `stun`.
 
 mod data;
+pub mod limit;
 pub mod policy;
 mod request;
 pub mod table;
 mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Key, NonceCheck, NonceMinter, NONCE_LEN};
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
 pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
+use limit::{Gcra, SourceLimiter};
 use policy::PeerPolicy;
 pub use table::{AllocId, Allocation, AllocationTable};
 pub use tcp::BIND_TIMEOUT;
@@ -121,6 +123,41 @@ pub enum Discard {
     NoPermission,
     NoChannel,
     NotARequest,
+    /// Over its source's Allocate or 401/438 rate ([`Limits`]).
+    RateLimited,
+    /// The answer to an unauthenticated UDP request would have been more than 2x (Binding)
+    /// or 3x (any other) the request's size; a spoofed source must not gain by reflection.
+    Amplification,
+    /// Over the allocation's or the relay's bandwidth ([`Limits`]).
+    Bandwidth,
+}
+
+impl Discard {
+    /// Every reason, in index order (for per-reason counters).
+    pub const ALL: [Discard; 8] = [
+        Discard::Malformed,
+        Discard::NoAllocation,
+        Discard::NoPermission,
+        Discard::NoChannel,
+        Discard::NotARequest,
+        Discard::RateLimited,
+        Discard::Amplification,
+        Discard::Bandwidth,
+    ];
+
+    /// The reason as a metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Discard::Malformed => "malformed",
+            Discard::NoAllocation => "no_allocation",
+            Discard::NoPermission => "no_permission",
+            Discard::NoChannel => "no_channel",
+            Discard::NotARequest => "not_a_request",
+            Discard::RateLimited => "rate_limited",
+            Discard::Amplification => "amplification",
+            Discard::Bandwidth => "bandwidth",
+        }
+    }
 }
 
 /// Static settings of the protocol core, derived from the config.
@@ -136,6 +173,48 @@ pub struct ServerConfig {
     pub user_quota: u32,
     /// 0 = unlimited.
     pub total_quota: u32,
+    pub limits: Limits,
+}
+
+/// Rates the core enforces; 0 = unlimited. All reloadable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Allocate requests a second from one source IP (an IPv6 /64), authenticated or not.
+    pub allocate_rate: u32,
+    /// 401 and 438 answers a second to one source IP.
+    pub challenge_rate: u32,
+    /// Bytes a second each allocation relays in each direction (coturn's max-bps).
+    pub max_bps: u64,
+    /// Bytes a second the whole relay carries in each direction (coturn's bps-capacity).
+    pub bps_capacity: u64,
+}
+
+/// [`Limits`] as the packet paths read them: plain atomics, no lock.
+#[derive(Default)]
+struct LiveLimits {
+    allocate_rate: AtomicU32,
+    challenge_rate: AtomicU32,
+    max_bps: AtomicU64,
+    bps_capacity: AtomicU64,
+}
+
+impl LiveLimits {
+    fn set(&self, limits: &Limits) {
+        self.allocate_rate.store(limits.allocate_rate, Ordering::Relaxed);
+        self.challenge_rate.store(limits.challenge_rate, Ordering::Relaxed);
+        self.max_bps.store(limits.max_bps, Ordering::Relaxed);
+        self.bps_capacity.store(limits.bps_capacity, Ordering::Relaxed);
+    }
+}
+
+/// The rate-limiting state: per-source request rates and the relay's total bandwidth, one
+/// cell per direction.
+#[derive(Default)]
+struct Limiters {
+    allocates: SourceLimiter,
+    challenges: SourceLimiter,
+    to_peers: Gcra,
+    to_clients: Gcra,
 }
 
 /// TURN error responses (RFC 8656 §18, RFC 8489 §14.8).
@@ -209,6 +288,10 @@ pub struct Server<R> {
     tcp: tcp::TcpConnections,
     /// Set when the process drains: no new allocations, existing ones keep relaying.
     draining: AtomicBool,
+    limits: LiveLimits,
+    limiters: Limiters,
+    /// The limiters' time zero: the first [`Now`] the server saw.
+    epoch: OnceLock<Instant>,
 }
 
 /// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
@@ -226,6 +309,8 @@ pub(crate) struct Authenticated<'a> {
 
 impl<R: Relay> Server<R> {
     pub fn new(config: ServerConfig, credentials: Credentials, nonces: NonceMinter, policy: PeerPolicy) -> Self {
+        let limits = LiveLimits::default();
+        limits.set(&config.limits);
         let live = RwLock::new(Arc::new(Live { config: config.clone(), credentials, policy }));
         Server {
             config,
@@ -234,6 +319,9 @@ impl<R: Relay> Server<R> {
             table: AllocationTable::new(),
             tcp: Default::default(),
             draining: AtomicBool::new(false),
+            limits,
+            limiters: Limiters::default(),
+            epoch: OnceLock::new(),
         }
     }
 
@@ -242,6 +330,7 @@ impl<R: Relay> Server<R> {
     /// that is no longer valid is refused at its next Refresh). The relay and external IPs stay
     /// as started.
     pub fn reload(&self, config: ServerConfig, credentials: Credentials, policy: PeerPolicy) {
+        self.limits.set(&config.limits);
         let live = Arc::new(Live { config, credentials, policy });
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
     }
@@ -257,6 +346,19 @@ impl<R: Relay> Server<R> {
 
     pub(crate) fn live(&self) -> Arc<Live> {
         Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `now` as nanoseconds since the limiters' epoch.
+    fn ticks(&self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_init(|| now);
+        now.saturating_duration_since(epoch).as_nanos() as u64
+    }
+
+    /// Whether the relay's bandwidth in one direction admits `bytes` more now.
+    fn capacity_admits(&self, to_peers: bool, now: Instant, bytes: usize) -> bool {
+        let rate = self.limits.bps_capacity.load(Ordering::Relaxed);
+        let cell = if to_peers { &self.limiters.to_peers } else { &self.limiters.to_clients };
+        rate == 0 || cell.admit_bytes(self.ticks(now), bytes, rate)
     }
 
     /// The allocation table (for the IO shell's relay sockets and for gauges).
@@ -302,13 +404,27 @@ impl<R: Relay> Server<R> {
             // Binding indications are keepalives; responses are not for a server.
             _ => return Outcome::Dropped(Discard::NotARequest),
         }
+        // Over UDP the source may be spoofed: the answer gets at most the reflection budget.
+        let out = match tuple.transport {
+            Transport::Udp => {
+                let budget = reflection_budget(msg).min(out.len());
+                &mut out[..budget]
+            }
+            Transport::Tcp | Transport::Tls => out,
+        };
         //= https://www.rfc-editor.org/rfc/rfc8489#section-6.3.1
         if !msg.unknown().is_empty() {
             return self.error(msg, out, ErrorCode::UnknownAttribute, None);
         }
         match msg.method() {
             Method::BINDING => self.on_binding(tuple, msg, out),
-            Method::ALLOCATE => self.on_allocate(now, tuple, msg, relays, out),
+            Method::ALLOCATE => {
+                let rate = self.limits.allocate_rate.load(Ordering::Relaxed);
+                if !self.limiters.allocates.admit(tuple.client.ip(), self.ticks(now.mono), rate) {
+                    return Outcome::Dropped(Discard::RateLimited);
+                }
+                self.on_allocate(now, tuple, msg, relays, out)
+            }
             Method::REFRESH => self.on_refresh(now, tuple, msg, out),
             Method::CREATE_PERMISSION => self.on_create_permission(now, tuple, msg, out),
             Method::CHANNEL_BIND => self.on_channel_bind(now, tuple, msg, out),
@@ -351,16 +467,25 @@ impl<R: Relay> Server<R> {
         match live.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
             Ok(key) => Ok(Authenticated { username, key }),
             Err(e) => {
+                let outcome = self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized);
                 // One line per failed credential check, at the default level: fail2ban's filter
-                // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures.
-                tracing::info!(ip = %tuple.client.ip(), reason = %e, "authentication failed");
-                Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized))
+                // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures,
+                // and a source over its 401 rate gets neither an answer nor more lines.
+                if outcome != Outcome::Dropped(Discard::RateLimited) {
+                    tracing::info!(ip = %tuple.client.ip(), reason = %e, "authentication failed");
+                }
+                Err(outcome)
             }
         }
     }
 
-    /// 401 or 438 with REALM and a fresh NONCE, no MESSAGE-INTEGRITY.
+    /// 401 or 438 with REALM and a fresh NONCE, no MESSAGE-INTEGRITY; nothing when the source
+    /// is over its challenge rate.
     fn challenge(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8], code: ErrorCode) -> Outcome {
+        let rate = self.limits.challenge_rate.load(Ordering::Relaxed);
+        if !self.limiters.challenges.admit(tuple.client.ip(), self.ticks(now.mono), rate) {
+            return Outcome::Dropped(Discard::RateLimited);
+        }
         let mut nonce = [0u8; NONCE_LEN];
         let nonce = self.nonces.mint(now.unix, tuple.client.ip(), &mut nonce);
         let live = self.live();
@@ -385,11 +510,20 @@ impl<R: Relay> Server<R> {
         out: &mut [u8],
         code: ErrorCode,
         key: Option<&Key>,
-        attrs: impl FnOnce(&mut MessageWriter<'_>),
+        attrs: impl Fn(&mut MessageWriter<'_>),
     ) -> Outcome {
         let kind = MessageType::new(msg.method(), Class::Error);
-        self.write(msg, kind, out, key, |w| {
+        let outcome = self.write(msg, kind, out, key, |w| {
             w.error_code(code.code(), code.reason());
+            attrs(w);
+        });
+        if outcome != Outcome::Dropped(Discard::Amplification) {
+            return outcome;
+        }
+        // Over the reflection budget of a small unauthenticated request: the reason phrase is
+        // optional (RFC 8489 §14.8), so try once more without it.
+        self.write(msg, kind, out, key, |w| {
+            w.error_code(code.code(), "");
             attrs(w);
         })
     }
@@ -425,8 +559,9 @@ impl<R: Relay> Server<R> {
         }
         match w.finish() {
             Ok(len) => Outcome::Reply(len),
-            // Our responses are far below the buffers the IO shell passes (>= 1500 bytes).
-            Err(_) => Outcome::Dropped(Discard::Malformed),
+            // Only the reflection budget of a UDP request makes `out` this short: the IO shell
+            // passes buffers of at least 1500 bytes, far above any response.
+            Err(_) => Outcome::Dropped(Discard::Amplification),
         }
     }
 
@@ -445,6 +580,20 @@ impl<R: Relay> Server<R> {
     /// Whether `addr` is the relayed address of a live allocation of this server.
     fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
         self.is_own_ip(addr.ip()) && self.table.by_relayed_port(addr.port()).is_some()
+    }
+}
+
+/// The largest answer a UDP request may get: 2x its size for Binding, 3x for any other, so a
+/// spoofed source gains little by reflection. A Binding answer always has room for its one
+/// mandatory attribute: an IPv6 XOR-MAPPED-ADDRESS makes the answer to a bare 20-byte request
+/// 44 bytes (2.2x), the least RFC 8489 allows.
+fn reflection_budget(msg: &Message<'_>) -> usize {
+    const BARE_IPV6_BINDING_ANSWER: usize = 20 + 4 + 20;
+    let len = msg.as_bytes().len();
+    if msg.method() == Method::BINDING {
+        (2 * len).max(BARE_IPV6_BINDING_ANSWER)
+    } else {
+        3 * len
     }
 }
 

@@ -92,6 +92,8 @@ impl<R: Relay> Server<R> {
             tcp: options.tcp,
             permissions: Vec::new(),
             channels: Vec::new(),
+            to_peer: Default::default(),
+            to_client: Default::default(),
             relay,
         };
         if let Err(InsertError::Exists) = self.table.insert(alloc) {

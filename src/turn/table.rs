@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 
+use super::limit::Gcra;
 use super::FiveTuple;
 
 const SHARD_BITS: u32 = 6;
@@ -61,6 +62,9 @@ pub struct Allocation<R> {
     pub tcp: bool,
     pub permissions: Vec<Permission>,
     pub channels: Vec<Channel>,
+    /// Bandwidth used client → peer and peer → client (`limits.max-bps`).
+    pub to_peer: Gcra,
+    pub to_client: Gcra,
     pub relay: R,
 }
 

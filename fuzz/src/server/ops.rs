@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use turnd::stun::{Class, Method};
 use turnd::turn::policy::PeerPolicy;
-use turnd::turn::{FiveTuple, ServerConfig, Transport};
+use turnd::turn::{FiveTuple, Limits, ServerConfig, Transport};
 
 use super::{FIRST_PORT, PORTS};
 use crate::script::{Reader, Writer};
@@ -75,6 +75,12 @@ impl Setup {
             max_lifetime: Duration::from_secs(3600),
             user_quota: u32::from((self.0 >> 2) & 3),
             total_quota: u32::from((self.0 >> 4) & 3) * 2,
+            // Tight rate and bandwidth limits, so that scripts reach their refusals.
+            limits: if self.0 & 0x80 != 0 {
+                Limits { allocate_rate: 3, challenge_rate: 3, max_bps: 2000, bps_capacity: 5000 }
+            } else {
+                Limits::default()
+            },
         }
     }
 

@@ -65,6 +65,7 @@ fn config() -> ServerConfig {
         max_lifetime: Duration::from_secs(3600),
         user_quota: 0,
         total_quota: 0,
+        limits: Default::default(),
     }
 }
 
@@ -826,3 +827,5 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
     let (_, again) = h.send(&t, &request(Method::ALLOCATE, 2, Some(&creds), transport_udp));
     assert_eq!(code(&again), None, "a retransmitted Allocate is still answered");
 }
+
+mod limits;
