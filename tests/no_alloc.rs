@@ -87,6 +87,8 @@ fn relaying_allocates_nothing_per_packet() {
         user_quota: 0,
         total_quota: 0,
         limits: Default::default(),
+        alternates: vec![],
+        redirect_all: false,
     };
     let creds = Credentials::new("r", vec![], ':', vec![("alice".into(), UserSecret::Password("pw".into()))]);
     let server = Server::new(config, creds, NonceMinter::with_key([1; 32], 600), PeerPolicy::new(vec![], vec![]));

@@ -9,7 +9,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::client::{rest_credentials, TurnClient};
+use common::client::{long_term_key, rest_credentials, TurnClient, ALLOCATE, REQUESTED_TRANSPORT, UDP};
 use common::{unix_now, Config, Server};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -103,4 +103,58 @@ fn a_second_signal_stops_at_once() {
     server.signal("INT");
     let status = server.wait_exit(Duration::from_secs(10)).expect("a second signal stops turnd");
     assert!(status.success(), "{status:?}");
+}
+
+/// An Allocate from a new client; returns the error code and the ALTERNATE-SERVER it names,
+/// after checking the answer's MESSAGE-INTEGRITY (a 300 to an authenticated request is signed).
+fn redirected(server: &Server) -> (u16, Option<SocketAddr>) {
+    let mut client = TurnClient::new(server.addr);
+    client.set_credentials("alice", "wonderland");
+    let answer = client.request(ALLOCATE, vec![(REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+    let key = long_term_key("alice", "turnd.test", "wonderland");
+    assert_eq!(answer.verify_integrity(&key), Some(true), "{}", answer.describe());
+    // ALTERNATE-SERVER is a plain (not XOR'd) address: family, port, IPv4.
+    let alternate = answer.get(0x8023).map(|v| {
+        assert_eq!((v.len(), v[1]), (8, 1), "an IPv4 address for an IPv4 client");
+        SocketAddr::from(([v[4], v[5], v[6], v[7]], u16::from_be_bytes([v[2], v[3]])))
+    });
+    (answer.error_code().unwrap_or(0), alternate)
+}
+
+#[test]
+fn a_draining_server_redirects_new_allocations_to_an_alternate() {
+    let mut toml = Config::default().to_toml();
+    toml = toml.replacen(
+        "[server]\n",
+        "[server]\nalternate-servers = [\"[2001:db8::7]:3478\", \"192.0.2.7:3478\", \"192.0.2.8:3478\"]\n",
+        1,
+    );
+    toml.push_str("[limits]\ndrain-time = 60\n");
+    let server = Server::turnd(&toml);
+    let mut existing = TurnClient::new(server.addr);
+    existing.allocate("alice", "wonderland").expect("allocations are local until the drain");
+    server.signal("TERM");
+    server.wait_for_log("draining");
+    // 300 Try Alternate, taking the IPv4 alternates in turn (the client is IPv4).
+    let first = redirected(&server);
+    let second = redirected(&server);
+    let expected: Vec<SocketAddr> = vec!["192.0.2.7:3478".parse().unwrap(), "192.0.2.8:3478".parse().unwrap()];
+    assert_eq!((first.0, second.0), (300, 300));
+    let mut got = vec![first.1.unwrap(), second.1.unwrap()];
+    got.sort();
+    assert_eq!(got, expected);
+    existing.refresh(0).unwrap();
+    assert!(server.wait_exit(Duration::from_secs(10)).expect("exits after the last allocation").success());
+}
+
+#[test]
+fn redirect_all_makes_a_front_that_allocates_nothing() {
+    let mut toml = Config::default().to_toml();
+    toml = toml.replacen("[server]\n", "[server]\nalternate-servers = [\"192.0.2.7:3478\"]\nredirect-all = true\n", 1);
+    let server = Server::turnd(&toml);
+    for _ in 0..3 {
+        assert_eq!(redirected(&server), (300, Some("192.0.2.7:3478".parse().unwrap())));
+    }
+    // Binding is still answered: a redirecting front is a STUN server too.
+    assert!(TurnClient::new(server.addr).binding().is_success());
 }

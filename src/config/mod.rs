@@ -105,6 +105,10 @@ pub struct Config {
     pub drain_time: u64,
     /// Request rates per source and bandwidth limits (`[limits]`); 0 = unlimited.
     pub limits: crate::turn::Limits,
+    /// Servers new allocations are redirected to (300) while draining, or always with
+    /// `redirect_all`.
+    pub alternate_servers: Vec<SocketAddr>,
+    pub redirect_all: bool,
     /// The credentials HTTP API, when enabled.
     pub api: Option<ApiConfig>,
 }
@@ -168,6 +172,8 @@ impl fmt::Debug for Config {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("drain_time", &self.drain_time)
             .field("limits", &self.limits)
+            .field("alternate_servers", &self.alternate_servers)
+            .field("redirect_all", &self.redirect_all)
             .field("api", &self.api)
             .finish()
     }
@@ -336,6 +342,8 @@ struct RawServer {
     tls_listen: List,
     cert: Opt<String>,
     key: Opt<String>,
+    alternate_servers: List,
+    redirect_all: Opt<bool>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -452,6 +460,7 @@ impl RawConfig {
             let reason = format!("min-port {min} is greater than max-port {max}");
             return Err(self.err(key, at, reason));
         }
+        let (alternate_servers, redirect_all) = self.alternates()?;
         let workers = self.int(&server.workers, "server.workers", 0, 0..=MAX_WORKERS as i64)?;
         let workers = match workers.value as usize {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -543,8 +552,32 @@ impl RawConfig {
             max_connections_per_ip: streams.max_connections_per_ip,
             drain_time: streams.drain_time,
             limits: streams.limits,
+            alternate_servers,
+            redirect_all,
             api,
         })
+    }
+
+    /// `server.alternate-servers` (real addresses: no port 0, no unspecified IP) and
+    /// `server.redirect-all`, which needs at least one of them.
+    fn alternates(&self) -> Checked<(Vec<SocketAddr>, bool)> {
+        let items = or(&self.server.alternate_servers, Vec::new());
+        let list = self.addresses("server.alternate-servers", &items.value)?;
+        for (i, addr) in list.iter().enumerate() {
+            if addr.port() == 0 || addr.ip().is_unspecified() {
+                let reason = format!("{addr} is not an address a client can reach");
+                return Err(self.err(&format!("server.alternate-servers[{i}]"), items.value[i].at, reason));
+            }
+        }
+        let redirect_all = or(&self.server.redirect_all, false);
+        if redirect_all.value && list.is_empty() {
+            return Err(self.err(
+                "server.redirect-all",
+                redirect_all.at,
+                "needs server.alternate-servers to redirect to",
+            ));
+        }
+        Ok((list, redirect_all.value))
     }
 
     fn listen(&self) -> Checked<Vec<SocketAddr>> {

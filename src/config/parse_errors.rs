@@ -6,7 +6,8 @@ use super::ConfigError;
 /// Each table and its keys, used to say which table an unknown key is in.
 const TABLES: [&str; 9] = [
     "the top level: server auth allocation peers limits api",
-    "[server]: listen relay-ip external-ip min-port max-port workers log-level tcp tls-listen cert key",
+    "[server]: listen relay-ip external-ip min-port max-port workers log-level tcp tls-listen cert key \
+     alternate-servers redirect-all",
     "[auth]: realm secrets rest-separator nonce-lifetime users",
     "[[auth.users]]: name password key",
     "[allocation]: default-lifetime max-lifetime user-quota total-quota",

@@ -490,3 +490,26 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
     assert_eq!(line_col("ab", 99), (1, 3));
 }
+
+#[test]
+fn alternate_servers_and_redirect_all() {
+    let c = ok(&["[server]", "alternate-servers = ['192.0.2.7:3478', '[2001:db8::7]:3478']", "redirect-all = true"]);
+    let expected: Vec<std::net::SocketAddr> =
+        vec!["192.0.2.7:3478".parse().unwrap(), "[2001:db8::7]:3478".parse().unwrap()];
+    assert_eq!((c.alternate_servers, c.redirect_all), (expected, true));
+    let c = ok(&[]);
+    assert_eq!((c.alternate_servers.len(), c.redirect_all), (0, false));
+    for (lines, key, line) in [
+        (vec!["[server]", "alternate-servers = ['192.0.2.7:0']"], "server.alternate-servers[0]", Some(2)),
+        (
+            vec!["[server]", "alternate-servers = ['192.0.2.7:1', '0.0.0.0:3478']"],
+            "server.alternate-servers[1]",
+            Some(2),
+        ),
+        (vec!["[server]", "alternate-servers = ['192.0.2.7']"], "server.alternate-servers[0]", Some(2)),
+        (vec!["[server]", "", "redirect-all = true"], "server.redirect-all", Some(3)),
+    ] {
+        let (got_key, got_line, reason) = invalid_of(&doc(&lines));
+        assert_eq!((got_key.as_str(), got_line), (key, line), "{lines:?}: {reason}");
+    }
+}

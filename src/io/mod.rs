@@ -271,6 +271,8 @@ fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
         user_quota: config.user_quota,
         total_quota: config.total_quota,
         limits: config.limits,
+        alternates: config.alternate_servers.clone(),
+        redirect_all: config.redirect_all,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     (core, credentials, policy)

@@ -11,7 +11,7 @@ pub mod table;
 mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -174,6 +174,10 @@ pub struct ServerConfig {
     /// 0 = unlimited.
     pub total_quota: u32,
     pub limits: Limits,
+    /// Where new allocations are sent (300 Try Alternate) while draining, or always with
+    /// `redirect_all`; the first of the client's address family, in turn.
+    pub alternates: Vec<SocketAddr>,
+    pub redirect_all: bool,
 }
 
 /// Rates the core enforces; 0 = unlimited. All reloadable.
@@ -226,6 +230,7 @@ pub enum ErrorCode {
     UnknownAttribute,
     AllocationMismatch,
     StaleNonce,
+    TryAlternate,
     AddressFamilyNotSupported,
     WrongCredentials,
     UnsupportedTransport,
@@ -245,6 +250,7 @@ impl ErrorCode {
             ErrorCode::UnknownAttribute => 420,
             ErrorCode::AllocationMismatch => 437,
             ErrorCode::StaleNonce => 438,
+            ErrorCode::TryAlternate => 300,
             ErrorCode::AddressFamilyNotSupported => 440,
             ErrorCode::WrongCredentials => 441,
             ErrorCode::UnsupportedTransport => 442,
@@ -264,6 +270,7 @@ impl ErrorCode {
             ErrorCode::UnknownAttribute => "Unknown Attribute",
             ErrorCode::AllocationMismatch => "Allocation Mismatch",
             ErrorCode::StaleNonce => "Stale Nonce",
+            ErrorCode::TryAlternate => "Try Alternate",
             ErrorCode::AddressFamilyNotSupported => "Address Family not Supported",
             ErrorCode::WrongCredentials => "Wrong Credentials",
             ErrorCode::UnsupportedTransport => "Unsupported Transport Protocol",
@@ -292,6 +299,8 @@ pub struct Server<R> {
     limiters: Limiters,
     /// The limiters' time zero: the first [`Now`] the server saw.
     epoch: OnceLock<Instant>,
+    /// Turns of the alternate servers.
+    next_alternate: AtomicUsize,
 }
 
 /// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
@@ -322,6 +331,7 @@ impl<R: Relay> Server<R> {
             limits,
             limiters: Limiters::default(),
             epoch: OnceLock::new(),
+            next_alternate: AtomicUsize::new(0),
         }
     }
 

@@ -1,6 +1,7 @@
 //! TURN requests: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656 §7, §9, §11).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::stun::{attr, valid_channel, Message};
@@ -51,11 +52,12 @@ impl<R: Relay> Server<R> {
             Ok(options) => options,
             Err(code) => return self.error(msg, out, code, key),
         };
-        if self.is_draining() {
-            // Shutting down: existing allocations keep relaying, new ones go elsewhere.
-            return self.error(msg, out, ErrorCode::InsufficientCapacity, key);
-        }
         let live = self.live();
+        if self.is_draining() || live.config.redirect_all {
+            // Shutting down (existing allocations keep relaying) or a redirecting front: new
+            // allocations go to an alternate server, or get 508 when none fits.
+            return self.redirect(tuple, msg, out, &auth, &live.config.alternates);
+        }
         let lifetime = match msg.u32_attr(attr::LIFETIME) {
             Some(Ok(secs)) => {
                 Duration::from_secs(secs.into()).min(live.config.max_lifetime).max(live.config.default_lifetime)
@@ -101,6 +103,33 @@ impl<R: Relay> Server<R> {
         }
         tracing::debug!(client = %tuple.client, %relayed, "allocation created");
         self.allocate_success(tuple, msg, out, &auth, relayed, lifetime)
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc8489#section-10
+    /// 300 Try Alternate naming the next alternate of the client's address family (RFC 8489
+    /// §14.15 wants the family of the request's source), with MESSAGE-INTEGRITY as the request
+    /// was authenticated; 508 when there is none.
+    fn redirect(
+        &self,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+        out: &mut [u8],
+        auth: &Authenticated<'_>,
+        alternates: &[SocketAddr],
+    ) -> Outcome {
+        let ipv6 = super::canonical_addr(tuple.client).is_ipv6();
+        let fitting = alternates.iter().filter(|a| a.is_ipv6() == ipv6);
+        let count = fitting.clone().count();
+        if count == 0 {
+            return self.error(msg, out, ErrorCode::InsufficientCapacity, Some(&auth.key));
+        }
+        let turn = self.next_alternate.fetch_add(1, Ordering::Relaxed) % count;
+        let Some(&alternate) = fitting.clone().nth(turn) else {
+            return self.error(msg, out, ErrorCode::InsufficientCapacity, Some(&auth.key));
+        };
+        self.respond_error(msg, out, ErrorCode::TryAlternate, Some(&auth.key), |w| {
+            w.address(attr::ALTERNATE_SERVER, alternate);
+        })
     }
 
     /// Checks the Allocate attributes that shape the relay (RFC 8656 §7.2 steps 3-6).

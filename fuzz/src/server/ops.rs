@@ -81,6 +81,9 @@ impl Setup {
             } else {
                 Limits::default()
             },
+            // Scripts never drain the server, so alternates would never be used.
+            alternates: Vec::new(),
+            redirect_all: false,
         }
     }
 

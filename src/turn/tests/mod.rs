@@ -66,6 +66,8 @@ fn config() -> ServerConfig {
         user_quota: 0,
         total_quota: 0,
         limits: Default::default(),
+        alternates: vec![],
+        redirect_all: false,
     }
 }
 
