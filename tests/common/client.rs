@@ -211,10 +211,7 @@ impl MessageBuilder {
             push_attr(&mut b, MESSAGE_INTEGRITY, &mac);
         }
         if fingerprint {
-            let l = b.len() - 20 + 8;
-            set_len(&mut b, l);
-            let crc = crc32fast::hash(&b) ^ FINGERPRINT_XOR;
-            push_attr(&mut b, FINGERPRINT, &crc.to_be_bytes());
+            push_fingerprint(&mut b);
         }
         let l = b.len() - 20;
         set_len(&mut b, l);
@@ -222,11 +219,21 @@ impl MessageBuilder {
     }
 }
 
-fn set_len(b: &mut [u8], len: usize) {
+/// Writes `len` into the length field of the encoded message `b`.
+pub fn set_len(b: &mut [u8], len: usize) {
     b[2..4].copy_from_slice(&(len as u16).to_be_bytes());
 }
 
-fn push_attr(b: &mut Vec<u8>, t: u16, v: &[u8]) {
+/// Appends FINGERPRINT (RFC 8489 §14.7) to the encoded message `b`, length field included.
+pub fn push_fingerprint(b: &mut Vec<u8>) {
+    let l = b.len() - 20 + 8;
+    set_len(b, l);
+    let crc = crc32fast::hash(b) ^ FINGERPRINT_XOR;
+    push_attr(b, FINGERPRINT, &crc.to_be_bytes());
+}
+
+/// Appends attribute `t` with value `v` and its padding; the length field is left as it is.
+pub fn push_attr(b: &mut Vec<u8>, t: u16, v: &[u8]) {
     b.extend_from_slice(&t.to_be_bytes());
     b.extend_from_slice(&(v.len() as u16).to_be_bytes());
     b.extend_from_slice(v);
