@@ -139,17 +139,27 @@ impl Drop for Admission {
 /// Accepts connections on `listener` (TCP, or TLS when `transport` is TLS) until it fails.
 pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport: Transport) {
     let Ok(server) = listener.local_addr() else { return };
+    // Whether the last accept failed. A connection waiting in the backlog while the descriptor
+    // table is full fails every ACCEPT_BACKOFF for as long as that lasts: warned about once.
+    let mut failing = false;
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, or a connection reset before accept. Both pass; back off a
                 // little so a full descriptor table does not spin this loop.
-                tracing::warn!(%server, error = %e, "accept failed");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%server, error = %e, "accept failed, retrying");
+                } else {
+                    tracing::debug!(%server, error = %e, "accept failed again");
+                }
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!(%server, "accepting connections again");
+        }
         let Some(admission) = worker.connections().admit(client.ip(), worker.stream_settings()) else {
             tracing::debug!(%client, "connection refused: limit reached");
             continue;
