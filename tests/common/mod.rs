@@ -34,19 +34,21 @@ pub struct Server {
 impl Server {
     /// Starts turnd with `config_toml` and waits until it reports that every listener is bound.
     pub fn turnd(config_toml: &str) -> Server {
+        Server::turnd_with(config_toml, |_| {})
+    }
+
+    /// [`Server::turnd`], with `prepare` adjusting the command before it is spawned (e.g. a
+    /// resource limit for the child only, set with `CommandExt::pre_exec`).
+    pub fn turnd_with(config_toml: &str, prepare: impl FnOnce(&mut Command)) -> Server {
         use std::io::Write;
         let mut file =
             tempfile::Builder::new().prefix("turnd-test-").suffix(".toml").tempfile().expect("create config tempfile");
         file.write_all(config_toml.as_bytes()).expect("write config");
         file.flush().expect("flush config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnd"))
-            .arg("--config")
-            .arg(file.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn turnd");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_turnd"));
+        command.arg("--config").arg(file.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        prepare(&mut command);
+        let mut child = command.spawn().expect("spawn turnd");
 
         let stderr_buf = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().expect("stderr piped");
