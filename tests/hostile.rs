@@ -618,9 +618,14 @@ impl TcpConn {
 
     /// Whether turnd closes the connection within `within` (reading and dropping anything else).
     fn closed_by_server(&mut self, within: Duration) -> bool {
-        self.stream.set_read_timeout(Some(within)).unwrap();
+        let deadline = Instant::now() + within;
         let mut buf = [0u8; 512];
         for _ in 0..1000 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
             match self.stream.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => continue,
