@@ -553,19 +553,22 @@ fn the_longest_username_a_datagram_or_a_stream_frame_carries() {
     let raw = Raw::new(&server);
     let (bytes, len) = allocate_with_long_username(&s, "", |_| PASS.into(), MAX_UDP_STUN);
     let case = format!("USERNAME of {len} bytes in a {}-byte datagram", bytes.len());
-    let r = raw.expect(&case, &bytes, Some(401));
-    assert!(r.nonce().is_some(), "{case}: a 401 challenge: {}", r.describe());
-    // A REST username that long, validly signed: turnd does not cap USERNAME's length (RFC
-    // 8489 §14.3 says under 509 bytes), so whoever holds the secret may allocate with it.
+    // RFC 8489 §14.3: USERNAME is fewer than 509 bytes; a longer one is a bad request, even
+    // validly signed by whoever holds the REST secret.
+    raw.expect(&case, &bytes, Some(400));
     let expiry = format!("{}:", unix_now() + 600);
     let (bytes, len) = allocate_with_long_username(&s, &expiry, |u| rest_credentials_raw("s3cret", u).1, MAX_UDP_STUN);
-    raw.expect(&format!("validly signed REST USERNAME of {len} bytes"), &bytes, None);
+    raw.expect(&format!("validly signed REST USERNAME of {len} bytes"), &bytes, Some(400));
+    // 508 bytes is the longest allowed: that one allocates.
+    let user = format!("{expiry}{}", "u".repeat(508 - expiry.len()));
+    let mut client = TurnClient::new(server.addr);
+    client.allocate(&user, &rest_credentials_raw("s3cret", &user).1).expect("a 508-byte REST username allocates");
     serves_others(&server, "long USERNAME over UDP");
 
     let tcp = server.listener("tcp").expect("tcp listener");
     let mut conn = TcpConn::connect(tcp);
     let (bytes, len) = allocate_with_long_username(&s, "", |_| PASS.into(), 20 + 65_532);
-    conn.expect(&format!("USERNAME of {len} bytes in a {}-byte TCP frame", bytes.len()), &bytes, Some(401));
+    conn.expect(&format!("USERNAME of {len} bytes in a {}-byte TCP frame", bytes.len()), &bytes, Some(400));
     conn.expect("Binding on the same connection", &binding(), None);
     serves_others(&server, "long USERNAME over TCP");
     relaying.still_relays("long USERNAME");

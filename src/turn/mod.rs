@@ -27,6 +27,8 @@ pub use tcp::BIND_TIMEOUT;
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 /// Channel binding lifetime (RFC 8656 §12).
 pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// The longest USERNAME accepted, in bytes (RFC 8489 §14.3: fewer than 509).
+pub const MAX_USERNAME_LEN: usize = 508;
 /// How often the IO shell should call [`Server::expire`].
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -467,6 +469,11 @@ impl<R: Relay> Server<R> {
         else {
             return Err(self.error(msg, out, ErrorCode::BadRequest, None));
         };
+        //= https://www.rfc-editor.org/rfc/rfc8489#section-14.3
+        // USERNAME is fewer than 509 bytes.
+        if username.len() > MAX_USERNAME_LEN {
+            return Err(self.error(msg, out, ErrorCode::BadRequest, None));
+        }
         if self.nonces.check(nonce, now.unix, tuple.client.ip()) != NonceCheck::Valid {
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
         }
