@@ -335,6 +335,9 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
 /// (HTTP/1.1) with a header timeout and a bounded lifetime.
 async fn serve(listener: tokio::net::TcpListener, app: Router) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Whether the last accept failed: warned about once, not at every retry (a client can keep
+    // a full descriptor table failing accepts for as long as it lasts, as in io/stream.rs).
+    let mut failing = false;
     loop {
         // The semaphore is never closed, so acquiring only waits.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
@@ -342,11 +345,18 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, typically: give the process a moment to close some.
-                tracing::warn!(error = %e, "api: accept failed");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "api: accept failed, retrying");
+                } else {
+                    tracing::debug!(error = %e, "api: accept failed again");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!("api: accepting connections again");
+        }
         let app = app.clone();
         tokio::spawn(async move {
             let _slot = slot;
