@@ -54,6 +54,11 @@ struct OverrideArgs {
     /// process list: prefer the configuration file
     #[arg(long, value_name = "SECRET")]
     auth_secret: Vec<String>,
+    /// File of TURN REST shared secrets, one per line, added to auth.secrets
+    /// (auth.secrets-file). A relative name is a systemd credential when
+    /// $CREDENTIALS_DIRECTORY is set
+    #[arg(long, value_name = "FILE")]
+    secrets_file: Option<String>,
     /// Static user (repeatable; replaces auth.users). Visible in the process list
     #[arg(long, value_name = "NAME:PASSWORD")]
     user: Vec<String>,
@@ -104,6 +109,7 @@ impl From<OverrideArgs> for Overrides {
             external_ip: a.external_ip,
             realm: a.realm,
             auth_secrets: a.auth_secret,
+            secrets_file: a.secrets_file,
             users: a.user,
             allow_peers: a.allow_peer,
             min_port: a.min_port,

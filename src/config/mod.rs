@@ -19,6 +19,7 @@ use parse_errors::parse_error;
 mod api;
 mod overrides;
 mod parse_errors;
+mod secrets;
 mod tcp;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use api::{
     api_key_entry, hash_api_key, read_jwks, ApiConfig, JwtConfig, API_KEY_PREFIX, MIN_API_KEY_LEN, TTL_RANGE,
 };
 pub use overrides::Overrides;
+pub use secrets::MAX_SECRETS_FILE;
 
 /// The TURN REST secret shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
@@ -45,6 +47,9 @@ const QUOTAS: Range = 0..=u32::MAX as i64;
 pub const EMBEDDED_ORIGIN: &str = "<embedded turnserver.toml>";
 /// The `origin` used in errors about command-line flags.
 pub const CLI_ORIGIN: &str = "command line";
+/// The environment variable systemd sets to the directory of a service's credentials
+/// (`LoadCredential=`); relative file names in the configuration name credentials while it is set.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// A fully validated configuration. Every field is resolved; nothing needs checking again.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,8 +70,11 @@ pub struct Config {
     pub log_level: String,
     /// REALM for long-term credentials (non-empty, under 128 characters).
     pub realm: String,
-    /// TURN REST shared secrets; several allow rotation.
+    /// TURN REST shared secrets, `auth.secrets` then those of `secrets_file`; several allow
+    /// rotation. The credentials API signs with the first.
     pub secrets: Vec<String>,
+    /// The file more secrets were read from (`auth.secrets-file`), resolved.
+    pub secrets_file: Option<PathBuf>,
     /// Separator between expiry and user in TURN REST usernames.
     pub rest_separator: char,
     /// Nonce lifetime in seconds (1..=86400).
@@ -153,6 +161,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("realm", &self.realm)
             .field("secrets", &Redacted(self.secrets.len()))
+            .field("secrets_file", &self.secrets_file)
             .field("rest_separator", &self.rest_separator)
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("users", &self.users)
@@ -247,16 +256,20 @@ impl Config {
 }
 
 /// Load `path` (or the embedded default when `None`), apply `overrides`, then validate
-/// the result as a whole.
+/// the result as a whole. Relative file names in the file name systemd credentials while
+/// `$CREDENTIALS_DIRECTORY` is set, else files next to it.
 pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let mut raw = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-            RawConfig::parse(&text, &path.display().to_string())?
+            let mut raw = RawConfig::parse(&text, &path.display().to_string())?;
+            raw.config_dir = Some(path.parent().unwrap_or(Path::new("")).to_path_buf());
+            raw
         }
         None => RawConfig::parse(Config::EMBEDDED, EMBEDDED_ORIGIN)?,
     };
+    raw.credentials_dir = std::env::var_os(CREDENTIALS_DIRECTORY).filter(|d| !d.is_empty()).map(PathBuf::from);
     overrides.apply(&mut raw)?;
     raw.validate()
 }
@@ -314,6 +327,12 @@ pub struct RawConfig {
     /// Byte offsets of the file's newlines, to turn offsets into lines.
     #[serde(skip)]
     newlines: Vec<usize>,
+    /// The directory of the file, against which its relative file names resolve.
+    #[serde(skip)]
+    config_dir: Option<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY`: relative file names resolve against it when set.
+    #[serde(skip)]
+    credentials_dir: Option<PathBuf>,
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
@@ -352,6 +371,9 @@ struct RawServer {
 struct RawAuth {
     realm: Opt<String>,
     secrets: List,
+    secrets_file: Opt<String>,
+    /// The same as `secrets-file`, under the name of NixOS's coturn option.
+    static_auth_secret_file: Opt<String>,
     rest_separator: Opt<String>,
     nonce_lifetime: Opt<i64>,
     #[serde(default)]
@@ -494,11 +516,11 @@ impl RawConfig {
         };
         let nonce_lifetime = self.int(&auth.nonce_lifetime, "auth.nonce-lifetime", 600, LIFETIMES)?;
         let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
-        let secrets = self.secrets(all_loopback)?;
+        let (secrets, secrets_file) = self.secrets(all_loopback)?;
         let users = self.users(all_loopback)?;
         if secrets.is_empty() && users.is_empty() {
             let at = at(&auth.secrets);
-            let reason = "no credentials: set auth.secrets or add an [[auth.users]] entry";
+            let reason = "no credentials: set auth.secrets or auth.secrets-file, or add an [[auth.users]] entry";
             return Err(self.err("auth.secrets", at, reason));
         }
         // [allocation]
@@ -533,6 +555,7 @@ impl RawConfig {
             log_level: level.to_owned(),
             realm: realm.value,
             secrets,
+            secrets_file,
             rest_separator,
             nonce_lifetime: nonce_lifetime.value as u64,
             users,
@@ -670,26 +693,6 @@ impl RawConfig {
             return Err(self.err(RELAY, relay_at, reason));
         }
         Ok((relay_ip, public))
-    }
-
-    fn secrets(&self, all_loopback: bool) -> Checked<Vec<String>> {
-        let list = or(&self.auth.secrets, Vec::new());
-        let mut out = Vec::with_capacity(list.value.len());
-        for (i, item) in list.value.into_iter().enumerate() {
-            let key = format!("auth.secrets[{i}]");
-            if item.value.is_empty() {
-                return Err(self.err(&key, item.at, "must not be empty"));
-            }
-            if item.value == DEMO_SECRET && !all_loopback {
-                let reason = format!(
-                    "the demo secret `{DEMO_SECRET}` is only accepted when every listen address is \
-                     loopback; replace it with a long random secret (e.g. `openssl rand -hex 32`)"
-                );
-                return Err(self.err(&key, item.at, reason));
-            }
-            out.push(item.value);
-        }
-        Ok(out)
     }
 
     fn users(&self, all_loopback: bool) -> Checked<Vec<User>> {

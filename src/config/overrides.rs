@@ -20,6 +20,8 @@ pub struct Overrides {
     pub realm: Option<String>,
     /// `--auth-secret S` (repeatable): replaces `auth.secrets`.
     pub auth_secrets: Vec<String>,
+    /// `--secrets-file FILE`: replaces `auth.secrets-file` (and `static-auth-secret-file`).
+    pub secrets_file: Option<String>,
     /// `--user NAME:PASSWORD` (repeatable, split at the first ':'): replaces `auth.users`.
     pub users: Vec<String>,
     /// `--allow-peer CIDR` (repeatable): replaces `peers.allowed`.
@@ -69,6 +71,7 @@ impl Overrides {
             (&mut server.cert, &self.cert, "--cert"),
             (&mut server.key, &self.key, "--key"),
             (&mut auth.realm, &self.realm, "--realm"),
+            (&mut auth.secrets_file, &self.secrets_file, "--secrets-file"),
         ];
         for (slot, value, flag) in texts.into_iter().filter(|t| t.1.is_some()) {
             *slot = value.clone().map(|v| Item::flag(v, flag));
@@ -80,6 +83,9 @@ impl Overrides {
         ];
         for (slot, value, flag) in numbers.into_iter().filter(|t| t.1.is_some()) {
             *slot = value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag));
+        }
+        if self.secrets_file.is_some() {
+            auth.static_auth_secret_file = None;
         }
         if self.no_tcp {
             server.tcp = Some(Item::flag(false, "--no-tcp"));

@@ -106,10 +106,11 @@ fn debug_redacts_secrets() {
 #[test]
 fn unknown_keys_name_the_key_table_and_line() {
     #[rustfmt::skip]
-    let cases: [(&[&str], &str, &str, usize); 11] = [
+    let cases: [(&[&str], &str, &str, usize); 12] = [
         (&["lisen = 1", "[server]"], "lisen", "the top level", 1),
         (&["[server]", "listen = ['127.0.0.1:3478']", "lisen = 1"], "lisen", "[server]", 3),
         (&["[auth]", "realm = 'r'", "", "secret = ['x']"], "secret", "[auth]", 4),
+        (&["[auth]", "secret-file = 'x'"], "secret-file", "[auth]", 2),
         (
             &["[[auth.users]]", "name = 'a'", "password = 'p'", "[[auth.users]]", "passwd = 'p'"],
             "passwd", "[[auth.users]]", 5,
