@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::client::{long_term_key, rest_credentials, TurnClient, ALLOCATE, REQUESTED_TRANSPORT, UDP};
-use common::{unix_now, Config, Server};
+use common::{merge_toml, unix_now, Config, Server};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -66,6 +66,43 @@ fn sighup_reloads_secrets_and_keeps_allocations_relaying() {
     let (_again, allocated) = rest_client(&server, "n3w", "frank");
     allocated.expect("the running configuration stays after a broken reload");
     assert!(server.is_running());
+}
+
+#[test]
+fn sighup_rereads_the_secrets_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::write(&secrets, "# one secret per line\nfile-old\n").unwrap();
+    let config = Config { secrets: vec![], ..Config::default() };
+    let file_key = format!("[auth]\nsecrets-file = \"{}\"\n", secrets.display());
+    let server = Server::turnd(&merge_toml(&config.to_toml(), &file_key));
+    let (peer, peer_addr) = peer();
+    let (mut old, allocated) = rest_client(&server, "file-old", "carol");
+    allocated.expect("allocation with the secret of the file");
+    old.create_permission(peer_addr).unwrap();
+    let (_, refused) = rest_client(&server, "file-new", "dave");
+    assert_eq!(refused, Err(401), "a secret not yet in the file");
+
+    // Rotation: the new secret added, the old one removed.
+    std::fs::write(&secrets, "file-new\n").unwrap();
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: configuration reloaded");
+    relays(&old, &peer, peer_addr, b"after the reload");
+    let refused = old.refresh(600).expect_err("Refresh with the secret removed from the file");
+    assert_eq!(refused.code, 401, "{refused}");
+    let (_new, allocated) = rest_client(&server, "file-new", "dave");
+    allocated.expect("the secret added to the file is accepted");
+    let (_stale, refused) = rest_client(&server, "file-old", "erin");
+    assert_eq!(refused, Err(401), "the removed secret is refused for new allocations");
+
+    // A missing file is refused whole, with the reason; the running secrets stay.
+    std::fs::remove_file(&secrets).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: configuration not reloaded");
+    let log = server.stderr_so_far();
+    assert!(log.contains("auth.secrets-file") && log.contains(&secrets.display().to_string()), "{log}");
+    let (_again, allocated) = rest_client(&server, "file-new", "frank");
+    allocated.expect("the running secrets stay after a failed reload");
 }
 
 #[test]
