@@ -12,7 +12,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use common::api::{sample, server, Http, Reply, KEY, SECRET};
+use common::api::{config_text, sample, server, Http, Reply, KEY, SECRET};
 use common::client::rest_credentials;
 use common::unix_now;
 
@@ -325,6 +325,49 @@ fn rs256_and_es256_tokens_verify_against_a_jwks_file() {
     let token = sign(Algorithm::RS256, Some("rsa-1"), &claims("no spaces please", 600), &keys.rsa);
     let reply = with_token(&http, &token, &[]);
     assert_eq!((reply.status, reply.error().as_str()), (400, "invalid_username"), "{reply:?}");
+}
+
+#[test]
+fn sighup_replaces_api_keys_jwt_settings_and_the_signing_secret() {
+    let (turnd, http) = server("");
+    let hs256 = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let token = sign(Algorithm::HS256, None, &claims("uid-7", 600), &hs256);
+    assert_credentials(&http.credentials(&[("username", "a")]), "a", 3600);
+    assert_eq!(with_token(&http, &token, &[]).status, 401, "no [api.jwt] yet");
+
+    // Key B replaces KEY, HS256 tokens are accepted, the REST secret is rotated, and a rate
+    // limit that only a restart applies is changed too.
+    let new_key = "second-api-key-0123456789abcdef";
+    let rotated = config_text(&format!(
+        "[auth]\nsecrets = [\"n3w\"]\n[api]\nkeys = [\"{}\"]\nrate-per-ip = 1\n[api.jwt]\nsecret = \"{JWT_SECRET}\"\n",
+        turnd::config::api_key_entry(new_key)
+    ));
+    std::fs::write(turnd.config_path(), rotated).unwrap();
+    turnd.signal("HUP");
+    turnd.wait_for_log("SIGHUP: configuration reloaded");
+    let log = turnd.stderr_so_far();
+    assert!(log.contains("api_keys=1") && log.contains("rate-per-ip"), "{log}");
+
+    let old = http.credentials(&[("username", "a")]);
+    assert_eq!((old.status, old.error().as_str()), (401, "unauthorized"), "the removed key: {old:?}");
+    for _ in 0..3 {
+        // rate-per-ip = 1 is not applied: the running 0 (unlimited) stays.
+        let reply = http.get(CREDENTIALS, &[("username", "b")], &[("X-API-Key", new_key)]);
+        assert_eq!(reply.status, 200, "the added key: {reply:?}");
+        let body = reply.json();
+        let username = body["username"].as_str().unwrap();
+        let expiry: u64 = username.split_once(':').unwrap().0.parse().unwrap();
+        assert_eq!(body["password"], rest_credentials("n3w", "b", expiry).1, "signed with the new first secret");
+    }
+    let reply = with_token(&http, &token, &[]);
+    assert_eq!((reply.status, reply.json()["username"].as_str().map(|u| u.ends_with(":uid-7"))), (200, Some(true)));
+
+    // A broken file keeps the running keys.
+    std::fs::write(turnd.config_path(), "[api]\nkeys = [\"sha256:nope\"]\n").unwrap();
+    turnd.signal("HUP");
+    turnd.wait_for_log("SIGHUP: configuration not reloaded");
+    assert_eq!(http.get(CREDENTIALS, &[("username", "b")], &[("X-API-Key", new_key)]).status, 200);
+    assert_eq!(http.credentials(&[("username", "a")]).status, 401);
 }
 
 #[test]

@@ -18,8 +18,9 @@ use crate::config::{hash_api_key, read_jwks, ApiConfig};
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
-    /// The API key at this index of the configured keys.
-    Key(usize),
+    /// An API key, by its SHA-256 (so a reload that adds or removes other keys keeps its rate
+    /// limit apart).
+    Key([u8; 32]),
     /// The `sub` of a verified token.
     Subject(String),
 }
@@ -133,13 +134,15 @@ impl Authenticator {
     fn api_key(&self, key: &str) -> Result<Caller, ApiError> {
         let hash = hash_api_key(key);
         // Every hash is compared, so the time taken does not tell which one matched.
-        let mut found = None;
-        for (index, known) in self.key_hashes.iter().enumerate() {
-            if bool::from(known.ct_eq(&hash)) {
-                found = Some(index);
-            }
+        let mut found = false;
+        for known in &self.key_hashes {
+            found |= bool::from(known.ct_eq(&hash));
         }
-        found.map(Caller::Key).ok_or_else(|| ApiError::unauthorized("invalid API key"))
+        if found {
+            Ok(Caller::Key(hash))
+        } else {
+            Err(ApiError::unauthorized("invalid API key"))
+        }
     }
 }
 

@@ -154,7 +154,8 @@ fn issue(
     params: Result<Params, ApiError>,
 ) -> Result<Credentials, ApiError> {
     state.limits.check_ip(peer.ip())?;
-    let caller = state.auth.authenticate(headers)?;
+    let live = state.live();
+    let caller = live.auth.authenticate(headers)?;
     state.limits.check_caller(&caller)?;
     let params = params?;
     let user = match &caller {
@@ -179,10 +180,10 @@ fn issue(
         }
     };
     let ttl = match params.ttl.as_deref() {
-        None => state.issuer.default_ttl,
+        None => live.issuer.default_ttl,
         Some(text) => text.trim().parse::<u64>().ok().filter(|t| TTL_RANGE.contains(t)).ok_or_else(invalid_ttl)?,
     };
-    Ok(state.issuer.issue(user, ttl, unix_now()))
+    Ok(live.issuer.issue(user, ttl, unix_now()))
 }
 
 /// 1 to [`MAX_USERNAME`] characters of `[A-Za-z0-9._@-]`.

@@ -108,7 +108,7 @@ mod tests {
         assert!((1..=20).contains(&refused.retry_after.unwrap()), "{refused:?}");
         // Other addresses and callers have their own allowance.
         limits.check_ip("192.0.2.2".parse().unwrap()).unwrap();
-        let (a, b) = (Caller::Key(0), Caller::Subject("b".into()));
+        let (a, b) = (Caller::Key([0; 32]), Caller::Subject("b".into()));
         limits.check_caller(&a).unwrap();
         limits.check_caller(&a).unwrap();
         assert!(limits.check_caller(&a).is_err());

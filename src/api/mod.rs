@@ -10,7 +10,7 @@ mod metrics;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -73,16 +73,41 @@ pub struct Listeners {
     pub tls: Vec<SocketAddr>,
 }
 
+/// The running API: its address, and what a reload needs to reach its handlers.
+pub struct Api {
+    addr: SocketAddr,
+    state: Shared,
+}
+
+impl Api {
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SIGHUP: API keys, JWT settings, the URIs and default TTL handed out, and the secret and
+    /// separator credentials are signed with, from `config`, for the requests that follow
+    /// (requests under way finish with what they started with). The listener, rate limits, CORS
+    /// and `/metrics` stay as started. Changes nothing when `config` has no `[api]` table or the
+    /// new settings cannot be built (a JWKS file that became unreadable).
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let Some(api) = &config.api else { return Err("the credentials API has no [api] table".into()) };
+        let live = Arc::new(Live::new(config, api, &self.state.listeners)?);
+        *self.state.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+        Ok(())
+    }
+}
+
 /// Starts the API when `config.api` is set: binds its listener now (so a busy port is an error
-/// of the caller) and serves it on a thread of its own. Returns the bound address, `None` when
-/// the API is disabled.
+/// of the caller) and serves it on a thread of its own. Returns its handle, `None` when the API
+/// is disabled.
 pub fn start<R: Relay + 'static>(
     config: &Config,
     server: Arc<Server<R>>,
     stats: Arc<Stats>,
     ready: Readiness,
     listeners: &Listeners,
-) -> std::io::Result<Option<SocketAddr>> {
+) -> std::io::Result<Option<Api>> {
     let Some(api) = &config.api else { return Ok(None) };
     let listener = TcpListener::bind(api.listen)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on api {}: {e}", api.listen)))?;
@@ -92,18 +117,19 @@ pub fn start<R: Relay + 'static>(
     let state = app_state(config, api, stats, allocations, ready, listeners)?;
     let app = router(Arc::clone(&state), api);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let housekept = Arc::clone(&state);
     std::thread::Builder::new().name("turnd-api".into()).spawn(move || {
         runtime.block_on(async move {
             let listener = match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => listener,
                 Err(e) => return tracing::error!(error = %e, "api: cannot register the listener"),
             };
-            tokio::spawn(housekeeping(Arc::clone(&state)));
+            tokio::spawn(housekeeping(housekept));
             serve(listener, app).await;
         })
     })?;
     tracing::info!(%addr, "credentials API listening");
-    Ok(Some(addr))
+    Ok(Some(Api { addr, state }))
 }
 
 /// The handlers' shared state for `api`; `allocations` counts the allocations when called.
@@ -115,14 +141,10 @@ fn app_state(
     ready: Readiness,
     listeners: &Listeners,
 ) -> std::io::Result<Shared> {
-    let secret = config.secrets.first().cloned().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the credentials API needs auth.secrets")
-    })?;
-    let issuer = credentials::Issuer::new(secret, config.rest_separator, uris(api, listeners), api.default_ttl);
-    let authenticator = auth::Authenticator::new(api).map_err(std::io::Error::other)?;
+    let live = Live::new(config, api, listeners).map_err(std::io::Error::other)?;
     Ok(Arc::new(AppState {
-        issuer,
-        auth: authenticator,
+        live: RwLock::new(Arc::new(live)),
+        listeners: listeners.clone(),
         limits: limit::Limits::new(api.rate_per_ip, api.rate_per_user),
         exporter: api.metrics.then(|| metrics::Exporter::new(stats, allocations)),
         ready,
@@ -131,11 +153,36 @@ fn app_state(
 
 /// What every handler shares.
 struct AppState {
-    issuer: credentials::Issuer,
-    auth: auth::Authenticator,
+    /// What a reload replaces, swapped whole; read once per request.
+    live: RwLock<Arc<Live>>,
+    /// The TURN addresses served, to build the URIs again on reload.
+    listeners: Listeners,
     limits: limit::Limits,
     exporter: Option<metrics::Exporter>,
     ready: Readiness,
+}
+
+impl AppState {
+    /// The settings in force now.
+    fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The settings SIGHUP replaces: who may call, and what credentials they get.
+struct Live {
+    issuer: credentials::Issuer,
+    auth: auth::Authenticator,
+}
+
+impl Live {
+    /// From a validated configuration; fails when there is no secret to sign with (validation
+    /// requires one with `[api]`) or the JWKS file cannot be read now.
+    fn new(config: &Config, api: &ApiConfig, listeners: &Listeners) -> Result<Live, String> {
+        let secret = config.secrets.first().cloned().ok_or("the credentials API needs auth.secrets")?;
+        let issuer = credentials::Issuer::new(secret, config.rest_separator, uris(api, listeners), api.default_ttl);
+        Ok(Live { issuer, auth: auth::Authenticator::new(api)? })
+    }
 }
 
 type Shared = Arc<AppState>;
@@ -383,7 +430,7 @@ async fn housekeeping(state: Shared) {
     loop {
         tick.tick().await;
         state.limits.forget_idle();
-        state.auth.reload_jwks_if_changed();
+        state.live().auth.reload_jwks_if_changed();
     }
 }
 

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api;
 use crate::auth::{self, Credentials, NonceMinter};
-use crate::config::{Config, UserSecret};
+use crate::config::{ApiConfig, Config, UserSecret};
 use crate::turn::policy::PeerPolicy;
 use crate::turn::{Now, Server, ServerConfig};
 pub use relay::{PortPool, RelaySocket};
@@ -62,7 +62,7 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
     let ready = api::Readiness::default();
     let listeners = api::Listeners { udp: bound.udp.clone(), tcp: bound.tcp.clone(), tls: bound.tls.clone() };
     let (server, stats) = (Arc::clone(&shared.server), Arc::clone(&shared.stats));
-    let api_addr = api::start(&config, server, stats, ready.clone(), &listeners)?;
+    let api = api::start(&config, server, stats, ready.clone(), &listeners)?;
     tracing::info!(
         listen = %bound,
         relay_ip = %config.relay_ip,
@@ -90,7 +90,7 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
             let _ = failed.send(error);
         })?;
     }
-    announce_ready(&bound, api_addr)?;
+    announce_ready(&bound, api.as_ref().map(api::Api::addr))?;
     // Under systemd (Type=notify): every listener is bound and the workers are starting.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     ready.set(true);
@@ -117,7 +117,7 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
                 }
                 _ = hup.recv() => {
                     reload_certificates(tls.as_deref());
-                    reload_config(&shared, &mut running, &mut reload);
+                    reload_config(&shared, api.as_ref(), &mut running, &mut reload);
                 }
                 Some(e) = failed_rx.recv() => {
                     tracing::error!(error = %e, "a worker failed");
@@ -177,47 +177,77 @@ async fn drain(shared: &Shared, drain_time: u64, term: &mut tokio::signal::unix:
 const DRAIN_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// SIGHUP: reads the configuration again and applies what can change while running (secrets,
-/// users, realm, peer policy, lifetimes, quotas; the log level is the CLI's). A configuration
-/// with an error is refused whole; keys that need a restart are named and left as they were.
-fn reload_config(shared: &Shared, running: &mut Config, reload: &mut Reload) {
+/// users, realm, peer policy, lifetimes, quotas, the credentials API's keys and JWT settings;
+/// the log level is the CLI's). A configuration with an error is refused whole; keys that need
+/// a restart are named and left as they were.
+fn reload_config(shared: &Shared, api: Option<&api::Api>, running: &mut Config, reload: &mut Reload) {
+    let refused = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
+    };
     let new = match reload() {
         Ok(new) => new,
-        Err(e) => {
-            tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
-            return;
-        }
+        Err(e) => return refused(&e),
     };
-    let (old, mut applied) = (&*running, new);
-    let restart_only = [
-        ("server.listen", old.listen != applied.listen),
-        ("server.relay-ip", old.relay_ip != applied.relay_ip),
-        ("server.external-ip", old.external_ip != applied.external_ip),
-        ("server.min-port/max-port", (old.min_port, old.max_port) != (applied.min_port, applied.max_port)),
-        ("server.workers", old.workers != applied.workers),
-        ("server.tcp", old.tcp != applied.tcp),
-        ("server.tls-listen", old.tls_listen != applied.tls_listen),
-        ("server.cert/key", (&old.cert, &old.key) != (&applied.cert, &applied.key)),
-        ("auth.nonce-lifetime", old.nonce_lifetime != applied.nonce_lifetime),
-        ("limits (connections and timeouts)", stream_settings(old) != stream_settings(&applied)),
-    ];
-    for (key, _) in restart_only.iter().filter(|(_, changed)| *changed) {
+    let (applied, restart_only) = settle(running, new);
+    // The API first: it is the one part that can still fail, and then nothing has changed.
+    if let Err(e) = api.map_or(Ok(()), |api| api.reload(&applied)) {
+        return refused(&format!("credentials API: {e}"));
+    }
+    for key in restart_only {
         tracing::warn!(key, "SIGHUP: this key changes only with a restart; the running value stays");
     }
-    // What keeps running as it was, so that the next reload compares with what really runs.
-    applied.listen.clone_from(&old.listen);
-    applied.relay_ip = old.relay_ip;
-    applied.external_ip = old.external_ip;
-    (applied.min_port, applied.max_port, applied.workers) = (old.min_port, old.max_port, old.workers);
-    (applied.tcp, applied.nonce_lifetime) = (old.tcp, old.nonce_lifetime);
-    applied.tls_listen.clone_from(&old.tls_listen);
-    (applied.cert, applied.key) = (old.cert.clone(), old.key.clone());
-    (applied.first_message_timeout, applied.tls_handshake_timeout) =
-        (old.first_message_timeout, old.tls_handshake_timeout);
-    (applied.max_connections, applied.max_connections_per_ip) = (old.max_connections, old.max_connections_per_ip);
     let (core, credentials, policy) = server_settings(&applied);
     shared.server.reload(core, credentials, policy);
-    tracing::info!(secrets = applied.secrets.len(), users = applied.users.len(), "SIGHUP: configuration reloaded");
+    let api_keys = applied.api.as_ref().map(|a| a.key_hashes.len());
+    tracing::info!(
+        secrets = applied.secrets.len(),
+        users = applied.users.len(),
+        api_keys,
+        "SIGHUP: configuration reloaded"
+    );
     *running = applied;
+}
+
+/// `new` with every key that changes only with a restart set back to its running value, so
+/// that the next reload compares with what really runs; and the keys that were set back.
+fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
+    let api_restart = |a: &ApiConfig| (a.listen, a.rate_per_ip, a.rate_per_user, a.cors_origins.clone(), a.metrics);
+    let restart_only = [
+        ("server.listen", old.listen != new.listen),
+        ("server.relay-ip", old.relay_ip != new.relay_ip),
+        ("server.external-ip", old.external_ip != new.external_ip),
+        ("server.min-port/max-port", (old.min_port, old.max_port) != (new.min_port, new.max_port)),
+        ("server.workers", old.workers != new.workers),
+        ("server.tcp", old.tcp != new.tcp),
+        ("server.tls-listen", old.tls_listen != new.tls_listen),
+        ("server.cert/key", (&old.cert, &old.key) != (&new.cert, &new.key)),
+        ("auth.nonce-lifetime", old.nonce_lifetime != new.nonce_lifetime),
+        ("limits (connections and timeouts)", stream_settings(old) != stream_settings(&new)),
+        ("[api] (enabling or disabling the credentials API)", old.api.is_some() != new.api.is_some()),
+        (
+            "api.listen/rate-per-ip/rate-per-user/cors-origins/metrics",
+            matches!((&old.api, &new.api), (Some(o), Some(n)) if api_restart(o) != api_restart(n)),
+        ),
+    ];
+    new.listen.clone_from(&old.listen);
+    new.relay_ip = old.relay_ip;
+    new.external_ip = old.external_ip;
+    (new.min_port, new.max_port, new.workers) = (old.min_port, old.max_port, old.workers);
+    (new.tcp, new.nonce_lifetime) = (old.tcp, old.nonce_lifetime);
+    new.tls_listen.clone_from(&old.tls_listen);
+    (new.cert, new.key) = (old.cert.clone(), old.key.clone());
+    (new.first_message_timeout, new.tls_handshake_timeout) = (old.first_message_timeout, old.tls_handshake_timeout);
+    (new.max_connections, new.max_connections_per_ip) = (old.max_connections, old.max_connections_per_ip);
+    match (&old.api, &mut new.api) {
+        (Some(old), Some(new)) => {
+            new.listen = old.listen;
+            (new.rate_per_ip, new.rate_per_user, new.metrics) = (old.rate_per_ip, old.rate_per_user, old.metrics);
+            new.cors_origins.clone_from(&old.cors_origins);
+        }
+        (old_api, new_api) => new_api.clone_from(old_api),
+    }
+    let changed = restart_only.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+    (new, changed)
 }
 
 /// SIGHUP: new TLS handshakes get the certificate now on disk; open connections keep theirs.
@@ -423,4 +453,42 @@ fn stream_settings(config: &Config) -> StreamSettings {
 pub(crate) fn now() -> Now {
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     Now { mono: Instant::now(), unix }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `[api]` table listening on `listen`, then `extra` keys of it.
+    fn config(listen: &str, extra: &str) -> Config {
+        let text = format!(
+            "[auth]\nsecrets = ['s']\n[api]\nlisten = '{listen}'\nkeys = ['{}']\n{extra}",
+            crate::config::api_key_entry("first-api-key-0123456789")
+        );
+        Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn settle_keeps_restart_only_keys_and_names_them() {
+        let old = config("127.0.0.1:0", "");
+        let new = config(
+            "127.0.0.1:9",
+            "rate-per-ip = 5\ndefault-ttl = 600\n[api.jwt]\nsecret = '0123456789abcdef0123456789abcdef'\n",
+        );
+        let (applied, changed) = settle(&old, new.clone());
+        assert_eq!(changed, ["api.listen/rate-per-ip/rate-per-user/cors-origins/metrics"]);
+        let (running, applied) = (old.api.as_ref().unwrap(), applied.api.as_ref().unwrap());
+        assert_eq!((applied.listen, applied.rate_per_ip), (running.listen, running.rate_per_ip));
+        // What a reload changes is taken.
+        assert_eq!((applied.default_ttl, &applied.jwt), (600, &new.api.as_ref().unwrap().jwt));
+        // Enabling or disabling the API needs a restart: the running state stays.
+        let without = Config::parse("[auth]\nsecrets = ['t']\n", "t.toml").unwrap();
+        let (applied, changed) = settle(&old, without.clone());
+        assert_eq!((applied.api, applied.secrets), (old.api.clone(), vec!["t".to_owned()]));
+        assert_eq!(changed, ["[api] (enabling or disabling the credentials API)"]);
+        let (applied, _) = settle(&without, old.clone());
+        assert_eq!(applied.api, None);
+        // Nothing changed, nothing named.
+        assert!(settle(&old, old.clone()).1.is_empty());
+    }
 }
