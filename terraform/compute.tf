@@ -37,13 +37,13 @@ locals {
       min_port   = var.relay_min_port
       max_port   = var.relay_max_port
       realm      = var.realm
-      secret     = var.turn_secret
     })
   ]
 
   user_data = [
     for toml in local.turnserver_toml : templatefile("${path.module}/templates/cloud-init.yaml.tftpl", {
       turnserver_toml     = toml
+      turn_secret         = var.turn_secret
       turnd_service       = local.turnd_service
       sysctl_conf         = local.sysctl_conf
       public_ip_script    = file("${path.module}/templates/public-ip.py")

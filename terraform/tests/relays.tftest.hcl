@@ -212,15 +212,19 @@ run "user_data" {
     error_message = "turnserver.toml listens on the relay's private IP and advertises its public IP."
   }
   assert {
-    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "secrets = [\"${var.turn_secret}\"]")
-    error_message = "The shared secret goes into turnserver.toml."
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "- path: /etc/turnd/secrets\n    owner: root:root\n    permissions: \"0600\"\n    content: |\n      ${var.turn_secret}\n")
+    error_message = "The shared secret goes into /etc/turnd/secrets, readable by root only."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "secrets-file = \"secrets\"") && length(regexall(var.turn_secret, base64decode(oci_core_instance.relay[0].metadata.user_data))) == 1
+    error_message = "turnserver.toml names the secrets file and holds no secret itself."
   }
   assert {
     condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "echo \"${var.turnd_binary_sha256}  $tmp\" | sha256sum --check --strict -")
     error_message = "The binary is checked against turnd_binary_sha256 before it is installed."
   }
   assert {
-    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "LoadCredential=turnserver.toml:/etc/turnd/turnserver.toml")
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "LoadCredential=turnserver.toml:/etc/turnd/turnserver.toml") && strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "LoadCredential=secrets:/etc/turnd/secrets")
     error_message = "The user data installs systemd/turnd.service."
   }
   assert {
