@@ -132,7 +132,7 @@ fn unknown_keys_name_the_key_table_and_line() {
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
                     `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
-                    `tls-listen`, `cert`, `key`)";
+                    `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`)";
     assert_eq!(err, expected);
 }
 
