@@ -219,7 +219,7 @@ impl Worker {
 
     /// Ends the allocation of a stream client whose connection closed.
     pub(super) fn end_allocation(&self, tuple: &FiveTuple) {
-        drop(self.server.table().remove(tuple));
+        self.server.client_disconnected(tuple);
     }
 
     pub(super) fn shared(&self) -> &Arc<Shared> {

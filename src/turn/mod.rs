@@ -3,6 +3,7 @@
 //! reached through the [`RelayProvider`]/[`Relay`] traits the IO shell implements.
 //! Depends on `auth` and `stun`.
 
+pub mod counts;
 mod data;
 pub mod limit;
 pub mod policy;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Key, NonceCheck, NonceMinter, NONCE_LEN};
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
+use counts::{AuthFailure, Counts, Ended, RequestCounts};
 pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
 use limit::{Gcra, SourceLimiter};
 use policy::PeerPolicy;
@@ -46,6 +48,19 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+    /// The transport as a metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
 }
 
 /// The client's 5-tuple: client address, turnd's address it reached, and the transport.
@@ -303,6 +318,8 @@ pub struct Server<R> {
     epoch: OnceLock<Instant>,
     /// Turns of the alternate servers.
     next_alternate: AtomicUsize,
+    /// Authentication failures, peer and Allocate refusals (per request, never per packet).
+    requests: RequestCounts,
 }
 
 /// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
@@ -334,6 +351,7 @@ impl<R: Relay> Server<R> {
             limiters: Limiters::default(),
             epoch: OnceLock::new(),
             next_alternate: AtomicUsize::new(0),
+            requests: RequestCounts::default(),
         }
     }
 
@@ -376,6 +394,21 @@ impl<R: Relay> Server<R> {
     /// The allocation table (for the IO shell's relay sockets and for gauges).
     pub fn table(&self) -> &AllocationTable<R> {
         &self.table
+    }
+
+    /// What the core has counted since start, and the allocations that exist now.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        counts.allocations = self.table.len();
+        self.requests.read_into(&mut counts);
+        self.table.read_counts(&mut counts);
+        counts
+    }
+
+    /// The TCP/TLS connection of a stream client closed: its allocation, if any, ends with it
+    /// (RFC 8656 §3.1), and its relay socket closes.
+    pub fn client_disconnected(&self, tuple: &FiveTuple) {
+        drop(self.table.remove(tuple, Ended::ConnectionClosed));
     }
 
     /// Handles one datagram (or stream frame) from a client; responses are written into `out`.
@@ -462,28 +495,38 @@ impl<R: Relay> Server<R> {
         out: &mut [u8],
     ) -> Result<Authenticated<'m>, Outcome> {
         if !msg.has(attr::MESSAGE_INTEGRITY) {
+            self.requests.auth_failure(AuthFailure::MissingCredentials);
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
         }
         let (Some(Ok(username)), Some(Ok(realm)), Some(nonce)) =
             (msg.text(attr::USERNAME), msg.text(attr::REALM), msg.attr(attr::NONCE))
         else {
+            self.requests.auth_failure(AuthFailure::MissingAttributes);
             return Err(self.error(msg, out, ErrorCode::BadRequest, None));
         };
         //= https://www.rfc-editor.org/rfc/rfc8489#section-14.3
         // USERNAME is fewer than 509 bytes.
         if username.len() > MAX_USERNAME_LEN {
+            self.requests.auth_failure(AuthFailure::MissingAttributes);
             return Err(self.error(msg, out, ErrorCode::BadRequest, None));
         }
-        if self.nonces.check(nonce, now.unix, tuple.client.ip()) != NonceCheck::Valid {
-            return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
+        match self.nonces.check(nonce, now.unix, tuple.client.ip()) {
+            NonceCheck::Valid => {}
+            check => {
+                let why = if check == NonceCheck::Stale { AuthFailure::StaleNonce } else { AuthFailure::BadNonce };
+                self.requests.auth_failure(why);
+                return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
+            }
         }
         let live = self.live();
         if realm != live.credentials.realm() {
+            self.requests.auth_failure(AuthFailure::WrongRealm);
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
         }
         match live.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
             Ok(key) => Ok(Authenticated { username, key }),
             Err(e) => {
+                self.requests.auth_failure(e.into());
                 let outcome = self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized);
                 // One line per failed credential check, at the default level: fail2ban's filter
                 // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures,

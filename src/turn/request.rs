@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::stun::{attr, valid_channel, Message};
 
+use super::counts::{AllocateRefusal, Ended, PeerRequest};
 use super::table::{Allocation, Channel, InsertError, QuotaError};
 use super::{
     Authenticated, ErrorCode, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server,
@@ -45,7 +46,7 @@ impl<R: Relay> Server<R> {
                 return self.allocate_success(tuple, msg, out, &auth, relayed, lifetime);
             }
             Some((true, ..)) => return self.error(msg, out, ErrorCode::AllocationMismatch, key),
-            Some((false, ..)) => drop(self.table.remove(tuple)),
+            Some((false, ..)) => drop(self.table.remove(tuple, Ended::Expired)),
             None => {}
         }
         let options = match self.allocate_options(tuple, msg) {
@@ -56,6 +57,9 @@ impl<R: Relay> Server<R> {
         if self.is_draining() || live.config.redirect_all {
             // Shutting down (existing allocations keep relaying) or a redirecting front: new
             // allocations go to an alternate server, or get 508 when none fits.
+            if self.is_draining() {
+                self.requests.allocate_refusal(AllocateRefusal::Draining);
+            }
             return self.redirect(tuple, msg, out, &auth, &live.config.alternates);
         }
         let lifetime = match msg.u32_attr(attr::LIFETIME) {
@@ -67,8 +71,14 @@ impl<R: Relay> Server<R> {
         };
         match self.table.take_quota(auth.username, live.config.user_quota, live.config.total_quota) {
             Ok(()) => {}
-            Err(QuotaError::User) => return self.error(msg, out, ErrorCode::AllocationQuotaReached, key),
-            Err(QuotaError::Total) => return self.error(msg, out, ErrorCode::InsufficientCapacity, key),
+            Err(QuotaError::User) => {
+                self.requests.allocate_refusal(AllocateRefusal::UserQuota);
+                return self.error(msg, out, ErrorCode::AllocationQuotaReached, key);
+            }
+            Err(QuotaError::Total) => {
+                self.requests.allocate_refusal(AllocateRefusal::TotalQuota);
+                return self.error(msg, out, ErrorCode::InsufficientCapacity, key);
+            }
         }
         let id = self.table.reserve_id(tuple);
         let (relay, port) = match relays.open(id, options) {
@@ -76,7 +86,10 @@ impl<R: Relay> Server<R> {
             Err(e) => {
                 self.table.release_quota(auth.username);
                 let code = match e {
-                    OpenError::Exhausted => ErrorCode::InsufficientCapacity,
+                    OpenError::Exhausted => {
+                        self.requests.allocate_refusal(AllocateRefusal::PortsExhausted);
+                        ErrorCode::InsufficientCapacity
+                    }
                     OpenError::FamilyNotSupported => ErrorCode::AddressFamilyNotSupported,
                 };
                 return self.error(msg, out, code, key);
@@ -235,7 +248,7 @@ impl<R: Relay> Server<R> {
         }
         if lifetime.is_zero() {
             // Dropping the allocation closes its relay socket and frees the port at once.
-            drop(self.table.remove(tuple));
+            drop(self.table.remove(tuple, Ended::Deleted));
             tracing::debug!(client = %tuple.client, "allocation deleted");
         }
         self.respond(msg, out, key, |w| {
@@ -266,7 +279,7 @@ impl<R: Relay> Server<R> {
                 Ok(peer) => peer,
                 Err(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
             };
-            let peer = match self.check_peer(peer) {
+            let peer = match self.check_peer(peer, PeerRequest::CreatePermission) {
                 Ok(peer) => peer,
                 Err(code) => return self.error(msg, out, code, key),
             };
@@ -310,7 +323,7 @@ impl<R: Relay> Server<R> {
             Some(&[hi, lo, _, _]) if valid_channel(u16::from_be_bytes([hi, lo])) => u16::from_be_bytes([hi, lo]),
             _ => return self.error(msg, out, ErrorCode::BadRequest, key),
         };
-        let peer = match self.requested_peer(msg) {
+        let peer = match self.requested_peer(msg, PeerRequest::ChannelBind) {
             Ok(peer) => peer,
             Err(code) => return self.error(msg, out, code, key),
         };
@@ -331,17 +344,18 @@ impl<R: Relay> Server<R> {
 
     /// The one XOR-PEER-ADDRESS of a ChannelBind or Connect: missing or malformed is a 400, then
     /// the checks of [`Self::check_peer`].
-    pub(super) fn requested_peer(&self, msg: &Message<'_>) -> Result<SocketAddr, ErrorCode> {
+    pub(super) fn requested_peer(&self, msg: &Message<'_>, request: PeerRequest) -> Result<SocketAddr, ErrorCode> {
         match msg.xor_address(attr::XOR_PEER_ADDRESS) {
-            Some(Ok(peer)) => self.check_peer(peer),
+            Some(Ok(peer)) => self.check_peer(peer, request),
             _ => Err(ErrorCode::BadRequest),
         }
     }
 
-    /// Peer checks shared by CreatePermission and ChannelBind: family (443) and policy (403).
-    /// turnd's own relayed addresses are always allowed: data to them is delivered in-process.
-    /// Returns the canonical form of the peer (IPv4-mapped IPv6 becomes IPv4).
-    fn check_peer(&self, peer: SocketAddr) -> Result<SocketAddr, ErrorCode> {
+    /// Peer checks shared by CreatePermission, ChannelBind and Connect: family (443) and policy
+    /// (403, counted for `request`). turnd's own relayed addresses are always allowed: data to
+    /// them is delivered in-process. Returns the canonical form of the peer (IPv4-mapped IPv6
+    /// becomes IPv4).
+    fn check_peer(&self, peer: SocketAddr, request: PeerRequest) -> Result<SocketAddr, ErrorCode> {
         let canonical = super::canonical_addr(peer);
         if canonical.is_ipv6() != self.config.relay_ip.is_ipv6() {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
@@ -353,6 +367,7 @@ impl<R: Relay> Server<R> {
             Ok(()) => Ok(canonical),
             Err(refusal) => {
                 tracing::debug!(%peer, reason = refusal.reason(), "peer refused");
+                self.requests.peer_refusal(request, refusal.into());
                 Err(ErrorCode::Forbidden)
             }
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 
+use super::counts::{AllocationCounts, AllocationKind, Counts, Ended};
 use super::limit::Gcra;
 use super::FiveTuple;
 
@@ -109,6 +110,11 @@ impl<R> Allocation<R> {
         true
     }
 
+    /// Its kind, for the counts by transport.
+    pub fn kind(&self) -> AllocationKind {
+        AllocationKind { transport: self.tuple.transport, tcp_relay: self.tcp }
+    }
+
     fn prune(&mut self, now: Instant) {
         self.permissions.retain(|p| p.expires > now);
         self.channels.retain(|c| c.expires + CHANNEL_COOLDOWN > now);
@@ -136,6 +142,7 @@ pub struct AllocationTable<R> {
     by_port: RwLock<HashMap<u16, AllocId>>,
     total: AtomicUsize,
     per_user: Mutex<HashMap<Box<str>, u32>>,
+    counts: AllocationCounts,
 }
 
 impl<R> Default for AllocationTable<R> {
@@ -155,6 +162,7 @@ impl<R> AllocationTable<R> {
             by_port: RwLock::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
+            counts: AllocationCounts::default(),
         }
     }
 
@@ -216,6 +224,8 @@ impl<R> AllocationTable<R> {
                 self.release_quota(&alloc.username);
                 return Err(InsertError::Exists);
             }
+            // Counted under the shard lock, so before any removal of it is.
+            self.counts.created(alloc.kind());
             shard.by_tuple.insert(tuple, id);
             shard.allocs.insert(id, alloc);
         }
@@ -223,15 +233,21 @@ impl<R> AllocationTable<R> {
         Ok(())
     }
 
-    /// Removes the allocation of `tuple`, releasing its quota; returns it (drop closes the relay).
-    pub fn remove(&self, tuple: &FiveTuple) -> Option<Allocation<R>> {
+    /// Removes the allocation of `tuple`, releasing its quota and counting it as ended for
+    /// `why`; returns it (drop closes the relay).
+    pub fn remove(&self, tuple: &FiveTuple, why: Ended) -> Option<Allocation<R>> {
         let alloc = {
             let mut shard = self.write(self.shard_of(tuple));
             let id = shard.by_tuple.remove(tuple)?;
             shard.allocs.remove(&id)?
         };
-        self.forget(&alloc);
+        self.forget(&alloc, why);
         Some(alloc)
+    }
+
+    /// Copies the numbers of allocations created and ended, by kind, into `counts`.
+    pub fn read_counts(&self, counts: &mut Counts) {
+        self.counts.read_into(counts);
     }
 
     /// Runs `f` on the allocation of `tuple` under a read lock.
@@ -280,14 +296,15 @@ impl<R> AllocationTable<R> {
                     .collect()
             };
             for alloc in &dead {
-                self.forget(alloc);
+                self.forget(alloc, Ended::Expired);
             }
             removed += dead.len();
         }
         removed
     }
 
-    fn forget(&self, alloc: &Allocation<R>) {
+    fn forget(&self, alloc: &Allocation<R>, why: Ended) {
+        self.counts.ended(alloc.kind(), why);
         {
             let mut by_port = write(&self.by_port);
             if by_port.get(&alloc.relayed.port()) == Some(&alloc.id) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::stun::{attr, Class, Message, MessageType, MessageWriter, Method};
 
+use super::counts::PeerRequest;
 use super::{canonical_addr, AllocId, ErrorCode, FiveTuple, Now, Outcome, Relay, Server, Transport};
 
 /// A peer data connection waits this long for the client's ConnectionBind (RFC 6062 §5.3).
@@ -71,7 +72,7 @@ impl<R: Relay> Server<R> {
             Err(outcome) => return outcome,
         };
         let key = Some(&auth.key);
-        let peer = match self.requested_peer(msg) {
+        let peer = match self.requested_peer(msg, PeerRequest::Connect) {
             Ok(peer) => peer,
             Err(code) => return self.error(msg, out, code, key),
         };

@@ -225,7 +225,7 @@ impl Harness {
                     self.server.connection_closed(self.pending.swap_remove(i).connection);
                 }
             }
-            Op::Close(client) => drop(self.server.table().remove(&client.tuple())),
+            Op::Close(client) => self.server.client_disconnected(&client.tuple()),
         }
     }
 

@@ -830,4 +830,5 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
     assert_eq!(code(&again), None, "a retransmitted Allocate is still answered");
 }
 
+mod counts;
 mod limits;
