@@ -11,6 +11,10 @@ use crate::turn::Discard;
 pub enum Counter {
     /// Payloads sent from clients out of relay sockets to peers (Send and ChannelData).
     PacketsToPeer,
+    /// Client payloads relayed or forwarded in-process that came as ChannelData.
+    ChannelDataFromClient,
+    /// Client payloads relayed or forwarded in-process that came in Send indications.
+    SendIndicationsFromClient,
     BytesToPeer,
     /// Payloads from peers delivered to clients as ChannelData.
     ChannelDataToClient,
@@ -25,8 +29,10 @@ pub enum Counter {
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 7] = [
+    pub const ALL: [Counter; 9] = [
         Counter::PacketsToPeer,
+        Counter::ChannelDataFromClient,
+        Counter::SendIndicationsFromClient,
         Counter::BytesToPeer,
         Counter::ChannelDataToClient,
         Counter::DataIndicationsToClient,

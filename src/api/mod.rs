@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{ApiConfig, Config};
 use crate::stats::Stats;
+use crate::turn::counts::Counts;
 use crate::turn::{Relay, Server};
 
 /// Largest request body read (credential requests are a few dozen bytes).
@@ -113,8 +114,8 @@ pub fn start<R: Relay + 'static>(
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on api {}: {e}", api.listen)))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let allocations = Box::new(move || server.table().len());
-    let state = app_state(config, api, stats, allocations, ready, listeners)?;
+    let core = Box::new(move || server.counts());
+    let state = app_state(config, api, stats, core, ready, listeners)?;
     let app = router(Arc::clone(&state), api);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let housekept = Arc::clone(&state);
@@ -132,12 +133,12 @@ pub fn start<R: Relay + 'static>(
     Ok(Some(Api { addr, state }))
 }
 
-/// The handlers' shared state for `api`; `allocations` counts the allocations when called.
+/// The handlers' shared state for `api`; `core` reads the protocol core's counts when called.
 fn app_state(
     config: &Config,
     api: &ApiConfig,
     stats: Arc<Stats>,
-    allocations: Box<dyn Fn() -> usize + Send + Sync>,
+    core: Box<dyn Fn() -> Counts + Send + Sync>,
     ready: Readiness,
     listeners: &Listeners,
 ) -> std::io::Result<Shared> {
@@ -146,7 +147,7 @@ fn app_state(
         live: RwLock::new(Arc::new(live)),
         listeners: listeners.clone(),
         limits: limit::Limits::new(api.rate_per_ip, api.rate_per_user),
-        exporter: api.metrics.then(|| metrics::Exporter::new(stats, allocations)),
+        exporter: api.metrics.then(|| metrics::Exporter::new(stats, core)),
         ready,
     }))
 }

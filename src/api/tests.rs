@@ -22,7 +22,7 @@ fn app(config: &Config, ready: &Readiness) -> Router {
     let api = config.api.as_ref().expect("[api]");
     let listeners = Listeners { udp: vec!["127.0.0.1:3478".parse().unwrap()], ..Listeners::default() };
     let stats = Arc::new(Stats::new(1));
-    let state = app_state(config, api, stats, Box::new(|| 0), ready.clone(), &listeners).expect("state");
+    let state = app_state(config, api, stats, Box::new(Counts::default), ready.clone(), &listeners).expect("state");
     router(state, api)
 }
 

@@ -172,7 +172,7 @@ impl Worker {
             };
             let tuple = FiveTuple { client, server: server_addr, transport: Transport::Udp };
             let outcome = self.server.handle_client(now, &tuple, &rx[..len], &mut relays, tx);
-            self.count(&outcome);
+            self.count(&rx[..len], &outcome);
             match outcome {
                 Outcome::Reply(n) => {
                     let _ = socket.try_send_to(&tx[..n], client);
@@ -190,15 +190,25 @@ impl Worker {
         self.shared.stats.worker(self.index)
     }
 
-    /// Counts what the core did with a client packet.
-    fn count(&self, outcome: &Outcome) {
+    /// Counts what the core did with the client packet `packet`.
+    fn count(&self, packet: &[u8], outcome: &Outcome) {
         let stats = self.counters();
+        // A payload the core relayed or forwarded came as ChannelData (first bits 0b01) or
+        // in a Send indication (STUN, 0b00): the first byte tells which.
+        let framing = || match classify(packet) {
+            Framing::ChannelData => Counter::ChannelDataFromClient,
+            _ => Counter::SendIndicationsFromClient,
+        };
         match *outcome {
             Outcome::Reply(_) | Outcome::Bound { .. } => stats.add(Counter::Responses, 1),
-            Outcome::Forward { .. } => stats.add(Counter::InternalForwards, 1),
+            Outcome::Forward { .. } => {
+                stats.add(Counter::InternalForwards, 1);
+                stats.add(framing(), 1);
+            }
             Outcome::Relayed { bytes } => {
                 stats.add(Counter::PacketsToPeer, 1);
                 stats.add(Counter::BytesToPeer, bytes as u64);
+                stats.add(framing(), 1);
             }
             Outcome::Dropped(why) => stats.drop(Side::Client, why),
             Outcome::Connect { .. } => {}
@@ -244,7 +254,7 @@ impl Worker {
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let outcome = self.server.handle_client(super::now(), tuple, frame, &mut relays, tx);
-        self.count(&outcome);
+        self.count(frame, &outcome);
         match outcome {
             Outcome::Reply(n) => {
                 outbox.push(&tx[..n]);
