@@ -25,11 +25,20 @@ pub enum Counter {
     InternalForwards,
     /// STUN requests answered (success or error).
     Responses,
+    /// Binding requests answered.
+    BindingRequests,
+    /// TCP and TLS client connections admitted, and closed again.
+    TcpOpened,
+    TlsOpened,
+    TcpClosed,
+    TlsClosed,
+    /// TCP/TLS client connections closed at once: over `limits.max-connections(-per-ip)`.
+    ConnectionsRefused,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 15] = [
         Counter::PacketsToPeer,
         Counter::ChannelDataFromClient,
         Counter::SendIndicationsFromClient,
@@ -39,6 +48,12 @@ impl Counter {
         Counter::BytesToClient,
         Counter::InternalForwards,
         Counter::Responses,
+        Counter::BindingRequests,
+        Counter::TcpOpened,
+        Counter::TlsOpened,
+        Counter::TcpClosed,
+        Counter::TlsClosed,
+        Counter::ConnectionsRefused,
     ];
 }
 

@@ -333,3 +333,42 @@ fn received(peer: &UdpSocket) -> usize {
         }
     }
 }
+
+#[test]
+fn tcp_connections_and_binding_requests_are_counted() {
+    let (server, http) = start(NO_RATE_LIMITS);
+    let tcp = server.listener("tcp").expect("a tcp listener");
+    // Two Bindings over UDP, one over a TCP connection that stays open, then one closes.
+    let mut udp = TurnClient::new(server.addr);
+    assert!(udp.binding().is_success() && udp.binding().is_success());
+    let mut open = TcpClient::allocate(tcp, "alice", "wonderland", UDP);
+    open.handled_so_far();
+    let connection = |n: &str, t: &str| format!("turnd_connections_{n}{{transport=\"{t}\"}}");
+    let text = wait_for(
+        &http,
+        &[
+            ("turnd_binding_requests_total", 3.0),
+            (&connection("opened_total", "tcp"), 1.0),
+            (&connection("active", "tcp"), 1.0),
+            (&connection("closed_total", "tcp"), 0.0),
+            (&connection("opened_total", "tls"), 0.0),
+            ("turnd_connections_refused_total", 0.0),
+        ],
+    );
+    assert!(text.contains("# TYPE turnd_connections_active gauge"), "{text}");
+    drop(open);
+    wait_for(&http, &[(&connection("closed_total", "tcp"), 1.0), (&connection("active", "tcp"), 0.0)]);
+}
+
+#[test]
+fn connections_over_the_per_ip_limit_are_refused_and_counted() {
+    let (server, http) = start("[limits]\nmax-connections = 2\nmax-connections-per-ip = 1\n");
+    let tcp = server.listener("tcp").expect("a tcp listener");
+    let mut first = TcpClient::allocate(tcp, "alice", "wonderland", UDP);
+    // A second connection from 127.0.0.1 is closed at once: reading gets end of file.
+    let mut second = TcpStream::connect(tcp).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(second.read(&mut [0u8; 1]).unwrap_or(0), 0, "the refused connection is closed");
+    wait_for(&http, &[("turnd_connections_refused_total", 1.0)]);
+    first.handled_so_far();
+}

@@ -25,6 +25,12 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::BytesToClient => ("turnd_relayed_bytes_total", Some(("direction", "peer_to_client"))),
         Counter::InternalForwards => ("turnd_internal_forwards_total", None),
         Counter::Responses => ("turnd_stun_responses_total", None),
+        Counter::BindingRequests => ("turnd_binding_requests_total", None),
+        Counter::TcpOpened => ("turnd_connections_opened_total", Some(("transport", "tcp"))),
+        Counter::TlsOpened => ("turnd_connections_opened_total", Some(("transport", "tls"))),
+        Counter::TcpClosed => ("turnd_connections_closed_total", Some(("transport", "tcp"))),
+        Counter::TlsClosed => ("turnd_connections_closed_total", Some(("transport", "tls"))),
+        Counter::ConnectionsRefused => ("turnd_connections_refused_total", None),
     }
 }
 
@@ -75,6 +81,14 @@ impl Exporter {
                 "Peers refused by the peer policy (403), by request and rule."
             );
             describe_counter!("turnd_api_requests_total", "Credentials API requests, by route and status.");
+            describe_counter!("turnd_binding_requests_total", "Binding requests answered.");
+            describe_counter!("turnd_connections_opened_total", "TCP/TLS client connections admitted, by transport.");
+            describe_counter!("turnd_connections_closed_total", "TCP/TLS client connections closed, by transport.");
+            describe_gauge!("turnd_connections_active", "TCP/TLS client connections open now, by transport.");
+            describe_counter!(
+                "turnd_connections_refused_total",
+                "TCP/TLS client connections closed at once: over limits.max-connections(-per-ip)."
+            );
         });
         Exporter { recorder, handle, stats, core }
     }
@@ -103,6 +117,12 @@ impl Exporter {
                     let labels = vec![Label::new("from", side.name()), Label::new("reason", why.name())];
                     counter!("turnd_dropped_packets_total", labels).absolute(self.stats.dropped(side, why));
                 }
+            }
+            for (transport, opened, closed) in
+                [("tcp", Counter::TcpOpened, Counter::TcpClosed), ("tls", Counter::TlsOpened, Counter::TlsClosed)]
+            {
+                let open = self.stats.total(opened).saturating_sub(self.stats.total(closed));
+                gauge!("turnd_connections_active", "transport" => transport).set(open as f64);
             }
             render_core(&(self.core)());
         });

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::worker::Worker;
+use crate::stats::Counter;
 use crate::stun::{classify, stream_frame, Framing, Message, StreamFrame, MAX_STREAM_FRAME};
 use crate::turn::{AllocId, FiveTuple, Transport};
 
@@ -162,8 +163,15 @@ pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport:
         }
         let Some(admission) = worker.connections().admit(client.ip(), worker.stream_settings()) else {
             tracing::debug!(%client, "connection refused: limit reached");
+            worker.counters().add(Counter::ConnectionsRefused, 1);
             continue;
         };
+        // Counted on this worker's thread only: the connection's task runs here too.
+        let (opened, closed) = match transport {
+            Transport::Tls => (Counter::TlsOpened, Counter::TlsClosed),
+            _ => (Counter::TcpOpened, Counter::TcpClosed),
+        };
+        worker.counters().add(opened, 1);
         let _ = stream.set_nodelay(true);
         let tuple = FiveTuple { client, server, transport };
         let worker = Rc::clone(&worker);
@@ -182,6 +190,7 @@ pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport:
                 _ => serve(&worker, stream, tuple, deadline).await,
             }
             drop(admission);
+            worker.counters().add(closed, 1);
         });
     }
 }

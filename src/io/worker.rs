@@ -186,7 +186,7 @@ impl Worker {
         true
     }
 
-    fn counters(&self) -> &WorkerStats {
+    pub(super) fn counters(&self) -> &WorkerStats {
         self.shared.stats.worker(self.index)
     }
 
@@ -200,7 +200,13 @@ impl Worker {
             _ => Counter::SendIndicationsFromClient,
         };
         match *outcome {
-            Outcome::Reply(_) | Outcome::Bound { .. } => stats.add(Counter::Responses, 1),
+            Outcome::Reply(_) | Outcome::Bound { .. } => {
+                stats.add(Counter::Responses, 1);
+                // A Binding request's message type is 0x0001.
+                if packet.starts_with(&[0x00, 0x01]) {
+                    stats.add(Counter::BindingRequests, 1);
+                }
+            }
             Outcome::Forward { .. } => {
                 stats.add(Counter::InternalForwards, 1);
                 stats.add(framing(), 1);
