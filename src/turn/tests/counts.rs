@@ -1,6 +1,7 @@
 //! What the core counts for `/metrics`: each authentication failure under its reason, peer
 //! refusals by request and rule, refused Allocates, allocations created and ended by kind.
 
+use super::tcp::{connect, tcp_allocation};
 use super::*;
 use crate::turn::counts::{AllocateRefusal, AllocationKind, AuthFailure, Ended, PeerRequest, RefusedBy};
 
