@@ -15,11 +15,71 @@ use hmac::Hmac;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 
-pub use nonce::{NonceCheck, NonceMinter, NONCE_LEN};
+pub use nonce::{
+    NonceCheck, NonceMinter, FEATURE_PASSWORD_ALGORITHMS, FEATURE_USERNAME_ANONYMITY, NONCE_COOKIE, NONCE_LEN,
+    NONCE_MAX,
+};
 pub use rest::{rest_password, rest_username};
 
 /// The long-term credential key, MD5(username ":" realm ":" password) (RFC 8489 §9.2.2).
 pub type Key = [u8; 16];
+
+/// The SHA-256 long-term credential key, SHA-256(username ":" realm ":" password) (RFC 8489 §9.2.2).
+pub type Sha256Key = [u8; 32];
+
+/// The password algorithms of RFC 8489 §18.5 that turnd knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAlgorithm {
+    Md5,
+    Sha256,
+}
+
+/// A long-term key of either algorithm, as found by [`Credentials::find_key_for`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LongTermKey {
+    Md5(Key),
+    Sha256(Sha256Key),
+}
+
+impl LongTermKey {
+    /// The key bytes HMACs are keyed with.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            LongTermKey::Md5(k) => k,
+            LongTermKey::Sha256(k) => k,
+        }
+    }
+}
+
+impl fmt::Debug for LongTermKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LongTermKey::Md5(_) => f.write_str("Md5(<redacted>)"),
+            LongTermKey::Sha256(_) => f.write_str("Sha256(<redacted>)"),
+        }
+    }
+}
+
+/// Computes the SHA-256 long-term credential key (RFC 8489 §9.2.2, PASSWORD-ALGORITHM SHA-256).
+pub fn long_term_key_sha256(username: &str, realm: &str, password: &str) -> Sha256Key {
+    sha256_key_from_bytes(username.as_bytes(), realm.as_bytes(), password.as_bytes())
+}
+
+fn sha256_key_from_bytes(username: &[u8], realm: &[u8], password: &[u8]) -> Sha256Key {
+    sha2::Sha256::new()
+        .chain_update(username)
+        .chain_update(b":")
+        .chain_update(realm)
+        .chain_update(b":")
+        .chain_update(password)
+        .finalize()
+        .into()
+}
+
+/// The USERHASH of a username, SHA-256(username ":" realm) (RFC 8489 §14.4).
+pub fn userhash(username: &str, realm: &str) -> [u8; 32] {
+    sha2::Sha256::new().chain_update(username).chain_update(b":").chain_update(realm).finalize().into()
+}
 
 /// HMAC-SHA1, used for TURN REST passwords and for nonces.
 type HmacSha1 = Hmac<Sha1>;
@@ -100,8 +160,11 @@ pub struct Credentials {
     /// One HMAC-SHA1 instance per REST shared secret, already keyed (cloned per use).
     secrets: Vec<HmacSha1>,
     separator: char,
-    /// Static users by exact name, with their long-term keys.
-    users: HashMap<String, Key>,
+    /// Static users by exact name, with their long-term keys: MD5, and SHA-256 for users
+    /// configured with a password (a precomputed `key` is MD5 only).
+    users: HashMap<String, (Key, Option<Sha256Key>)>,
+    /// Static users by USERHASH (RFC 8489 §14.4), computed here, so at load and reload.
+    hashes: HashMap<[u8; 32], String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -111,6 +174,7 @@ impl fmt::Debug for Credentials {
             .field("rest_secrets", &self.secrets.len())
             .field("separator", &self.separator)
             .field("static_users", &self.users.len())
+            .field("userhashes", &self.hashes.len())
             .finish()
     }
 }
@@ -121,21 +185,25 @@ impl Credentials {
     /// `users` are static users; a plain password is turned into its key for `realm` here. When a
     /// name appears more than once, the last entry wins.
     pub fn new(realm: &str, secrets: Vec<String>, separator: char, users: Vec<(String, UserSecret)>) -> Self {
-        let users = users
+        let users: HashMap<String, (Key, Option<Sha256Key>)> = users
             .into_iter()
             .map(|(name, secret)| {
-                let key = match secret {
-                    UserSecret::Password(password) => long_term_key(&name, realm, &password),
-                    UserSecret::Key(key) => key,
+                let keys = match secret {
+                    UserSecret::Password(password) => {
+                        (long_term_key(&name, realm, &password), Some(long_term_key_sha256(&name, realm, &password)))
+                    }
+                    UserSecret::Key(key) => (key, None),
                 };
-                (name, key)
+                (name, keys)
             })
             .collect();
+        let hashes = users.keys().map(|name| (userhash(name, realm), name.clone())).collect();
         Credentials {
             realm: realm.to_owned(),
             secrets: secrets.iter().map(|s| hmac_sha1(s.as_bytes())).collect(),
             separator,
             users,
+            hashes,
         }
     }
 
@@ -157,8 +225,40 @@ impl Credentials {
         unix_now: u64,
         mut verify: impl FnMut(&Key) -> bool,
     ) -> Result<Key, AuthError> {
-        if let Some(key) = self.users.get(username) {
-            return if verify(key) { Ok(*key) } else { Err(AuthError::BadIntegrity) };
+        let found = self.find_key_for(username, PasswordAlgorithm::Md5, unix_now, |key| {
+            <&Key>::try_from(key).is_ok_and(&mut verify)
+        });
+        match found {
+            Ok(LongTermKey::Md5(key)) => Ok(key),
+            Ok(LongTermKey::Sha256(_)) => Err(AuthError::BadIntegrity),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The static user whose USERHASH (RFC 8489 §14.4) is `hash`. TURN REST usernames have no
+    /// entry: a hash cannot be turned back into the expiry the password depends on.
+    pub fn user_by_hash(&self, hash: &[u8]) -> Option<&str> {
+        let hash: &[u8; 32] = hash.try_into().ok()?;
+        self.hashes.get(hash).map(String::as_str)
+    }
+
+    /// [`Credentials::find_key`] for either password algorithm (RFC 8489 §9.2.2): the SHA-256
+    /// key is SHA-256(username ":" realm ":" password). A static user configured with a
+    /// precomputed MD5 `key` has no SHA-256 key: [`AuthError::BadIntegrity`] without a check.
+    pub fn find_key_for(
+        &self,
+        username: &str,
+        algorithm: PasswordAlgorithm,
+        unix_now: u64,
+        mut verify: impl FnMut(&[u8]) -> bool,
+    ) -> Result<LongTermKey, AuthError> {
+        if let Some((md5, sha256)) = self.users.get(username) {
+            let key = match (algorithm, sha256) {
+                (PasswordAlgorithm::Md5, _) => LongTermKey::Md5(*md5),
+                (PasswordAlgorithm::Sha256, Some(key)) => LongTermKey::Sha256(*key),
+                (PasswordAlgorithm::Sha256, None) => return Err(AuthError::BadIntegrity),
+            };
+            return if verify(key.as_bytes()) { Ok(key) } else { Err(AuthError::BadIntegrity) };
         }
         if self.secrets.is_empty() {
             return Err(AuthError::UnknownUser);
@@ -172,8 +272,12 @@ impl Credentials {
             let Some(password) = rest::password_into(mac, username, &mut buf) else {
                 continue;
             };
-            let key = key_from_bytes(username.as_bytes(), self.realm.as_bytes(), password);
-            if verify(&key) {
+            let (user, realm) = (username.as_bytes(), self.realm.as_bytes());
+            let key = match algorithm {
+                PasswordAlgorithm::Md5 => LongTermKey::Md5(key_from_bytes(user, realm, password)),
+                PasswordAlgorithm::Sha256 => LongTermKey::Sha256(sha256_key_from_bytes(user, realm, password)),
+            };
+            if verify(key.as_bytes()) {
                 return Ok(key);
             }
         }
@@ -379,5 +483,30 @@ mod tests {
             let _ = c.find_key(&s, now, |_| accept);
             let _ = c.find_key(&s, u64::MAX, |_| accept);
         }
+    }
+
+    #[test]
+    fn sha256_keys_and_userhashes() {
+        let c = creds(&["north"], ':');
+        let alice = long_term_key_sha256("alice", REALM, "wonderland");
+        let expected: Sha256Key = sha2::Sha256::digest(b"alice:example.org:wonderland").into();
+        assert_eq!(alice, expected);
+        let found = c.find_key_for("alice", PasswordAlgorithm::Sha256, NOW, |k| k == alice);
+        assert_eq!(found, Ok(LongTermKey::Sha256(alice)));
+        // bob's key was configured precomputed (MD5): no SHA-256 key, not even tried.
+        let found = c.find_key_for("bob", PasswordAlgorithm::Sha256, NOW, |_| panic!("no key to try"));
+        assert_eq!(found, Err(AuthError::BadIntegrity));
+        let bob = long_term_key("bob", REALM, "builder");
+        assert_eq!(c.find_key_for("bob", PasswordAlgorithm::Md5, NOW, |k| k == bob), Ok(LongTermKey::Md5(bob)));
+        // REST: SHA-256 over the same username:realm:password.
+        let name = rest_username(NOW + 60, "carol", ':');
+        let key = long_term_key_sha256(&name, REALM, &rest_password("north", &name));
+        assert_eq!(c.find_key_for(&name, PasswordAlgorithm::Sha256, NOW, |k| k == key), Ok(LongTermKey::Sha256(key)));
+        // USERHASH finds static users only.
+        assert_eq!(c.user_by_hash(&userhash("alice", REALM)), Some("alice"));
+        assert_eq!(c.user_by_hash(&userhash("bob", REALM)), Some("bob"));
+        assert_eq!(c.user_by_hash(&userhash(&name, REALM)), None);
+        assert_eq!(c.user_by_hash(&userhash("alice", REALM)[..31]), None);
+        assert_eq!(format!("{:?}", LongTermKey::Sha256(alice)), "Sha256(<redacted>)");
     }
 }

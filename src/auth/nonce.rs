@@ -5,6 +5,11 @@
 //! HMAC-SHA1(key, issue time || client IP octets). IPv4-mapped IPv6 addresses are folded to IPv4
 //! so that a dual-stack socket and an IPv4 socket agree on the same client.
 //!
+//! With RFC 8489 security features the nonce is prefixed by the nonce cookie `obMatJos2` and
+//! 4 characters of standard base64 encoding the 24 feature bits (§9.2; bit 0 is the most
+//! significant), 29 characters in all. The MAC covers the feature bits too, so a cookie
+//! stripped or altered on the way to the client makes the nonce invalid.
+//!
 //! Times are compared modulo 2^32 (serial-number style), so nonces keep working past 2106; a
 //! nonce more than ~68 years old would look like one from the future, and is rejected.
 
@@ -13,7 +18,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hmac::Mac as _;
 use subtle::ConstantTimeEq as _;
@@ -22,6 +27,15 @@ use super::{hmac_sha1, HmacSha1};
 
 /// Nonce text length in bytes: 12 raw bytes in base64url without padding.
 pub const NONCE_LEN: usize = 16;
+
+/// The nonce cookie of RFC 8489 §9.2.
+pub const NONCE_COOKIE: &str = "obMatJos2";
+/// Longest nonce text: cookie, 4 characters of feature bits, the 16-character nonce.
+pub const NONCE_MAX: usize = NONCE_COOKIE.len() + 4 + NONCE_LEN;
+/// Security feature bit "Password algorithms" (RFC 8489 §18.1, bit 0: the most significant of 24).
+pub const FEATURE_PASSWORD_ALGORITHMS: u32 = 1 << 23;
+/// Security feature bit "Username anonymity" (RFC 8489 §18.1, bit 1).
+pub const FEATURE_USERNAME_ANONYMITY: u32 = 1 << 22;
 
 /// Raw nonce length: issue time + truncated MAC.
 const RAW_LEN: usize = TIME_LEN + TAG_LEN;
@@ -74,7 +88,7 @@ impl NonceMinter {
         let issued = unix_now as u32;
         let mut raw = [0u8; RAW_LEN];
         raw[..TIME_LEN].copy_from_slice(&issued.to_be_bytes());
-        raw[TIME_LEN..].copy_from_slice(&self.tag(issued, client));
+        raw[TIME_LEN..].copy_from_slice(&self.tag(issued, 0, client));
         // 12 bytes always encode to exactly 16 ASCII characters, so neither step can fail;
         // the empty fallback only keeps this function free of panics.
         match URL_SAFE_NO_PAD.encode_slice(raw, out) {
@@ -83,8 +97,58 @@ impl NonceMinter {
         }
     }
 
+    /// [`NonceMinter::mint`] with RFC 8489 security feature bits (24 bits; 0 = the plain
+    /// 16-character nonce, anything else: cookie, feature bits, nonce, 29 characters).
+    pub fn mint_with<'a>(&self, unix_now: u64, client: IpAddr, features: u32, out: &'a mut [u8; NONCE_MAX]) -> &'a str {
+        let features = features & 0x00FF_FFFF;
+        let issued = unix_now as u32;
+        let mut raw = [0u8; RAW_LEN];
+        raw[..TIME_LEN].copy_from_slice(&issued.to_be_bytes());
+        raw[TIME_LEN..].copy_from_slice(&self.tag(issued, features, client));
+        let len = if features == 0 {
+            // The plain nonce, at the start of `out`.
+            match URL_SAFE_NO_PAD.encode_slice(raw, &mut out[..]) {
+                Ok(NONCE_LEN) => NONCE_LEN,
+                _ => return "",
+            }
+        } else {
+            let (prefix, body) = out.split_at_mut(NONCE_COOKIE.len() + 4);
+            prefix[..NONCE_COOKIE.len()].copy_from_slice(NONCE_COOKIE.as_bytes());
+            let bits = &features.to_be_bytes()[1..];
+            match (
+                STANDARD.encode_slice(bits, &mut prefix[NONCE_COOKIE.len()..]),
+                URL_SAFE_NO_PAD.encode_slice(raw, body),
+            ) {
+                (Ok(4), Ok(NONCE_LEN)) => NONCE_MAX,
+                _ => return "",
+            }
+        };
+        std::str::from_utf8(&out[..len]).unwrap_or("")
+    }
+
     /// Valid if the MAC matches (constant-time compare with `subtle`) and unix_now < issued + lifetime; Stale if the MAC matches but it is too old (or from the future by more than 5 s is Invalid); Invalid otherwise (wrong length, bad encoding, wrong MAC, different client IP).
     pub fn check(&self, nonce: &[u8], unix_now: u64, client: IpAddr) -> NonceCheck {
+        self.check_features(nonce, unix_now, client).0
+    }
+
+    /// [`NonceMinter::check`] of a nonce with or without the RFC 8489 cookie; also returns the
+    /// security feature bits it was minted with (0 without the cookie). The bits are covered by
+    /// the MAC: they are what this server sent.
+    pub fn check_features(&self, nonce: &[u8], unix_now: u64, client: IpAddr) -> (NonceCheck, u32) {
+        let (features, nonce) = match nonce.strip_prefix(NONCE_COOKIE.as_bytes()) {
+            Some(rest) if rest.len() == 4 + NONCE_LEN => {
+                let mut bits = [0u8; 3];
+                match STANDARD.decode_slice(&rest[..4], &mut bits) {
+                    Ok(3) => (u32::from_be_bytes([0, bits[0], bits[1], bits[2]]), &rest[4..]),
+                    _ => return (NonceCheck::Invalid, 0),
+                }
+            }
+            _ => (0, nonce),
+        };
+        (self.check_raw(nonce, features, unix_now, client), features)
+    }
+
+    fn check_raw(&self, nonce: &[u8], features: u32, unix_now: u64, client: IpAddr) -> NonceCheck {
         if nonce.len() != NONCE_LEN {
             return NonceCheck::Invalid;
         }
@@ -96,7 +160,7 @@ impl NonceMinter {
             _ => return NonceCheck::Invalid,
         }
         let issued = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        let expected = self.tag(issued, client);
+        let expected = self.tag(issued, features, client);
         if !bool::from(expected.ct_eq(&raw[TIME_LEN..])) {
             return NonceCheck::Invalid;
         }
@@ -113,10 +177,11 @@ impl NonceMinter {
         }
     }
 
-    /// The truncated MAC over (issue time, canonical client IP).
-    fn tag(&self, issued: u32, client: IpAddr) -> [u8; TAG_LEN] {
+    /// The truncated MAC over (issue time, feature bits, canonical client IP).
+    fn tag(&self, issued: u32, features: u32, client: IpAddr) -> [u8; TAG_LEN] {
         let mut mac = self.mac.clone();
         mac.update(&issued.to_be_bytes());
+        mac.update(&features.to_be_bytes());
         match client {
             IpAddr::V4(v4) => mac.update(&v4.octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -347,5 +412,29 @@ mod tests {
             }
         }
         assert_eq!(valid, 0);
+    }
+
+    #[test]
+    fn cookie_nonces_carry_their_feature_bits_under_the_mac() {
+        let m = minter();
+        let features = FEATURE_PASSWORD_ALGORITHMS | FEATURE_USERNAME_ANONYMITY;
+        let mut out = [0u8; NONCE_MAX];
+        let n = m.mint_with(NOW, v4(), features, &mut out).to_owned();
+        assert_eq!(n.len(), NONCE_MAX);
+        assert!(n.starts_with("obMatJos2wAAA"), "{n}");
+        assert_eq!(m.check_features(n.as_bytes(), NOW, v4()), (NonceCheck::Valid, features));
+        assert_eq!(m.check_features(n.as_bytes(), NOW + LIFETIME, v4()), (NonceCheck::Stale, features));
+        // Other bits, a stripped cookie, another client: not ours.
+        let other = n.replace("wAAA", "gAAA");
+        assert_eq!(m.check_features(other.as_bytes(), NOW, v4()).0, NonceCheck::Invalid);
+        assert_eq!(m.check(&n.as_bytes()[13..], NOW, v4()), NonceCheck::Invalid);
+        assert_eq!(m.check(n.as_bytes(), NOW, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8))), NonceCheck::Invalid);
+        // RFC 8489 B.1's nonce parses as a cookie nonce but is not ours; bad base64 neither.
+        assert_eq!(m.check_features(b"obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA", NOW, v4()).0, NonceCheck::Invalid);
+        assert_eq!(m.check_features(b"obMatJos2*AAAAAAAAAAAAAAAAAAAA", NOW, v4()).0, NonceCheck::Invalid);
+        // Without features, mint_with is the plain nonce.
+        let plain = m.mint_with(NOW, v4(), 0, &mut out).to_owned();
+        assert_eq!(plain.len(), NONCE_LEN);
+        assert_eq!(m.check_features(plain.as_bytes(), NOW, v4()), (NonceCheck::Valid, 0));
     }
 }

@@ -204,3 +204,36 @@ pub fn decode_error_code(value: &[u8]) -> Result<(u16, &str), StunError> {
 pub fn decode_u32(value: &[u8]) -> Result<u32, StunError> {
     <[u8; 4]>::try_from(value).map(u32::from_be_bytes).map_err(|_| StunError::BadAttribute)
 }
+
+/// PASSWORD-ALGORITHM numbers (RFC 8489 §18.5): MD5 and SHA-256.
+pub const ALGORITHM_MD5: u16 = 0x0001;
+pub const ALGORITHM_SHA256: u16 = 0x0002;
+
+/// Decodes PASSWORD-ALGORITHM (RFC 8489 §14.12) into its algorithm number. Parameters must
+/// fill the value exactly (MD5 and SHA-256 have none).
+pub fn decode_password_algorithm(value: &[u8]) -> Result<u16, StunError> {
+    match value {
+        [a0, a1, l0, l1, params @ ..] if usize::from(u16::from_be_bytes([*l0, *l1])) == params.len() => {
+            Ok(u16::from_be_bytes([*a0, *a1]))
+        }
+        _ => Err(StunError::BadAttribute),
+    }
+}
+
+/// Whether a PASSWORD-ALGORITHMS value (RFC 8489 §14.11) lists `algorithm`. Entries are an
+/// algorithm number, a parameter length and the parameters padded to 4 bytes; a malformed
+/// list lists nothing.
+pub fn lists_password_algorithm(list: &[u8], algorithm: u16) -> bool {
+    let mut rest = list;
+    while let [a0, a1, l0, l1, tail @ ..] = rest {
+        let params = usize::from(u16::from_be_bytes([*l0, *l1])).next_multiple_of(4);
+        if u16::from_be_bytes([*a0, *a1]) == algorithm && params <= tail.len() {
+            return true;
+        }
+        match tail.get(params..) {
+            Some(next) => rest = next,
+            None => return false,
+        }
+    }
+    false
+}

@@ -14,6 +14,7 @@ pub use writer::{data_indication_prefix, BufferTooSmall, MessageWriter, DATA_IND
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 
 /// The magic cookie of RFC 5389/8489 messages.
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
@@ -120,8 +121,8 @@ pub struct Message<'a> {
     /// Value offset after the header + 1 of the first occurrence of each [`attr::INDEXED`] type
     /// (0 = absent). Counted from the header's end so that it fits 16 bits (at most 65533).
     index: [u16; attr::INDEXED.len()],
-    /// Where the attributes covered by MESSAGE-INTEGRITY end (start of the MI attribute), or the
-    /// message end when there is none. Attributes other than MI-SHA256/FINGERPRINT after MI are
+    /// Where the attributes covered by MESSAGE-INTEGRITY end (start of the first MI or
+    /// MI-SHA256 attribute), or the message end when there is none. Attributes other than MI-SHA256/FINGERPRINT after MI are
     /// ignored (RFC 8489 §14.5).
     protected_end: usize,
     unknown: [u16; MAX_UNKNOWN],
@@ -186,7 +187,9 @@ impl<'a> Message<'a> {
                     None => {}
                 }
             }
-            if t == attr::MESSAGE_INTEGRITY && !after_integrity {
+            // Whichever integrity attribute comes first ends the protected part (RFC 8489 §14.5,
+            // §14.6): after it only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT count.
+            if (t == attr::MESSAGE_INTEGRITY || t == attr::MESSAGE_INTEGRITY_SHA256) && !after_integrity {
                 after_integrity = true;
                 msg.protected_end = pos;
             }
@@ -286,6 +289,29 @@ impl<'a> Message<'a> {
         let mac = integrity_hmac(key, self.buf, self.protected_end);
         subtle::ConstantTimeEq::ct_eq(&mac[..], expected).into()
     }
+
+    /// Checks MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256, RFC 8489 §14.6) with `key`, in constant
+    /// time. The value may be truncated to 16..=32 bytes in steps of 4; the HMAC runs over the
+    /// message up to the attribute with the length field set to end after it. Returns false when
+    /// there is none.
+    pub fn check_integrity_sha256(&self, key: &[u8]) -> bool {
+        let (Some(expected), Some(start)) =
+            (self.attr(attr::MESSAGE_INTEGRITY_SHA256), self.attr_start(attr::MESSAGE_INTEGRITY_SHA256))
+        else {
+            return false;
+        };
+        if !(16..=32).contains(&expected.len()) || expected.len() % 4 != 0 {
+            return false;
+        }
+        let mac = integrity_hmac_sha256(key, self.buf, start, expected.len());
+        subtle::ConstantTimeEq::ct_eq(&mac[..expected.len()], expected).into()
+    }
+
+    /// Offset of the header of the first indexed occurrence of `attr_type`.
+    fn attr_start(&self, attr_type: u16) -> Option<usize> {
+        let at = usize::from(self.index[attr::slot(attr_type)?]);
+        (at.checked_sub(1)? + HEADER_LEN).checked_sub(4)
+    }
 }
 
 /// HMAC-SHA1 over `buf[..end]` with the header length field rewritten to cover the 24-byte
@@ -293,6 +319,17 @@ impl<'a> Message<'a> {
 pub(crate) fn integrity_hmac(key: &[u8], buf: &[u8], end: usize) -> [u8; 20] {
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     let length = (end + 24 - HEADER_LEN) as u16;
+    mac.update(&buf[..2]);
+    mac.update(&length.to_be_bytes());
+    mac.update(&buf[4..end]);
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA256 over `buf[..end]` with the header length field rewritten to cover a
+/// MESSAGE-INTEGRITY-SHA256 attribute of `mac_len` bytes that starts at `end` (RFC 8489 §14.6).
+pub(crate) fn integrity_hmac_sha256(key: &[u8], buf: &[u8], end: usize, mac_len: usize) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let length = (end + 4 + mac_len - HEADER_LEN) as u16;
     mac.update(&buf[..2]);
     mac.update(&length.to_be_bytes());
     mac.update(&buf[4..end]);

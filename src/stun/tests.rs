@@ -362,3 +362,95 @@ fn stream_frames_are_sized_before_parsing() {
     let vector = vector("request_2_1");
     assert_eq!(stream_frame(&vector), StreamFrame::Frame(vector.len()));
 }
+
+/// RFC 8489 Appendix B.1's attributes before MESSAGE-INTEGRITY-SHA256 (the printed vector's
+/// length field, 0x9c, does not match its 156 bytes and its HMAC cannot be reproduced: the
+/// RFC errata; its USERHASH, NONCE and REALM are used as printed).
+const RFC8489_B1_USERHASH: &str = "4a3cf38fef6992bda952c6780417da0f24819415569e60b205c46e41407f1704";
+const RFC8489_B1_NONCE: &str = "obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA";
+const RFC8489_B1_USER: &str = "\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn rfc8489_b1_userhash_and_sha256_integrity() {
+    assert_eq!(crate::auth::userhash(RFC8489_B1_USER, "example.org").to_vec(), unhex(RFC8489_B1_USERHASH));
+    // The SHA-256 key of B.1, from sha2 directly.
+    let key = crate::auth::long_term_key_sha256(RFC8489_B1_USER, "example.org", "TheMatrIX");
+    let expected: [u8; 32] =
+        <sha2::Sha256 as sha2::Digest>::digest(format!("{RFC8489_B1_USER}:example.org:TheMatrIX").as_bytes()).into();
+    assert_eq!(key, expected);
+    // B.1 rebuilt (with the PASSWORD-ALGORITHM the errata adds), signed and checked.
+    let txid = <[u8; 12]>::try_from(unhex("78ad3433c6ad72c029da412e")).unwrap();
+    let mut buf = [0u8; 256];
+    let mut w = MessageWriter::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), &txid);
+    w.attr(attr::USERHASH, &unhex(RFC8489_B1_USERHASH))
+        .attr(attr::NONCE, RFC8489_B1_NONCE.as_bytes())
+        .attr(attr::REALM, b"example.org")
+        .attr(attr::PASSWORD_ALGORITHM, &[0, 2, 0, 0])
+        .integrity_sha256(&key);
+    let n = w.finish().unwrap();
+    assert_eq!(n, 20 + 36 + 48 + 16 + 8 + 36);
+    let msg = Message::parse(&buf[..n]).unwrap();
+    assert_eq!(
+        attr::decode_password_algorithm(msg.attr(attr::PASSWORD_ALGORITHM).unwrap()),
+        Ok(attr::ALGORITHM_SHA256)
+    );
+    assert!(msg.check_integrity_sha256(&key));
+    assert!(!msg.check_integrity_sha256(&key[..16]));
+    assert!(!msg.check_integrity(&key), "no MESSAGE-INTEGRITY");
+    // The HMAC, independently: over the message with its length ending after the attribute.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
+    hmac::Mac::update(&mut mac, &buf[..n - 36]);
+    assert_eq!(hmac::Mac::finalize(mac).into_bytes()[..], buf[n - 32..n]);
+}
+
+#[test]
+fn message_integrity_sha256_truncated_and_after_message_integrity() {
+    let key = b"k";
+    // Both attributes: MI first, MI-SHA256 over everything before it, MI included.
+    let mut buf = [0u8; 256];
+    let mut w = MessageWriter::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), &[3; 12]);
+    w.attr(attr::USERNAME, b"u").integrity(key).integrity_sha256(key).fingerprint();
+    let n = w.finish().unwrap();
+    let msg = Message::parse(&buf[..n]).unwrap();
+    assert!(msg.check_integrity(key) && msg.check_integrity_sha256(key));
+    // Attributes after MI-SHA256 (other than FINGERPRINT) are not seen.
+    let mut w = MessageWriter::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), &[3; 12]);
+    w.integrity_sha256(key).attr(attr::USERNAME, b"late");
+    let n = w.finish().unwrap();
+    let msg = Message::parse(&buf[..n]).unwrap();
+    assert!(msg.check_integrity_sha256(key) && !msg.has(attr::USERNAME));
+    // A value truncated to 16 bytes verifies when the HMAC covered the shorter attribute;
+    // lengths other than 16..=32 in steps of 4 never do.
+    for len in [12usize, 16, 20, 28, 30, 32] {
+        let mut m = MessageWriter::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), &[3; 12]);
+        m.attr(attr::USERNAME, b"u");
+        let start = m.finish().unwrap();
+        let mac = super::integrity_hmac_sha256(key, &buf, start, len);
+        let mut m = MessageWriter::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), &[3; 12]);
+        m.attr(attr::USERNAME, b"u").attr(attr::MESSAGE_INTEGRITY_SHA256, &mac[..len]);
+        let n = m.finish().unwrap();
+        let ok = Message::parse(&buf[..n]).unwrap().check_integrity_sha256(key);
+        assert_eq!(ok, len >= 16 && len % 4 == 0, "{len}");
+    }
+}
+
+#[test]
+fn password_algorithm_attributes_decode() {
+    assert_eq!(attr::decode_password_algorithm(&[0, 1, 0, 0]), Ok(attr::ALGORITHM_MD5));
+    assert_eq!(attr::decode_password_algorithm(&[0, 2, 0, 4, 1, 2, 3, 4]), Ok(attr::ALGORITHM_SHA256));
+    for bad in [&[][..], &[0, 2], &[0, 2, 0, 4], &[0, 2, 0, 0, 9]] {
+        assert_eq!(attr::decode_password_algorithm(bad), Err(StunError::BadAttribute), "{bad:?}");
+    }
+    let list = [0, 2, 0, 0, 0, 1, 0, 0];
+    assert!(attr::lists_password_algorithm(&list, attr::ALGORITHM_MD5));
+    assert!(attr::lists_password_algorithm(&list, attr::ALGORITHM_SHA256));
+    assert!(!attr::lists_password_algorithm(&list, 3));
+    // Parameters are skipped, padded to 4 bytes; a list overrunning its value lists nothing more.
+    assert!(attr::lists_password_algorithm(&[0, 9, 0, 1, 7, 0, 0, 0, 0, 2, 0, 0], attr::ALGORITHM_SHA256));
+    assert!(!attr::lists_password_algorithm(&[0, 9, 0, 9, 7, 0, 0, 0, 0, 2, 0, 0], attr::ALGORITHM_SHA256));
+    assert!(!attr::lists_password_algorithm(&[0, 2, 0], attr::ALGORITHM_SHA256));
+}

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{attr, integrity_hmac, MessageType, FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE};
+use super::{attr, integrity_hmac, integrity_hmac_sha256, MessageType, FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE};
 
 /// Builds one STUN message in `buf`. Calls never fail one by one: running out of room is
 /// remembered and reported by [`MessageWriter::finish`], so callers chain attribute writes.
@@ -101,6 +101,17 @@ impl<'b> MessageWriter<'b> {
         }
         let mac = integrity_hmac(key, self.buf, self.len);
         self.attr(attr::MESSAGE_INTEGRITY, &mac)
+    }
+
+    /// Appends MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256 with `key`, all 32 bytes) over everything
+    /// written so far (RFC 8489 §14.6).
+    pub fn integrity_sha256(&mut self, key: &[u8]) -> &mut Self {
+        if !self.fits(36) {
+            self.overflow = true;
+            return self;
+        }
+        let mac = integrity_hmac_sha256(key, self.buf, self.len, 32);
+        self.attr(attr::MESSAGE_INTEGRITY_SHA256, &mac)
     }
 
     /// Appends FINGERPRINT; must be the last attribute.

@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::auth::{Credentials, Key, NonceCheck, NonceMinter, NONCE_LEN};
+use crate::auth::{
+    Credentials, LongTermKey, NonceCheck, NonceMinter, PasswordAlgorithm, FEATURE_PASSWORD_ALGORITHMS,
+    FEATURE_USERNAME_ANONYMITY, NONCE_MAX,
+};
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
 use counts::{AuthFailure, Counts, Ended, RequestCounts};
 pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
@@ -331,9 +334,35 @@ pub(crate) struct Live {
 
 /// A request that passed authentication.
 pub(crate) struct Authenticated<'a> {
-    pub username: &'a str,
-    pub key: Key,
+    /// USERNAME, or the static user a USERHASH names.
+    pub username: std::borrow::Cow<'a, str>,
+    pub key: Signer,
 }
+
+/// The key responses to an authenticated request are signed with, and how: a request with
+/// MESSAGE-INTEGRITY-SHA256 is answered with it, one with MESSAGE-INTEGRITY with that
+/// (RFC 8489 §9.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signer {
+    pub key: LongTermKey,
+    pub sha256: bool,
+}
+
+impl Signer {
+    fn sign(&self, w: &mut MessageWriter<'_>) {
+        if self.sha256 {
+            w.integrity_sha256(self.key.as_bytes());
+        } else {
+            w.integrity(self.key.as_bytes());
+        }
+    }
+}
+
+/// PASSWORD-ALGORITHMS as turnd sends it in every 401/438 with the password-algorithms
+/// feature bit (RFC 8489 §14.11): SHA-256 first (preferred), then MD5, no parameters.
+pub const PASSWORD_ALGORITHMS: [u8; 8] = [0, 2, 0, 0, 0, 1, 0, 0];
+/// The security features turnd's nonces announce (RFC 8489 §9.2).
+const NONCE_FEATURES: u32 = FEATURE_PASSWORD_ALGORITHMS | FEATURE_USERNAME_ANONYMITY;
 
 impl<R: Relay> Server<R> {
     pub fn new(config: ServerConfig, credentials: Credentials, nonces: NonceMinter, policy: PeerPolicy) -> Self {
@@ -494,12 +523,24 @@ impl<R: Relay> Server<R> {
         msg: &Message<'m>,
         out: &mut [u8],
     ) -> Result<Authenticated<'m>, Outcome> {
-        if !msg.has(attr::MESSAGE_INTEGRITY) {
+        let sha256 = msg.has(attr::MESSAGE_INTEGRITY_SHA256);
+        if !msg.has(attr::MESSAGE_INTEGRITY) && !sha256 {
             self.requests.auth_failure(AuthFailure::MissingCredentials);
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
         }
-        let (Some(Ok(username)), Some(Ok(realm)), Some(nonce)) =
-            (msg.text(attr::USERNAME), msg.text(attr::REALM), msg.attr(attr::NONCE))
+        let live = self.live();
+        //= https://www.rfc-editor.org/rfc/rfc8489#section-14.4
+        // USERHASH stands in for USERNAME (static users only: the hashes are precomputed).
+        let username: Option<std::borrow::Cow<'m, str>> = match (msg.text(attr::USERNAME), msg.attr(attr::USERHASH)) {
+            (Some(name), _) => name.ok().map(Into::into),
+            (None, Some(hash)) => match live.credentials.user_by_hash(hash) {
+                Some(name) => Some(name.to_owned().into()),
+                // A USERHASH of no static user.
+                None => return Err(self.auth_failed(now, tuple, msg, out, crate::auth::AuthError::UnknownUser)),
+            },
+            (None, None) => None,
+        };
+        let (Some(username), Some(Ok(realm)), Some(nonce)) = (username, msg.text(attr::REALM), msg.attr(attr::NONCE))
         else {
             self.requests.auth_failure(AuthFailure::MissingAttributes);
             return Err(self.error(msg, out, ErrorCode::BadRequest, None));
@@ -510,53 +551,81 @@ impl<R: Relay> Server<R> {
             self.requests.auth_failure(AuthFailure::MissingAttributes);
             return Err(self.error(msg, out, ErrorCode::BadRequest, None));
         }
-        match self.nonces.check(nonce, now.unix, tuple.client.ip()) {
-            NonceCheck::Valid => {}
-            check => {
+        let features = match self.nonces.check_features(nonce, now.unix, tuple.client.ip()) {
+            (NonceCheck::Valid, features) => features,
+            (check, _) => {
                 let why = if check == NonceCheck::Stale { AuthFailure::StaleNonce } else { AuthFailure::BadNonce };
                 self.requests.auth_failure(why);
                 return Err(self.challenge(now, tuple, msg, out, ErrorCode::StaleNonce));
             }
-        }
-        let live = self.live();
+        };
         if realm != live.credentials.realm() {
             self.requests.auth_failure(AuthFailure::WrongRealm);
             return Err(self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized));
         }
-        match live.credentials.find_key(username, now.unix, |key| msg.check_integrity(key)) {
-            Ok(key) => Ok(Authenticated { username, key }),
-            Err(e) => {
-                self.requests.auth_failure(e.into());
-                let outcome = self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized);
-                // One line per failed credential check, at the default level: fail2ban's filter
-                // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures,
-                // and a source over its 401 rate gets neither an answer nor more lines.
-                if outcome != Outcome::Dropped(Discard::RateLimited) {
-                    tracing::info!(ip = %tuple.client.ip(), reason = %e, "authentication failed");
-                }
-                Err(outcome)
-            }
+        let Some(algorithm) = password_algorithm(msg, features) else {
+            // Bid-down protection: counted with the other malformed credentials.
+            self.requests.auth_failure(AuthFailure::MissingAttributes);
+            return Err(self.error(msg, out, ErrorCode::BadRequest, None));
+        };
+        let verify = |key: &[u8]| if sha256 { msg.check_integrity_sha256(key) } else { msg.check_integrity(key) };
+        match live.credentials.find_key_for(&username, algorithm, now.unix, verify) {
+            Ok(key) => Ok(Authenticated { username, key: Signer { key, sha256 } }),
+            Err(e) => Err(self.auth_failed(now, tuple, msg, out, e)),
         }
     }
 
-    /// 401 or 438 with REALM and a fresh NONCE, no MESSAGE-INTEGRITY; nothing when the source
-    /// is over its challenge rate.
+    /// Counts and logs a failed credential check and answers it with a 401.
+    fn auth_failed(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+        out: &mut [u8],
+        e: crate::auth::AuthError,
+    ) -> Outcome {
+        self.requests.auth_failure(e.into());
+        let outcome = self.challenge(now, tuple, msg, out, ErrorCode::Unauthorized);
+        // One line per failed credential check, at the default level: fail2ban's filter
+        // (systemd/fail2ban/) matches it. Missing-credential challenges are not failures,
+        // and a source over its 401 rate gets neither an answer nor more lines.
+        if outcome != Outcome::Dropped(Discard::RateLimited) {
+            tracing::info!(ip = %tuple.client.ip(), reason = %e, "authentication failed");
+        }
+        outcome
+    }
+
+    /// 401 or 438 with REALM, a fresh NONCE with the RFC 8489 cookie and PASSWORD-ALGORITHMS,
+    /// no MESSAGE-INTEGRITY; nothing when the source is over its challenge rate. When even
+    /// without its reason phrase that is over a UDP request's reflection budget, the plain
+    /// 16-character nonce without PASSWORD-ALGORITHMS (RFC 5389's challenge) is tried: the
+    /// client then authenticates with MD5 keys, which the nonce's MAC binds it to.
     fn challenge(&self, now: Now, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8], code: ErrorCode) -> Outcome {
         let rate = self.limits.challenge_rate.load(Ordering::Relaxed);
         if !self.limiters.challenges.admit(tuple.client.ip(), self.ticks(now.mono), rate) {
             return Outcome::Dropped(Discard::RateLimited);
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        let nonce = self.nonces.mint(now.unix, tuple.client.ip(), &mut nonce);
         let live = self.live();
         let realm = live.credentials.realm();
+        let mut nonce = [0u8; NONCE_MAX];
+        let nonce = self.nonces.mint_with(now.unix, tuple.client.ip(), NONCE_FEATURES, &mut nonce);
+        let outcome = self.respond_error(msg, out, code, None, |w| {
+            w.attr(attr::REALM, realm.as_bytes())
+                .attr(attr::NONCE, nonce.as_bytes())
+                .attr(attr::PASSWORD_ALGORITHMS, &PASSWORD_ALGORITHMS);
+        });
+        if outcome != Outcome::Dropped(Discard::Amplification) {
+            return outcome;
+        }
+        let mut nonce = [0u8; NONCE_MAX];
+        let nonce = self.nonces.mint_with(now.unix, tuple.client.ip(), 0, &mut nonce);
         self.respond_error(msg, out, code, None, |w| {
             w.attr(attr::REALM, realm.as_bytes()).attr(attr::NONCE, nonce.as_bytes());
         })
     }
 
     /// An error response; with `key` it carries MESSAGE-INTEGRITY (authenticated requests).
-    pub(crate) fn error(&self, msg: &Message<'_>, out: &mut [u8], code: ErrorCode, key: Option<&Key>) -> Outcome {
+    pub(crate) fn error(&self, msg: &Message<'_>, out: &mut [u8], code: ErrorCode, key: Option<&Signer>) -> Outcome {
         self.respond_error(msg, out, code, key, |w| {
             if code == ErrorCode::UnknownAttribute {
                 w.unknown_attributes(msg.unknown());
@@ -569,7 +638,7 @@ impl<R: Relay> Server<R> {
         msg: &Message<'_>,
         out: &mut [u8],
         code: ErrorCode,
-        key: Option<&Key>,
+        key: Option<&Signer>,
         attrs: impl Fn(&mut MessageWriter<'_>),
     ) -> Outcome {
         let kind = MessageType::new(msg.method(), Class::Error);
@@ -593,7 +662,7 @@ impl<R: Relay> Server<R> {
         &self,
         msg: &Message<'_>,
         out: &mut [u8],
-        key: Option<&Key>,
+        key: Option<&Signer>,
         attrs: impl FnOnce(&mut MessageWriter<'_>),
     ) -> Outcome {
         let kind = MessageType::new(msg.method(), Class::Success);
@@ -605,13 +674,13 @@ impl<R: Relay> Server<R> {
         msg: &Message<'_>,
         kind: MessageType,
         out: &mut [u8],
-        key: Option<&Key>,
+        key: Option<&Signer>,
         attrs: impl FnOnce(&mut MessageWriter<'_>),
     ) -> Outcome {
         let mut w = MessageWriter::new(out, kind, msg.transaction_id());
         attrs(&mut w);
         if let Some(key) = key {
-            w.integrity(key);
+            key.sign(&mut w);
         }
         // Answer FINGERPRINT with FINGERPRINT (RFC 8489 §7.3: useful to multiplexing clients).
         if msg.has(attr::FINGERPRINT) {
@@ -654,6 +723,32 @@ fn reflection_budget(msg: &Message<'_>) -> usize {
         (2 * len).max(BARE_IPV6_BINDING_ANSWER)
     } else {
         3 * len
+    }
+}
+
+/// The password algorithm of a request whose nonce carried `features` (RFC 8489 §9.2.4), or
+/// `None` for a bid-down attempt (400). With the password-algorithms bit: neither
+/// PASSWORD-ALGORITHM nor PASSWORD-ALGORITHMS means MD5 (RFC 5389 clients echo the nonce and
+/// nothing else); otherwise both must be present, PASSWORD-ALGORITHMS exactly as sent and
+/// PASSWORD-ALGORITHM one of its entries. Without the bit, MD5.
+fn password_algorithm(msg: &Message<'_>, features: u32) -> Option<PasswordAlgorithm> {
+    if features & FEATURE_PASSWORD_ALGORITHMS == 0 {
+        return Some(PasswordAlgorithm::Md5);
+    }
+    match (msg.attr(attr::PASSWORD_ALGORITHM), msg.attr(attr::PASSWORD_ALGORITHMS)) {
+        (None, None) => Some(PasswordAlgorithm::Md5),
+        (Some(chosen), Some(list)) if list == PASSWORD_ALGORITHMS => {
+            let chosen = attr::decode_password_algorithm(chosen).ok()?;
+            if !attr::lists_password_algorithm(list, chosen) {
+                return None;
+            }
+            match chosen {
+                attr::ALGORITHM_MD5 => Some(PasswordAlgorithm::Md5),
+                attr::ALGORITHM_SHA256 => Some(PasswordAlgorithm::Sha256),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

@@ -69,7 +69,7 @@ impl<R: Relay> Server<R> {
             Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
             None => live.config.default_lifetime,
         };
-        match self.table.take_quota(auth.username, live.config.user_quota, live.config.total_quota) {
+        match self.table.take_quota(&auth.username, live.config.user_quota, live.config.total_quota) {
             Ok(()) => {}
             Err(QuotaError::User) => {
                 self.requests.allocate_refusal(AllocateRefusal::UserQuota);
@@ -84,7 +84,7 @@ impl<R: Relay> Server<R> {
         let (relay, port) = match relays.open(id, options) {
             Ok(opened) => opened,
             Err(e) => {
-                self.table.release_quota(auth.username);
+                self.table.release_quota(&auth.username);
                 let code = match e {
                     OpenError::Exhausted => {
                         self.requests.allocate_refusal(AllocateRefusal::PortsExhausted);
@@ -100,7 +100,7 @@ impl<R: Relay> Server<R> {
             id,
             tuple: *tuple,
             relayed,
-            username: auth.username.into(),
+            username: auth.username.as_ref().into(),
             key: auth.key,
             expires: now.mono + lifetime,
             txid: *msg.transaction_id(),
@@ -232,7 +232,7 @@ impl<R: Relay> Server<R> {
             None => live.config.default_lifetime,
         };
         let checked = self.table.with_mut(tuple, |a| {
-            a.check_owner(auth.username, now.mono)?;
+            a.check_owner(&auth.username, now.mono)?;
             if !family_ok {
                 return Err(ErrorCode::PeerAddressFamilyMismatch);
             }
@@ -294,7 +294,7 @@ impl<R: Relay> Server<R> {
         }
         let expires = now.mono + PERMISSION_LIFETIME;
         let installed = self.table.with_mut(tuple, |a| {
-            a.check_owner(auth.username, now.mono)?;
+            a.check_owner(&auth.username, now.mono)?;
             // All or nothing: refuse before installing any when the allocation is full.
             let new = peers.iter().flatten().filter(|ip| !a.permissions.iter().any(|p| p.ip == **ip)).count();
             if a.permissions.len() + new > super::table::MAX_PERMISSIONS {
@@ -328,7 +328,7 @@ impl<R: Relay> Server<R> {
             Err(code) => return self.error(msg, out, code, key),
         };
         let bound = self.table.with_mut(tuple, |a| {
-            a.check_owner(auth.username, now.mono)?;
+            a.check_owner(&auth.username, now.mono)?;
             if a.tcp {
                 // RFC 6062 §5: TCP allocations have no channels.
                 return Err(ErrorCode::BadRequest);

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use crate::auth::Key;
-
 use super::counts::{AllocationCounts, AllocationKind, Counts, Ended};
 use super::limit::Gcra;
 use super::FiveTuple;
@@ -55,7 +53,7 @@ pub struct Allocation<R> {
     /// The relayed transport address as advertised to the client (external IP when configured).
     pub relayed: SocketAddr,
     pub username: Box<str>,
-    pub key: Key,
+    pub key: super::Signer,
     pub expires: Instant,
     /// Transaction id of the Allocate that created it, to answer its retransmissions.
     pub txid: [u8; 12],

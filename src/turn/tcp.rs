@@ -77,7 +77,7 @@ impl<R: Relay> Server<R> {
             Err(code) => return self.error(msg, out, code, key),
         };
         let found = self.table.with(tuple, |a| {
-            a.check_owner(auth.username, now.mono)?;
+            a.check_owner(&auth.username, now.mono)?;
             if !a.tcp {
                 return Err(ErrorCode::BadRequest);
             }
@@ -128,7 +128,7 @@ impl<R: Relay> Server<R> {
             let code = ErrorCode::ConnectionFailure;
             w.error_code(code.code(), code.reason());
         }
-        w.integrity(&key);
+        key.sign(&mut w);
         Some((control, w.finish().ok()?))
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::auth::{long_term_key, rest_password, rest_username, UserSecret};
+use crate::auth::{long_term_key, rest_password, rest_username, Key, UserSecret};
 use crate::stun::{attr, ChannelData, Message, MessageType, MessageWriter};
 
 const REALM: &str = "turnd.test";
@@ -724,4 +724,5 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 
 mod counts;
 mod limits;
+mod sha256;
 mod tcp;
