@@ -7,10 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
-use sha1::Sha1;
+pub use super::keys::*;
 
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
 const FINGERPRINT_XOR: u32 = 0x5354_554e;
@@ -41,7 +38,11 @@ pub const REQUESTED_ADDRESS_FAMILY: u16 = 0x0017;
 pub const EVEN_PORT: u16 = 0x0018;
 pub const REQUESTED_TRANSPORT: u16 = 0x0019;
 pub const DONT_FRAGMENT: u16 = 0x001A;
+pub const MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
+pub const PASSWORD_ALGORITHM: u16 = 0x001D;
+pub const USERHASH: u16 = 0x001E;
 pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
 pub const SOFTWARE: u16 = 0x8022;
 pub const FINGERPRINT: u16 = 0x8028;
 
@@ -99,30 +100,6 @@ pub fn random_txid() -> [u8; 12] {
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
     out
-}
-
-/// Long-term credential key: MD5(username ":" realm ":" password).
-pub fn long_term_key(user: &str, realm: &str, pass: &str) -> Vec<u8> {
-    let mut h = Md5::new();
-    h.update(format!("{user}:{realm}:{pass}").as_bytes());
-    h.finalize().to_vec()
-}
-
-pub fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("hmac key");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-/// TURN REST credentials: username `expiry<sep>user`, password base64(HMAC-SHA1(secret, username)).
-pub fn rest_credentials(secret: &str, user: &str, expiry_unix: u64) -> (String, String) {
-    rest_credentials_sep(secret, user, expiry_unix, ":")
-}
-
-pub fn rest_credentials_sep(secret: &str, user: &str, expiry_unix: u64, sep: &str) -> (String, String) {
-    let username = format!("{expiry_unix}{sep}{user}");
-    let pass = base64::engine::general_purpose::STANDARD.encode(hmac_sha1(secret.as_bytes(), username.as_bytes()));
-    (username, pass)
 }
 
 /// XOR-encoded address attribute value (XOR-MAPPED/PEER/RELAYED-ADDRESS).
@@ -210,6 +187,20 @@ impl MessageBuilder {
             let mac = hmac_sha1(key, &b);
             push_attr(&mut b, MESSAGE_INTEGRITY, &mac);
         }
+        self.finish(b, fingerprint)
+    }
+
+    /// Encodes the message with MESSAGE-INTEGRITY-SHA256 (all 32 bytes) keyed with `key`.
+    pub fn encode_sha256(&self, key: &[u8], fingerprint: bool) -> Vec<u8> {
+        let mut b = self.encode(None, false);
+        let l = b.len() - 20 + 36;
+        set_len(&mut b, l);
+        let mac = hmac_sha256(key, &b);
+        push_attr(&mut b, MESSAGE_INTEGRITY_SHA256, &mac);
+        self.finish(b, fingerprint)
+    }
+
+    fn finish(&self, mut b: Vec<u8>, fingerprint: bool) -> Vec<u8> {
         if fingerprint {
             push_fingerprint(&mut b);
         }
@@ -374,6 +365,20 @@ impl Message {
             .unwrap_or_default()
     }
 
+    /// Checks MESSAGE-INTEGRITY-SHA256 (32 bytes) against `key`: `None` if absent.
+    pub fn verify_integrity_sha256(&self, key: &[u8]) -> Option<bool> {
+        let mut off = 20;
+        for (t, v) in &self.attrs {
+            if *t == MESSAGE_INTEGRITY_SHA256 {
+                let mut head = self.raw[..off].to_vec();
+                set_len(&mut head, off - 20 + 4 + v.len());
+                return Some(v.len() == 32 && hmac_sha256(key, &head)[..] == v[..]);
+            }
+            off += 4 + ((v.len() + 3) & !3);
+        }
+        None
+    }
+
     /// Checks MESSAGE-INTEGRITY against `key`: `None` if absent, `Some(ok)` otherwise.
     pub fn verify_integrity(&self, key: &[u8]) -> Option<bool> {
         let off = self.mi_offset?;
@@ -431,6 +436,20 @@ struct Creds {
     pass: String,
     realm: Option<String>,
     nonce: Option<String>,
+    /// PASSWORD-ALGORITHMS of the last challenge (RFC 8489 §9.2.3).
+    algorithms: Option<Vec<u8>>,
+}
+
+/// How the client uses RFC 8489's security features when the server offers them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rfc8489 {
+    /// PASSWORD-ALGORITHM SHA-256 and MESSAGE-INTEGRITY-SHA256 when the nonce cookie's
+    /// password-algorithms bit is set and PASSWORD-ALGORITHMS lists SHA-256.
+    pub sha256: bool,
+    /// USERHASH instead of USERNAME when the username-anonymity bit is set.
+    pub userhash: bool,
+    /// Leave PASSWORD-ALGORITHMS out (what a client sees when an attacker strips it).
+    pub strip_algorithms: bool,
 }
 
 /// A TURN client on one UDP socket (one 5-tuple).
@@ -443,6 +462,8 @@ pub struct TurnClient {
     pub lifetime: Option<u32>,
     /// Add FINGERPRINT to every request (default true).
     pub fingerprint: bool,
+    /// RFC 8489 features to use (default none: an RFC 5389 client).
+    pub rfc8489: Rfc8489,
     pending: VecDeque<Incoming>,
 }
 
@@ -462,6 +483,7 @@ impl TurnClient {
             mapped: None,
             lifetime: None,
             fingerprint: true,
+            rfc8489: Rfc8489::default(),
             pending: VecDeque::new(),
         }
     }
@@ -472,16 +494,34 @@ impl TurnClient {
 
     /// Sets the credentials used by later requests; realm and nonce already learned are kept.
     pub fn set_credentials(&mut self, user: &str, pass: &str) {
-        let (realm, nonce) = match self.creds.take() {
-            Some(c) => (c.realm, c.nonce),
-            None => (None, None),
+        let (realm, nonce, algorithms) = match self.creds.take() {
+            Some(c) => (c.realm, c.nonce, c.algorithms),
+            None => (None, None, None),
         };
-        self.creds = Some(Creds { user: user.into(), pass: pass.into(), realm, nonce });
+        self.creds = Some(Creds { user: user.into(), pass: pass.into(), realm, nonce, algorithms });
     }
 
     pub fn key(&self) -> Option<Vec<u8>> {
         let c = self.creds.as_ref()?;
+        if self.uses_sha256() {
+            return Some(long_term_key_sha256(&c.user, c.realm.as_deref()?, &c.pass));
+        }
         Some(long_term_key(&c.user, c.realm.as_deref()?, &c.pass))
+    }
+
+    /// Whether the next request uses SHA-256: asked for, and offered by the current nonce and
+    /// challenge.
+    pub fn uses_sha256(&self) -> bool {
+        let Some(c) = self.creds.as_ref() else { return false };
+        let offered = c.nonce.as_deref().and_then(nonce_features).is_some_and(|(algs, _)| algs);
+        let listed = c.algorithms.as_ref().is_some_and(|l| l.chunks(4).any(|e| e[..2] == [0, 2]));
+        self.rfc8489.sha256 && offered && listed
+    }
+
+    /// Whether the next request names its user by USERHASH.
+    fn uses_userhash(&self) -> bool {
+        let offered = self.nonce().as_deref().and_then(nonce_features).is_some_and(|(_, anon)| anon);
+        self.rfc8489.userhash && offered
     }
 
     pub fn nonce(&self) -> Option<String> {
@@ -558,11 +598,21 @@ impl TurnClient {
             let mut b = MessageBuilder::new(Class::Request, method);
             let creds = self.creds.as_ref().expect("request() needs credentials");
             let authed = creds.nonce.is_some() && creds.realm.is_some();
+            let sha256 = authed && self.uses_sha256();
             if authed {
-                b = b
-                    .attr(USERNAME, creds.user.as_bytes())
-                    .attr(REALM, creds.realm.clone().unwrap().into_bytes())
-                    .attr(NONCE, creds.nonce.clone().unwrap().into_bytes());
+                let realm = creds.realm.clone().unwrap();
+                b = if self.uses_userhash() {
+                    b.attr(USERHASH, userhash(&creds.user, &realm))
+                } else {
+                    b.attr(USERNAME, creds.user.as_bytes())
+                };
+                b = b.attr(REALM, realm.into_bytes()).attr(NONCE, creds.nonce.clone().unwrap().into_bytes());
+                if sha256 {
+                    b = b.attr(PASSWORD_ALGORITHM, vec![0, 2, 0, 0]);
+                    if !self.rfc8489.strip_algorithms {
+                        b = b.attr(PASSWORD_ALGORITHMS, creds.algorithms.clone().unwrap());
+                    }
+                }
             }
             for (t, v) in &attrs {
                 if *t == XOR_PEER_ADDRESS_PENDING {
@@ -573,10 +623,14 @@ impl TurnClient {
                 }
             }
             let key = if authed { self.key() } else { None };
-            let bytes = b.encode(key.as_deref(), self.fingerprint);
+            let bytes = match &key {
+                Some(key) if sha256 => b.encode_sha256(key, self.fingerprint),
+                _ => b.encode(key.as_deref(), self.fingerprint),
+            };
             let resp = self.transact_raw(&bytes, b.txid);
             if let Some(key) = &key {
-                if let Some(ok) = resp.verify_integrity(key) {
+                let verified = if sha256 { resp.verify_integrity_sha256(key) } else { resp.verify_integrity(key) };
+                if let Some(ok) = verified {
                     assert!(ok, "response MESSAGE-INTEGRITY does not verify: {}", resp.describe());
                 } else if resp.is_success() {
                     panic!(
@@ -591,6 +645,7 @@ impl TurnClient {
                 learned_401 = true;
                 c.realm = resp.realm().or(c.realm.take());
                 c.nonce = resp.nonce();
+                c.algorithms = resp.get(PASSWORD_ALGORITHMS).map(<[u8]>::to_vec);
                 if c.nonce.is_some() && c.realm.is_some() {
                     continue;
                 }
@@ -598,6 +653,7 @@ impl TurnClient {
                 retried_438 = true;
                 if let Some(n) = resp.nonce() {
                     c.nonce = Some(n);
+                    c.algorithms = resp.get(PASSWORD_ALGORITHMS).map(<[u8]>::to_vec);
                     if let Some(r) = resp.realm() {
                         c.realm = Some(r);
                     }
@@ -607,6 +663,7 @@ impl TurnClient {
                 // Remember a fresh nonce for the next attempt, if the server gave one.
                 if let Some(n) = resp.nonce() {
                     c.nonce = Some(n);
+                    c.algorithms = resp.get(PASSWORD_ALGORITHMS).map(<[u8]>::to_vec);
                 }
                 if let Some(r) = resp.realm() {
                     c.realm = Some(r);

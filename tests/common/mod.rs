@@ -7,6 +7,7 @@
 pub mod api;
 pub mod client;
 pub mod coturn;
+pub mod keys;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};

@@ -43,10 +43,12 @@ fn udp_answers_to_unauthenticated_requests_stay_within_the_reflection_budget() {
             }
         }
     }
-    // A bare Binding is always answered. A bare Allocate's 401 (REALM and NONCE: 64 bytes
-    // here even without the reason phrase) does not fit 3x20 bytes; with DONT-FRAGMENT (24
-    // bytes) it fits without the reason phrase (64 <= 72), and with FINGERPRINT (28 bytes)
-    // whole: 20 + 20 + 16 + 20 + 8 = 84.
+    // A bare Binding is always answered. A bare Allocate's 401 does not fit 3x20 bytes, not
+    // even in RFC 5389's shape (REALM and the plain NONCE: 64 bytes without the reason
+    // phrase); with DONT-FRAGMENT (24 bytes) that shape fits without the reason phrase
+    // (64 <= 72), and with FINGERPRINT (28 bytes) whole: 20 + 20 + 16 + 20 + 8 = 84. The
+    // RFC 8489 shape (cookie NONCE of 29 bytes, PASSWORD-ALGORITHMS) needs 92 bytes at least
+    // here, so none of these get it (src/turn/tests/sha256.rs: a 36-byte Allocate does).
     assert!(matches!(h.send(&t, &bare(Method::BINDING, false)).0, Outcome::Reply(32)));
     assert_eq!(h.send(&t, &bare(Method::ALLOCATE, false)).0, Outcome::Dropped(Discard::Amplification));
     let df = request(Method::ALLOCATE, 1, None, |w| {
@@ -64,10 +66,13 @@ fn udp_answers_to_unauthenticated_requests_stay_within_the_reflection_budget() {
 #[test]
 fn a_real_clients_first_allocate_gets_the_full_challenge_and_streams_have_no_budget() {
     let mut h = Harness::new();
-    // REQUESTED-TRANSPORT alone makes 28 bytes: room for "Unauthorized".
+    // REQUESTED-TRANSPORT alone makes 28 bytes: room for RFC 5389's challenge with
+    // "Unauthorized" (76 bytes), not for the RFC 8489 one (92 bytes without the phrase).
     let (_, resp) = h.send(&tuple(1000), &request(Method::ALLOCATE, 1, None, transport_udp));
     let msg = Message::parse(&resp).unwrap();
     assert_eq!(attr::decode_error_code(msg.attr(attr::ERROR_CODE).unwrap()).unwrap(), (401, "Unauthorized"));
+    assert_eq!((resp.len(), msg.attr(attr::NONCE).unwrap().len()), (76, 16));
+    assert!(!msg.has(attr::PASSWORD_ALGORITHMS));
     // Over TCP the source is not spoofed: a bare Allocate gets the whole answer.
     let (_, resp) = h.send(&over(&tuple(1000), Transport::Tcp), &bare(Method::ALLOCATE, false));
     assert_eq!(code(&resp), Some(401));
