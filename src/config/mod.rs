@@ -79,6 +79,9 @@ pub struct Config {
     pub rest_separator: char,
     /// Nonce lifetime in seconds (1..=86400).
     pub nonce_lifetime: u64,
+    /// Offer RFC 8489 security in challenges: the nonce cookie, PASSWORD-ALGORITHMS (SHA-256
+    /// keys) and USERHASH.
+    pub rfc8489_security: bool,
     /// Static long-term users.
     pub users: Vec<User>,
     /// Allocation lifetime when the client asks for none, in seconds (1..=max_lifetime).
@@ -164,6 +167,7 @@ impl fmt::Debug for Config {
             .field("secrets_file", &self.secrets_file)
             .field("rest_separator", &self.rest_separator)
             .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("rfc8489_security", &self.rfc8489_security)
             .field("users", &self.users)
             .field("default_lifetime", &self.default_lifetime)
             .field("max_lifetime", &self.max_lifetime)
@@ -376,6 +380,7 @@ struct RawAuth {
     static_auth_secret_file: Opt<String>,
     rest_separator: Opt<String>,
     nonce_lifetime: Opt<i64>,
+    rfc8489_security: Opt<bool>,
     #[serde(default)]
     users: Vec<Item<RawUser>>,
 }
@@ -515,6 +520,7 @@ impl RawConfig {
             }
         };
         let nonce_lifetime = self.int(&auth.nonce_lifetime, "auth.nonce-lifetime", 600, LIFETIMES)?;
+        let rfc8489_security = or(&auth.rfc8489_security, true).value;
         let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
         let (secrets, secrets_file) = self.secrets(all_loopback)?;
         let users = self.users(all_loopback)?;
@@ -558,6 +564,7 @@ impl RawConfig {
             secrets_file,
             rest_separator,
             nonce_lifetime: nonce_lifetime.value as u64,
+            rfc8489_security,
             users,
             default_lifetime: default_lifetime.value as u64,
             max_lifetime: max_lifetime.value as u64,

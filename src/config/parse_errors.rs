@@ -8,7 +8,7 @@ const TABLES: [&str; 9] = [
     "the top level: server auth allocation peers limits api",
     "[server]: listen relay-ip external-ip min-port max-port workers log-level tcp tls-listen cert key \
      alternate-servers redirect-all",
-    "[auth]: realm secrets secrets-file static-auth-secret-file rest-separator nonce-lifetime users",
+    "[auth]: realm secrets secrets-file static-auth-secret-file rest-separator nonce-lifetime rfc8489-security users",
     "[[auth.users]]: name password key",
     "[allocation]: default-lifetime max-lifetime user-quota total-quota",
     "[peers]: allowed denied",

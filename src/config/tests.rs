@@ -62,6 +62,7 @@ fn embedded_default_is_what_the_file_says() {
     assert_eq!(c.secrets, vec![DEMO_SECRET.to_owned()]);
     assert_eq!(c.rest_separator, ':');
     assert_eq!(c.nonce_lifetime, 600);
+    assert!(c.rfc8489_security);
     let demo = User { name: "demo".into(), secret: UserSecret::Password("demo-password".into()) };
     assert_eq!(c.users, vec![demo]);
     assert_eq!((c.default_lifetime, c.max_lifetime), (600, 3600));
@@ -84,9 +85,18 @@ fn defaults_apply_to_missing_tables_and_keys() {
     assert_eq!((c.min_port, c.max_port, c.workers), (49152, 65535, shipped.workers));
     assert_eq!((c.log_level.as_str(), c.realm.as_str()), ("info", "turnd.local"));
     assert_eq!((c.rest_separator, c.nonce_lifetime), (':', 600));
+    assert!(c.rfc8489_security);
     assert_eq!((c.default_lifetime, c.max_lifetime), (600, 3600));
     assert_eq!((c.user_quota, c.total_quota), (0, 0));
     assert!(c.users.is_empty() && c.allowed_peers.is_empty() && c.denied_peers.is_empty());
+}
+
+#[test]
+fn rfc8489_security_can_be_turned_off() {
+    let c = parse("[auth]\nsecrets = ['s']\nrfc8489-security = false\n").unwrap();
+    assert!(!c.rfc8489_security);
+    let e = parse("[auth]\nsecrets = ['s']\nrfc8489-security = 'no'\n").unwrap_err().to_string();
+    assert!(e.contains("rfc8489-security"), "{e}");
 }
 
 #[test]

@@ -303,6 +303,7 @@ fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
         limits: config.limits,
         alternates: config.alternate_servers.clone(),
         redirect_all: config.redirect_all,
+        rfc8489_security: config.rfc8489_security,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     (core, credentials, policy)

@@ -198,6 +198,9 @@ pub struct ServerConfig {
     /// `redirect_all`; the first of the client's address family, in turn.
     pub alternates: Vec<SocketAddr>,
     pub redirect_all: bool,
+    /// Offer RFC 8489 security in 401/438 (nonce cookie, PASSWORD-ALGORITHMS, USERHASH);
+    /// without it challenges have RFC 5389's shape. Requests are checked the same either way.
+    pub rfc8489_security: bool,
 }
 
 /// Rates the core enforces; 0 = unlimited. All reloadable.
@@ -607,15 +610,17 @@ impl<R: Relay> Server<R> {
         }
         let live = self.live();
         let realm = live.credentials.realm();
-        let mut nonce = [0u8; NONCE_MAX];
-        let nonce = self.nonces.mint_with(now.unix, tuple.client.ip(), NONCE_FEATURES, &mut nonce);
-        let outcome = self.respond_error(msg, out, code, None, |w| {
-            w.attr(attr::REALM, realm.as_bytes())
-                .attr(attr::NONCE, nonce.as_bytes())
-                .attr(attr::PASSWORD_ALGORITHMS, &PASSWORD_ALGORITHMS);
-        });
-        if outcome != Outcome::Dropped(Discard::Amplification) {
-            return outcome;
+        if live.config.rfc8489_security {
+            let mut nonce = [0u8; NONCE_MAX];
+            let nonce = self.nonces.mint_with(now.unix, tuple.client.ip(), NONCE_FEATURES, &mut nonce);
+            let outcome = self.respond_error(msg, out, code, None, |w| {
+                w.attr(attr::REALM, realm.as_bytes())
+                    .attr(attr::NONCE, nonce.as_bytes())
+                    .attr(attr::PASSWORD_ALGORITHMS, &PASSWORD_ALGORITHMS);
+            });
+            if outcome != Outcome::Dropped(Discard::Amplification) {
+                return outcome;
+            }
         }
         let mut nonce = [0u8; NONCE_MAX];
         let nonce = self.nonces.mint_with(now.unix, tuple.client.ip(), 0, &mut nonce);

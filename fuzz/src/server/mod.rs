@@ -352,8 +352,10 @@ impl Harness {
         let msg = Message::parse(&out[..len]).expect("Connect answer is a STUN message");
         assert_eq!((msg.method(), msg.transaction_id()), (Method::CONNECT, &txid));
         assert_ne!(control.transport, Transport::Udp);
-        let key = self.server.table().with(&control, |a| a.key).expect("answered on a live allocation");
-        assert!(msg.check_integrity(&key), "Connect answer signed with the allocation's key");
+        let signer = self.server.table().with(&control, |a| a.key).expect("answered on a live allocation");
+        let key = signer.key.as_bytes();
+        let signed = if signer.sha256 { msg.check_integrity_sha256(key) } else { msg.check_integrity(key) };
+        assert!(signed, "Connect answer signed with the allocation's key");
         assert_eq!(msg.class() == Class::Success, connected);
         if !connected {
             self.pending.swap_remove(i);

@@ -84,6 +84,7 @@ impl Setup {
             // Scripts never drain the server, so alternates would never be used.
             alternates: Vec::new(),
             redirect_all: false,
+            rfc8489_security: true,
         }
     }
 

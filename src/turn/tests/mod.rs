@@ -68,6 +68,7 @@ fn config() -> ServerConfig {
         limits: Default::default(),
         alternates: vec![],
         redirect_all: false,
+        rfc8489_security: true,
     }
 }
 

@@ -101,6 +101,23 @@ fn the_challenge_carries_the_cookie_feature_bits_and_password_algorithms() {
 }
 
 #[test]
+fn rfc8489_security_off_sends_rfc5389_challenges() {
+    let mut h = Harness::with(ServerConfig { rfc8489_security: false, ..config() }, vec![], 3);
+    let resp = challenge(&mut h, &tuple(1000));
+    let msg = Message::parse(&resp).unwrap();
+    assert_eq!(msg.attr(attr::NONCE).unwrap().len(), 16);
+    assert!(!msg.has(attr::PASSWORD_ALGORITHMS));
+    assert_eq!(attr::decode_error_code(msg.attr(attr::ERROR_CODE).unwrap()).unwrap(), (401, "Unauthorized"));
+    let c = Client { algorithm: None, algorithms: None, sha256: false, ..md5_client() };
+    let (_, resp) = allocate(&mut h, &tuple(1001), c);
+    assert_eq!(code(&resp), None);
+}
+
+fn md5_client() -> Client {
+    Client { key: long_term_key("alice", REALM, "wonderland").to_vec(), ..sha256_client("alice", "wonderland") }
+}
+
+#[test]
 fn a_sha256_client_allocates_and_is_answered_with_message_integrity_sha256() {
     let mut h = Harness::new();
     let t = tuple(1000);
