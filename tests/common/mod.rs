@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod coturn;
 pub mod keys;
+pub mod message;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
