@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -309,7 +309,7 @@ fn client_payloads_are_counted_by_framing() {
     assert!(client.binding().is_success(), "the UDP client's payloads are handled too");
 
     let (channel_data, sends) = (CHANNEL_DATA + 1, SENDS + 2);
-    assert_eq!(received(&peer), channel_data + sends);
+    assert_eq!(common::drain_datagrams(&peer), channel_data + sends);
     assert_samples(
         &metrics(&http),
         &[
@@ -318,20 +318,6 @@ fn client_payloads_are_counted_by_framing() {
             ("turnd_relayed_packets_total{direction=\"client_to_peer\"}", (channel_data + sends) as f64),
         ],
     );
-}
-
-/// How many datagrams are waiting on `peer` (non-blocking).
-fn received(peer: &UdpSocket) -> usize {
-    peer.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    loop {
-        match peer.recv_from(&mut buf) {
-            Ok(_) => n += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return n,
-            Err(e) => panic!("peer socket: {e}"),
-        }
-    }
 }
 
 #[test]

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -31,20 +30,6 @@ fn metrics(http: &Http) -> String {
 /// by the same worker by the time the answer comes.
 fn handled_so_far(client: &mut TurnClient) {
     assert!(client.binding().is_success());
-}
-
-/// A loopback peer; returns how many datagrams are waiting on it (non-blocking).
-fn drain(peer: &UdpSocket) -> usize {
-    peer.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    loop {
-        match peer.recv_from(&mut buf) {
-            Ok(_) => n += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return n,
-            Err(e) => panic!("peer socket: {e}"),
-        }
-    }
 }
 
 #[test]
@@ -85,7 +70,7 @@ fn max_bps_drops_and_counts_the_excess_and_relayed_packets_are_counted_one_for_o
             client.channel_data_unpadded(0x4000, &[7; 1000]);
         }
         handled_so_far(&mut client);
-        relayed += drain(&peer);
+        relayed += common::drain_datagrams(&peer);
     }
     let text = metrics(&http);
     let dropped = sample(&text, "turnd_dropped_packets_total{from=\"client\",reason=\"bandwidth\"}") as usize;

@@ -66,14 +66,18 @@ pub fn long_term_key_sha256(username: &str, realm: &str, password: &str) -> Sha2
 }
 
 fn sha256_key_from_bytes(username: &[u8], realm: &[u8], password: &[u8]) -> Sha256Key {
-    sha2::Sha256::new()
+    credential_digest::<sha2::Sha256>(username, realm, password).into()
+}
+
+/// `D(username ":" realm ":" password)`, the long-term key under either password algorithm.
+fn credential_digest<D: Digest>(username: &[u8], realm: &[u8], password: &[u8]) -> md5::digest::Output<D> {
+    D::new()
         .chain_update(username)
         .chain_update(b":")
         .chain_update(realm)
         .chain_update(b":")
         .chain_update(password)
         .finalize()
-        .into()
 }
 
 /// The USERHASH of a username, SHA-256(username ":" realm) (RFC 8489 §14.4).
@@ -93,14 +97,7 @@ pub fn long_term_key(username: &str, realm: &str, password: &str) -> Key {
 
 /// [`long_term_key`] over raw bytes (REST passwords are built in a stack buffer).
 fn key_from_bytes(username: &[u8], realm: &[u8], password: &[u8]) -> Key {
-    Md5::new()
-        .chain_update(username)
-        .chain_update(b":")
-        .chain_update(realm)
-        .chain_update(b":")
-        .chain_update(password)
-        .finalize()
-        .into()
+    credential_digest::<Md5>(username, realm, password).into()
 }
 
 /// An HMAC-SHA1 instance keyed with `key`, built without any fallible call.

@@ -445,3 +445,17 @@ pub fn merge_toml(base: &str, extra: &str) -> String {
     }
     t
 }
+
+/// How many datagrams are waiting on `socket` now, read and discarded (non-blocking).
+pub fn drain_datagrams(socket: &UdpSocket) -> usize {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return n,
+            Err(e) => panic!("socket: {e}"),
+        }
+    }
+}
