@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::client::{long_term_key, rest_credentials, TurnClient, ALLOCATE, REQUESTED_TRANSPORT, UDP};
-use common::{merge_toml, unix_now, Config, Server};
+use common::{api, merge_toml, unix_now, Config, Server};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -107,9 +107,8 @@ fn sighup_rereads_the_secrets_file() {
 
 #[test]
 fn sigterm_drains_then_exits_when_the_last_allocation_ends() {
-    let mut toml = Config::default().to_toml();
-    toml.push_str("[limits]\ndrain-time = 60\n");
-    let server = Server::turnd(&toml);
+    let (server, http) = api::server("[limits]\ndrain-time = 60\n");
+    assert_eq!(http.get("/readyz", &[], &[]).status, 200);
     let (peer, peer_addr) = peer();
     let mut existing = TurnClient::new(server.addr);
     existing.allocate("alice", "wonderland").expect("allocation before the drain");
@@ -117,6 +116,8 @@ fn sigterm_drains_then_exits_when_the_last_allocation_ends() {
 
     server.signal("TERM");
     server.wait_for_log("draining");
+    let reply = http.get("/readyz", &[], &[]);
+    assert_eq!((reply.status, reply.error().as_str()), (503, "not_ready"), "a draining turnd takes no new clients");
     let mut late = TurnClient::new(server.addr);
     let refused = late.allocate("alice", "wonderland").expect_err("no new allocations while draining");
     assert_eq!(refused.code, 508, "{refused}");

@@ -90,10 +90,12 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
             let _ = failed.send(error);
         })?;
     }
-    announce_ready(&bound, api.as_ref().map(api::Api::addr))?;
+    // `/readyz` turns ready before anything announces readiness, so whoever acts on the
+    // announcement (systemd, a test harness, a load balancer) never sees "not ready" after it.
+    ready.set(true);
     // Under systemd (Type=notify): every listener is bound and the workers are starting.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    ready.set(true);
+    announce_ready(&bound, api.as_ref().map(api::Api::addr))?;
 
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
@@ -109,10 +111,12 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
                 _ = status.tick() => notify_status(&shared, watchdog),
                 _ = tokio::signal::ctrl_c() => {
                     tracing::info!("SIGINT: stopping");
+                    ready.set(false);
                     break drain(&shared, running.drain_time, &mut term).await;
                 }
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: stopping");
+                    ready.set(false);
                     break drain(&shared, running.drain_time, &mut term).await;
                 }
                 _ = hup.recv() => {
