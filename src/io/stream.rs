@@ -206,7 +206,7 @@ where
     worker.connections().register(tuple, Arc::clone(&outbox));
     let ended = tokio::select! {
         r = read_frames(worker, &mut reader, &tuple, &outbox, deadline) => r,
-        r = write_outbox(&mut writer, &outbox) => r,
+        r = write_outbox(&mut writer, &outbox, tuple.transport == Transport::Tls) => r,
     };
     outbox.closed.store(true, Ordering::Relaxed);
     worker.connections().unregister(&tuple);
@@ -309,15 +309,31 @@ async fn read_frames<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_outbox<W: AsyncWrite + Unpin>(writer: &mut W, outbox: &Outbox) -> Result<Bind, &'static str> {
+/// Writes what the workers queued for this client. Over TLS each STUN message or ChannelData
+/// frame goes in a TLS record of its own, as coturn sends them: some clients (coturn's
+/// `turnutils_uclient` among them) take the plaintext of one `SSL_read` as one message and lose
+/// the rest of a record that carries two. Over TCP the batch goes in one write.
+async fn write_outbox<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    outbox: &Outbox,
+    record_per_frame: bool,
+) -> Result<Bind, &'static str> {
     let mut batch = Vec::new();
     loop {
         outbox.ready.notified().await;
         std::mem::swap(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()), &mut batch);
-        if !batch.is_empty() {
-            writer.write_all(&batch).await.map_err(|_| "write failed")?;
-            batch.clear();
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            // The workers queue whole frames, so every frame boundary is found; anything else
+            // would be a bug, and then the remainder goes as it is.
+            let n = match stream_frame(rest) {
+                StreamFrame::Frame(n) if record_per_frame && n <= rest.len() => n,
+                _ => rest.len(),
+            };
+            writer.write_all(&rest[..n]).await.map_err(|_| "write failed")?;
+            rest = &rest[n..];
         }
+        batch.clear();
     }
 }
 
@@ -334,4 +350,59 @@ pub(super) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpLis
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    const POISON: [u8; 4] = [0xFF; 4];
+
+    /// Records each write call; a write that ends with [`POISON`] is recorded without it and
+    /// fails, which ends `write_outbox` once everything queued before it is written.
+    #[derive(Default)]
+    struct Recorder(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            if let Some(before) = buf.strip_suffix(&POISON) {
+                if !before.is_empty() {
+                    self.0.push(before.to_vec());
+                }
+                return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            self.0.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Two queued frames, a 20-byte STUN message and ChannelData padded to 8 bytes, then
+    /// [`POISON`]; returns the writes `write_outbox` made.
+    async fn writes(record_per_frame: bool) -> Vec<Vec<u8>> {
+        let stun = [0x01, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let channel_data = [0x40, 0x00, 0x00, 0x03, b'a', b'b', b'c', 0];
+        let outbox = Outbox::new();
+        assert!(outbox.push(&stun) && outbox.push(&channel_data) && outbox.push(&POISON));
+        let mut recorder = Recorder::default();
+        assert_eq!(write_outbox(&mut recorder, &outbox, record_per_frame).await.err(), Some("write failed"));
+        recorder.0
+    }
+
+    #[tokio::test]
+    async fn tls_writes_each_frame_on_its_own_and_tcp_writes_the_batch() {
+        let tls = writes(true).await;
+        assert_eq!(tls.iter().map(Vec::len).collect::<Vec<_>>(), [20, 8], "one TLS record per frame");
+        let tcp = writes(false).await;
+        assert_eq!(tcp.len(), 1, "one write for the batch: {tcp:?}");
+        assert_eq!(tcp[0], tls.concat());
+    }
 }
