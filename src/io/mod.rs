@@ -283,8 +283,9 @@ pub fn build_server(config: &Config) -> Server<RelaySocket> {
     Server::new(core, credentials, NonceMinter::new(config.nonce_lifetime), policy)
 }
 
-/// The parts of the config the protocol core takes (and a reload replaces).
-fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
+/// The parts of the config the protocol core takes (and a reload replaces); public for tests
+/// and benches that drive the core without sockets.
+pub fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolicy) {
     let users = config
         .users
         .iter()
