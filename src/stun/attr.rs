@@ -237,3 +237,32 @@ pub fn lists_password_algorithm(list: &[u8], algorithm: u16) -> bool {
     }
     false
 }
+
+/// An ICMP attribute's value (RFC 8656 §18.13): the ICMP type and code of the error a peer's
+/// network sent back, and its Error Data (the next-hop MTU for "fragmentation needed" and
+/// "packet too big", zero otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmp {
+    pub icmp_type: u8,
+    pub code: u8,
+    pub error_data: u32,
+}
+
+/// Encodes ICMP: 16 reserved bits (zero), type, code, Error Data.
+pub fn encode_icmp(icmp: Icmp) -> [u8; 8] {
+    let mut value = [0u8; 8];
+    value[2] = icmp.icmp_type;
+    value[3] = icmp.code;
+    value[4..].copy_from_slice(&icmp.error_data.to_be_bytes());
+    value
+}
+
+/// Decodes ICMP; the reserved bits are ignored, as §18.13 says.
+pub fn decode_icmp(value: &[u8]) -> Result<Icmp, StunError> {
+    match value {
+        [_, _, icmp_type, code, d0, d1, d2, d3] => {
+            Ok(Icmp { icmp_type: *icmp_type, code: *code, error_data: u32::from_be_bytes([*d0, *d1, *d2, *d3]) })
+        }
+        _ => Err(StunError::BadAttribute),
+    }
+}

@@ -454,3 +454,21 @@ fn password_algorithm_attributes_decode() {
     assert!(!attr::lists_password_algorithm(&[0, 9, 0, 9, 7, 0, 0, 0, 0, 2, 0, 0], attr::ALGORITHM_SHA256));
     assert!(!attr::lists_password_algorithm(&[0, 2, 0], attr::ALGORITHM_SHA256));
 }
+
+#[test]
+fn icmp_attribute_round_trips_with_reserved_bits_zero() {
+    let icmp = attr::Icmp { icmp_type: 3, code: 4, error_data: 1400 };
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, MessageType::new(Method::DATA, Class::Indication), &[5; 12]);
+    w.icmp(icmp);
+    let n = w.finish().unwrap();
+    let msg = Message::parse(&buf[..n]).unwrap();
+    let value = msg.attr(attr::ICMP).unwrap();
+    assert_eq!(value, &[0, 0, 3, 4, 0, 0, 0x05, 0x78]);
+    assert_eq!(attr::decode_icmp(value), Ok(icmp));
+    // Reserved bits are ignored on receipt; any other length is malformed.
+    assert_eq!(attr::decode_icmp(&[0xFF, 0xFF, 11, 0, 0, 0, 0, 0]).unwrap().icmp_type, 11);
+    for bad in [&[][..], &[0, 0, 3, 3], &[0; 12]] {
+        assert_eq!(attr::decode_icmp(bad), Err(StunError::BadAttribute), "{bad:?}");
+    }
+}

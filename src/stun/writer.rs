@@ -83,6 +83,11 @@ impl<'b> MessageWriter<'b> {
         self.attr(attr::ERROR_CODE, &value[..4 + reason.len()])
     }
 
+    /// Appends ICMP (RFC 8656 §18.13).
+    pub fn icmp(&mut self, icmp: attr::Icmp) -> &mut Self {
+        self.attr(attr::ICMP, &attr::encode_icmp(icmp))
+    }
+
     /// Appends UNKNOWN-ATTRIBUTES listing `types`.
     pub fn unknown_attributes(&mut self, types: &[u16]) -> &mut Self {
         let mut value = [0u8; 2 * super::MAX_UNKNOWN];
