@@ -1,7 +1,8 @@
 //! The data paths: Send indications and ChannelData from clients to peers, datagrams from peers
-//! back to clients (ChannelData or Data indication), and in-process delivery between two
-//! allocations of this server (RFC 8656 §10, §12). The per-packet code takes one read lock,
-//! allocates nothing and copies no payload on the peer → client path.
+//! back to clients (ChannelData or Data indication), ICMP errors about what the relay sent
+//! (Data indications with ICMP), and in-process delivery between two allocations of this server
+//! (RFC 8656 §10, §11, §12). The per-packet code takes one read lock, allocates nothing and
+//! copies no payload on the peer → client path.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -9,7 +10,8 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 
 use crate::stun::{
-    attr, data_indication_prefix, ChannelData, Message, CHANNEL_DATA_HEADER, DATA_INDICATION_PREFIX_MAX,
+    attr, data_indication_prefix, ChannelData, Class, Message, MessageType, MessageWriter, Method, CHANNEL_DATA_HEADER,
+    DATA_INDICATION_PREFIX_MAX,
 };
 
 use super::{canonical_addr, AllocId, Discard, FiveTuple, Now, Outcome, Relay, Server};
@@ -19,6 +21,39 @@ use super::{canonical_addr, AllocId, Discard, FiveTuple, Now, Outcome, Relay, Se
 pub const DATA_INDICATION_HEADROOM: usize = DATA_INDICATION_PREFIX_MAX;
 /// Bytes the IO shell keeps free after a peer datagram for the padding to 4 bytes.
 pub const PEER_TAILROOM: usize = 3;
+
+/// ICMP errors relayed to one allocation's client a second (bursts of as many): enough for a
+/// client to learn that a peer is gone or a path's MTU, too few for a peer (or anyone who can
+/// make the network answer the relay with errors) to flood the client through turnd.
+pub const ICMP_PER_SECOND: u32 = 5;
+
+/// An ICMP error about a datagram a relay socket sent, as the IO shell read it from the
+/// socket's error queue: the ICMP (or ICMPv6) type and code, and the header's info (the
+/// next-hop MTU for "fragmentation needed" and "packet too big").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerIcmp {
+    /// ICMPv6 rather than ICMPv4.
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub info: u32,
+}
+
+impl PeerIcmp {
+    /// Whether RFC 8656 §11 relays this error: ICMPv4 type 3 (destination unreachable) or 11
+    /// (time exceeded); ICMPv6 type 1 (destination unreachable), 2 (packet too big) or 3 (time
+    /// exceeded).
+    pub fn is_relayed(self) -> bool {
+        matches!((self.v6, self.icmp_type), (false, 3 | 11) | (true, 1..=3))
+    }
+
+    /// The ICMP attribute (RFC 8656 §18.13): Error Data is the next-hop MTU for ICMPv4 type 3
+    /// code 4 and ICMPv6 type 2, and zero for anything else.
+    pub fn attribute(self) -> attr::Icmp {
+        let mtu = matches!((self.v6, self.icmp_type, self.code), (false, 3, 4) | (true, 2, _));
+        attr::Icmp { icmp_type: self.icmp_type, code: self.code, error_data: if mtu { self.info } else { 0 } }
+    }
+}
 
 /// Where a client → peer payload goes once the allocation has been checked.
 enum Route {
@@ -166,6 +201,48 @@ impl<R: Relay> Server<R> {
             }
         };
         Ok((tuple, range))
+    }
+}
+
+impl<R: Relay> Server<R> {
+    /// The relay socket of allocation `id` got `icmp` back for a datagram it sent to `peer`
+    /// (the datagram's destination, port 0 when the IO shell cannot tell it). When the type is
+    /// one §11 relays, the allocation has a permission for the peer's IP (ports are not
+    /// compared) and is within [`ICMP_PER_SECOND`], writes a Data indication with
+    /// XOR-PEER-ADDRESS and ICMP (no DATA) into `out` and returns the client to send it to and
+    /// its length. Always a Data indication, also on a channel: ChannelData cannot carry ICMP.
+    //= https://www.rfc-editor.org/rfc/rfc8656#section-11
+    pub fn handle_peer_icmp(
+        &self,
+        now: Now,
+        id: AllocId,
+        peer: SocketAddr,
+        icmp: PeerIcmp,
+        out: &mut [u8],
+    ) -> Result<(FiveTuple, usize), Discard> {
+        if !icmp.is_relayed() {
+            return Err(Discard::IcmpType);
+        }
+        let peer = canonical_addr(peer);
+        let found = self.table.with_id(id, |a| {
+            if a.expires <= now.mono || a.tcp {
+                return Err(Discard::NoAllocation);
+            }
+            if !a.permits(peer.ip(), now.mono) {
+                return Err(Discard::NoPermission);
+            }
+            if !a.icmp.admit_rate(self.ticks(now.mono), ICMP_PER_SECOND) {
+                return Err(Discard::RateLimited);
+            }
+            Ok(a.tuple)
+        });
+        let tuple = found.ok_or(Discard::NoAllocation)??;
+        let kind = MessageType::new(Method::DATA, Class::Indication);
+        let mut w = MessageWriter::new(out, kind, &indication_txid(id));
+        w.xor_address(attr::XOR_PEER_ADDRESS, peer).icmp(icmp.attribute());
+        // 52 bytes at most (an IPv6 peer): only a buffer shorter than that fails.
+        let len = w.finish().map_err(|_| Discard::Malformed)?;
+        Ok((tuple, len))
     }
 }
 

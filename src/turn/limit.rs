@@ -42,6 +42,12 @@ impl Gcra {
         }
     }
 
+    /// Admits one event at `per_second` events a second, in bursts of one second's worth.
+    /// Zero is unlimited.
+    pub fn admit_rate(&self, now: u64, per_second: u32) -> bool {
+        per_second == 0 || self.admit(now, NANOS_PER_SEC / u64::from(per_second), NANOS_PER_SEC)
+    }
+
     /// Admits `bytes` at `rate` bytes a second, in bursts of up to one second's worth (or one
     /// largest datagram, whichever is more, so that a low rate still passes any datagram).
     /// A zero rate is unlimited.
@@ -72,10 +78,7 @@ impl SourceLimiter {
     /// Admits one request from `ip` at `now` if its slot has had fewer than `per_second`
     /// requests in the last second (bursts of `per_second`). Zero is unlimited.
     pub fn admit(&self, ip: IpAddr, now: u64, per_second: u32) -> bool {
-        if per_second == 0 {
-            return true;
-        }
-        self.slots[self.slot(ip)].admit(now, NANOS_PER_SEC / u64::from(per_second), NANOS_PER_SEC)
+        per_second == 0 || self.slots[self.slot(ip)].admit_rate(now, per_second)
     }
 
     /// The slot of `ip`: a keyed hash of its canonical form (of its /64 for IPv6).

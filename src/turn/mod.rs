@@ -22,7 +22,7 @@ use crate::auth::{
 };
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
 use counts::{AuthFailure, Counts, Ended, RequestCounts};
-pub use data::{DATA_INDICATION_HEADROOM, PEER_TAILROOM};
+pub use data::{PeerIcmp, DATA_INDICATION_HEADROOM, ICMP_PER_SECOND, PEER_TAILROOM};
 use limit::{Gcra, SourceLimiter};
 use policy::PeerPolicy;
 pub use table::{AllocId, Allocation, AllocationTable};
@@ -143,18 +143,22 @@ pub enum Discard {
     NoPermission,
     NoChannel,
     NotARequest,
-    /// Over its source's Allocate or 401/438 rate ([`Limits`]).
+    /// Over its source's Allocate or 401/438 rate ([`Limits`]); from a peer: over the
+    /// allocation's ICMP rate ([`ICMP_PER_SECOND`]).
     RateLimited,
     /// The answer to an unauthenticated UDP request would have been more than 2x (Binding)
     /// or 3x (any other) the request's size; a spoofed source must not gain by reflection.
     Amplification,
     /// Over the allocation's or the relay's bandwidth ([`Limits`]).
     Bandwidth,
+    /// An ICMP error of a type RFC 8656 §11 does not relay (only destination unreachable,
+    /// packet too big and time exceeded are).
+    IcmpType,
 }
 
 impl Discard {
     /// Every reason, in index order (for per-reason counters).
-    pub const ALL: [Discard; 8] = [
+    pub const ALL: [Discard; 9] = [
         Discard::Malformed,
         Discard::NoAllocation,
         Discard::NoPermission,
@@ -163,6 +167,7 @@ impl Discard {
         Discard::RateLimited,
         Discard::Amplification,
         Discard::Bandwidth,
+        Discard::IcmpType,
     ];
 
     /// The reason as a metrics label.
@@ -176,6 +181,7 @@ impl Discard {
             Discard::RateLimited => "rate_limited",
             Discard::Amplification => "amplification",
             Discard::Bandwidth => "bandwidth",
+            Discard::IcmpType => "icmp_type",
         }
     }
 }

@@ -109,6 +109,7 @@ impl<R: Relay> Server<R> {
             channels: Vec::new(),
             to_peer: Default::default(),
             to_client: Default::default(),
+            icmp: Default::default(),
             relay,
         };
         if let Err(InsertError::Exists) = self.table.insert(alloc) {

@@ -64,6 +64,8 @@ pub struct Allocation<R> {
     /// Bandwidth used client → peer and peer → client (`limits.max-bps`).
     pub to_peer: Gcra,
     pub to_client: Gcra,
+    /// ICMP errors relayed to the client (RFC 8656 §11), at most `ICMP_PER_SECOND`.
+    pub icmp: Gcra,
     pub relay: R,
 }
 

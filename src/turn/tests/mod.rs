@@ -724,6 +724,7 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 }
 
 mod counts;
+mod icmp;
 mod limits;
 mod sha256;
 mod tcp;
