@@ -34,11 +34,13 @@ pub enum Counter {
     TlsClosed,
     /// TCP/TLS client connections closed at once: over `limits.max-connections(-per-ip)`.
     ConnectionsRefused,
+    /// ICMP errors from the network relayed to clients (Data indications with ICMP).
+    IcmpToClient,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 16] = [
         Counter::PacketsToPeer,
         Counter::ChannelDataFromClient,
         Counter::SendIndicationsFromClient,
@@ -54,6 +56,7 @@ impl Counter {
         Counter::TcpClosed,
         Counter::TlsClosed,
         Counter::ConnectionsRefused,
+        Counter::IcmpToClient,
     ];
 }
 

@@ -31,6 +31,7 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::TcpClosed => ("turnd_connections_closed_total", Some(("transport", "tcp"))),
         Counter::TlsClosed => ("turnd_connections_closed_total", Some(("transport", "tls"))),
         Counter::ConnectionsRefused => ("turnd_connections_refused_total", None),
+        Counter::IcmpToClient => ("turnd_icmp_relayed_total", None),
     }
 }
 
@@ -64,6 +65,10 @@ impl Exporter {
                 "Packets dropped without an answer, by where they came from and why."
             );
             describe_counter!("turnd_stun_responses_total", "STUN requests answered.");
+            describe_counter!(
+                "turnd_icmp_relayed_total",
+                "ICMP errors about relayed datagrams sent to clients as Data indications (RFC 8656 §11)."
+            );
             describe_gauge!("turnd_allocations_active", "Allocations that exist now.");
             describe_gauge!(
                 "turnd_allocations_active_by_transport",
@@ -170,6 +175,7 @@ mod tests {
         stats.worker(0).add(Counter::ChannelDataFromClient, 4);
         stats.worker(1).add(Counter::SendIndicationsFromClient, 2);
         (0..3).for_each(|_| stats.worker(1).drop(Side::Peer, Discard::Bandwidth));
+        stats.worker(1).add(Counter::IcmpToClient, 2);
         let exporter = Exporter::new(
             Arc::clone(&stats),
             Box::new(|| {
@@ -191,6 +197,8 @@ mod tests {
             "turnd_client_payloads_total{kind=\"send_indication\"} 2",
             "turnd_dropped_packets_total{from=\"client\",reason=\"malformed\"} 0",
             "turnd_dropped_packets_total{from=\"peer\",reason=\"bandwidth\"} 3",
+            "turnd_dropped_packets_total{from=\"peer\",reason=\"icmp_type\"} 0",
+            "turnd_icmp_relayed_total 2",
             "turnd_allocations_active 2",
             "turnd_api_requests_total{route=\"/healthz\",status=\"200\"} 2",
             "# TYPE turnd_relayed_bytes_total counter",

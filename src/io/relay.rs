@@ -1,12 +1,14 @@
 //! Relay sockets: the port pool, binding in the configured range, and the socket type the
-//! allocation table owns (dropping it closes the socket and frees the port at once).
+//! allocation table owns (dropping it closes the socket and frees the port at once). UDP relays
+//! keep ICMP errors in their error queue (IP_RECVERR), read with [`RelaySocket::recv_error`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::turn::{AllocId, OpenError, Relay, RelayOptions, RelayProvider};
+use crate::turn::{AllocId, OpenError, PeerIcmp, Relay, RelayOptions, RelayProvider};
 
 /// A relay socket, registered in one worker's epoll set under its allocation's id.
 pub enum RelaySocket {
@@ -31,6 +33,16 @@ impl RelaySocket {
         match self {
             RelaySocket::Tcp { listener, .. } => listener.accept(),
             RelaySocket::Udp(_) => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Takes one entry off a UDP relay's error queue (non-blocking; `WouldBlock` when it is
+    /// empty): the destination of the datagram the entry is about and, when it is one, the ICMP
+    /// error (see [`recv_error`]).
+    pub fn recv_error(&self) -> std::io::Result<Option<(SocketAddr, PeerIcmp)>> {
+        match self {
+            RelaySocket::Udp(socket) => recv_error(socket.as_raw_fd()),
+            RelaySocket::Tcp { .. } => Err(std::io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -123,20 +135,25 @@ fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> std::io::Result<Socket> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    let ipv6 = addr.is_ipv6();
+    // ICMP errors about what the relay sends go to the error queue (RFC 8656 §11); without
+    // this an unconnected UDP socket never hears of them.
+    let (level, recverr) =
+        if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
+    set_int_option(&socket, level, recverr, 1)?;
     if dont_fragment {
-        set_dont_fragment(&socket, addr.is_ipv6())?;
+        // DF on everything the socket sends, for DONT-FRAGMENT (RFC 8656 §14.8).
+        let (name, value) = if ipv6 {
+            (libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_DO)
+        } else {
+            (libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)
+        };
+        set_int_option(&socket, level, name, value)?;
     }
     Ok(socket)
 }
 
-/// Sets DF on everything the socket sends (IP_PMTUDISC_DO), for DONT-FRAGMENT (RFC 8656 §14.8).
-fn set_dont_fragment(socket: &Socket, ipv6: bool) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (level, name, value) = if ipv6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_DO)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)
-    };
+fn set_int_option(socket: &Socket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
     // SAFETY: a valid fd we own, and a pointer to a c_int that lives across the call.
     let rc = unsafe {
         libc::setsockopt(
@@ -151,6 +168,69 @@ fn set_dont_fragment(socket: &Socket, ipv6: bool) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Control-message room for one `sock_extended_err` and its offender address, aligned for
+/// `cmsghdr`.
+#[repr(C, align(8))]
+struct ErrorControl([u8; 128]);
+
+/// Takes one entry off the error queue of the UDP socket `fd` (`MSG_ERRQUEUE`, non-blocking;
+/// no payload is read, and nothing is allocated). The entry's address is the destination of the
+/// datagram it is about: turnd's peer. An ICMP or ICMPv6 error is returned as it came; a local
+/// "message too long" (a datagram over the path MTU under DF, or over the largest IP packet) as
+/// the ICMP error the first hop would have sent: ICMPv4 3/4 "fragmentation needed" or ICMPv6
+/// 2 "packet too big", with the MTU. Anything else is consumed and gives `None`.
+pub fn recv_error(fd: RawFd) -> std::io::Result<Option<(SocketAddr, PeerIcmp)>> {
+    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut control = ErrorControl([0; 128]);
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: `msg` points at `name` and `control`, which outlive the call, with their sizes;
+    // no iovec, so the entry's payload is discarded (MSG_TRUNC).
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `name`.
+    let peer = unsafe { socket2::SockAddr::new(name, msg.msg_namelen) }.as_socket();
+    let mut icmp = None;
+    // SAFETY: the CMSG_* walk stays inside `msg_control`/`msg_controllen` as the kernel set
+    // them; each header's length is checked before its data is read (unaligned).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            let is_recverr = (level, kind) == (libc::IPPROTO_IP, libc::IP_RECVERR)
+                || (level, kind) == (libc::IPPROTO_IPV6, libc::IPV6_RECVERR);
+            let full = (*cmsg).cmsg_len as usize
+                >= libc::CMSG_LEN(std::mem::size_of::<libc::sock_extended_err>() as u32) as usize;
+            if is_recverr && full {
+                let err = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>());
+                icmp = peer_icmp(&err, level == libc::IPPROTO_IPV6);
+                break;
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(peer.zip(icmp))
+}
+
+/// The ICMP error an extended socket error stands for (see [`recv_error`]).
+fn peer_icmp(err: &libc::sock_extended_err, ipv6: bool) -> Option<PeerIcmp> {
+    let icmp = |v6, icmp_type, code| PeerIcmp { v6, icmp_type, code, info: err.ee_info };
+    match err.ee_origin {
+        libc::SO_EE_ORIGIN_ICMP => Some(icmp(false, err.ee_type, err.ee_code)),
+        libc::SO_EE_ORIGIN_ICMP6 => Some(icmp(true, err.ee_type, err.ee_code)),
+        libc::SO_EE_ORIGIN_LOCAL if err.ee_errno == libc::EMSGSIZE as u32 => {
+            Some(if ipv6 { icmp(true, 2, 0) } else { icmp(false, 3, 4) })
+        }
+        _ => None,
     }
 }
 
@@ -184,5 +264,100 @@ impl RelayProvider for WorkerRelays<'_> {
                 Err(OpenError::Exhausted)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn int_option(socket: &Socket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid fd, and pointers to a c_int and its length that outlive the call.
+        let rc = unsafe {
+            libc::getsockopt(socket.as_raw_fd(), level, name, (&mut value as *mut libc::c_int).cast(), &mut len)
+        };
+        assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        value
+    }
+
+    /// Waits (bounded) until `socket` has an error-queue entry, then reads it.
+    fn next_error(socket: &Socket) -> Option<(SocketAddr, PeerIcmp)> {
+        let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: 0, revents: 0 };
+        // SAFETY: one valid pollfd. POLLERR is always reported, asked for or not.
+        let ready = unsafe { libc::poll(&mut fd, 1, 5000) };
+        assert_eq!(ready, 1, "no error queued within 5 s");
+        recv_error(socket.as_raw_fd()).expect("an error-queue entry")
+    }
+
+    /// A loopback port nothing listens on (bound, noted, closed).
+    fn closed_port(ip: &str) -> SocketAddr {
+        UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap()
+    }
+
+    fn has_ipv6_loopback() -> bool {
+        UdpSocket::bind("[::1]:0").is_ok()
+    }
+
+    #[test]
+    fn dont_fragment_and_recverr_are_set_on_udp_relays() {
+        let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let df = bind_udp(v4, true).unwrap();
+        assert_eq!(int_option(&df, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER), libc::IP_PMTUDISC_DO);
+        assert_eq!(int_option(&df, libc::IPPROTO_IP, libc::IP_RECVERR), 1);
+        let plain = bind_udp(v4, false).unwrap();
+        assert_ne!(int_option(&plain, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER), libc::IP_PMTUDISC_DO);
+        assert_eq!(int_option(&plain, libc::IPPROTO_IP, libc::IP_RECVERR), 1);
+        if has_ipv6_loopback() {
+            let v6 = bind_udp("[::1]:0".parse().unwrap(), true).unwrap();
+            assert_eq!(int_option(&v6, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER), libc::IPV6_PMTUDISC_DO);
+            assert_eq!(int_option(&v6, libc::IPPROTO_IPV6, libc::IPV6_RECVERR), 1);
+        }
+    }
+
+    #[test]
+    fn port_unreachable_is_read_from_the_error_queue() {
+        let relay = bind_udp("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        // Empty queue: WouldBlock, not an entry.
+        assert_eq!(recv_error(relay.as_raw_fd()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+        let peer = closed_port("127.0.0.1");
+        relay.send_to(b"anyone there?", &peer.into()).unwrap();
+        let (to, icmp) = next_error(&relay).expect("an ICMP error");
+        assert_eq!(to, peer);
+        assert_eq!(icmp, PeerIcmp { v6: false, icmp_type: 3, code: 3, info: 0 });
+        // Read once, gone: the socket is not left ready.
+        assert_eq!(recv_error(relay.as_raw_fd()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn icmpv6_port_unreachable_is_read_from_the_error_queue() {
+        if !has_ipv6_loopback() {
+            return;
+        }
+        let relay = bind_udp("[::1]:0".parse().unwrap(), false).unwrap();
+        let peer = closed_port("::1");
+        relay.send_to(b"anyone there?", &peer.into()).unwrap();
+        let (to, icmp) = next_error(&relay).expect("an ICMPv6 error");
+        assert_eq!(to, peer);
+        // ICMPv6 destination unreachable, port unreachable.
+        assert_eq!((icmp.v6, icmp.icmp_type, icmp.code), (true, 1, 4));
+    }
+
+    #[test]
+    fn an_oversized_datagram_under_df_is_a_fragmentation_needed_error() {
+        let relay = bind_udp("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let peer = closed_port("127.0.0.1");
+        // Loopback's MTU is 65536: the largest UDP payload (65507) fits in one IP packet, so
+        // only a payload over it is too big; the send fails with EMSGSIZE and the error queue
+        // says why, with the MTU.
+        let big = vec![0u8; 65_510];
+        let e = relay.send_to(&big, &peer.into()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        let (to, icmp) = next_error(&relay).expect("a local EMSGSIZE entry");
+        assert_eq!(to.ip(), peer.ip());
+        assert_eq!((icmp.v6, icmp.icmp_type, icmp.code), (false, 3, 4));
+        assert!(icmp.info >= 1280, "MTU {}", icmp.info);
     }
 }

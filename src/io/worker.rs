@@ -93,10 +93,12 @@ struct Buffers {
     /// Peer datagrams are received at `DATA_INDICATION_HEADROOM` so the header goes in front.
     relay: Box<[u8]>,
     events: mio::Events,
-    /// Relay sockets that still had data when their budget ran out (epoll is edge-triggered).
-    pending: Vec<AllocId>,
-    /// Relay sockets to read this round (pending ones and new events).
-    ready: Vec<AllocId>,
+    /// Relay sockets that still had data when their budget ran out (epoll is edge-triggered),
+    /// each with whether its error queue still had entries.
+    pending: Vec<(AllocId, bool)>,
+    /// Relay sockets to read this round (pending ones and new events), each with whether its
+    /// error queue is to be read (epoll reported an error).
+    ready: Vec<(AllocId, bool)>,
 }
 
 /// Runs worker `index` on the current thread until its runtime fails.
@@ -297,19 +299,47 @@ impl Worker {
         ready.clear();
         ready.append(pending);
         self.poll.borrow_mut().poll(events, Some(Duration::ZERO))?;
-        ready.extend(events.iter().map(|e| AllocId(e.token().0 as u64)));
+        ready.extend(events.iter().map(|e| (AllocId(e.token().0 as u64), e.is_error())));
         let now = super::now();
-        for &id in ready.iter() {
-            let more = match self.server.table().with_id(id, |a| a.relay.is_tcp()) {
-                Some(true) => self.accept_peers(id, tx, now),
-                Some(false) => self.drain_relay(id, relay, now),
-                None => false,
-            };
-            if more {
-                pending.push(id);
+        for &(id, errors) in ready.iter() {
+            match self.server.table().with_id(id, |a| a.relay.is_tcp()) {
+                Some(true) if self.accept_peers(id, tx, now) => pending.push((id, false)),
+                Some(false) => {
+                    let errors_left = errors && self.drain_errors(id, tx, now);
+                    if self.drain_relay(id, relay, now) || errors_left {
+                        pending.push((id, errors_left));
+                    }
+                }
+                Some(true) | None => {}
             }
         }
         Ok(!pending.is_empty())
+    }
+
+    /// Reads up to [`BUDGET`] entries of allocation `id`'s relay error queue and sends the ICMP
+    /// errors the core relays (RFC 8656 §11) to its client; true if entries remain. Every entry
+    /// read is gone, relayed or not, so an error can never keep the socket ready.
+    fn drain_errors(&self, id: AllocId, out: &mut [u8], now: crate::turn::Now) -> bool {
+        for _ in 0..BUDGET {
+            let (peer, icmp) = match self.server.table().with_id(id, |a| a.relay.recv_error()) {
+                Some(Ok(Some(entry))) => entry,
+                // Not an ICMP error (consumed), or EINTR.
+                Some(Ok(None)) => continue,
+                Some(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
+                // Empty (epoll reports the next one), the allocation has ended, or the queue
+                // cannot be read: nothing more to do now.
+                Some(Err(_)) | None => return false,
+            };
+            let stats = self.counters();
+            match self.server.handle_peer_icmp(now, id, peer, icmp, out) {
+                Ok((to, len)) => {
+                    stats.add(Counter::IcmpToClient, 1);
+                    self.send_to_client(&to, &out[..len]);
+                }
+                Err(why) => stats.drop(Side::Peer, why),
+            }
+        }
+        true
     }
 
     /// Relays up to [`BUDGET`] datagrams from allocation `id`'s relay socket to its client.
@@ -323,7 +353,8 @@ impl Worker {
                 // Drained (epoll says when more arrives), or the allocation has ended.
                 Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return false,
                 None => return false,
-                // An ICMP error reported on this read, or EINTR: the next read goes on.
+                // An ICMP error reported on this read (its error-queue entry is read on the
+                // epoll error event), or EINTR: the next read goes on.
                 Some(Err(_)) => continue,
             };
             let stats = self.counters();
