@@ -32,6 +32,7 @@ pub const CHANNEL_NUMBER: u16 = 0x000C;
 pub const LIFETIME: u16 = 0x000D;
 pub const XOR_PEER_ADDRESS: u16 = 0x0012;
 pub const DATA_ATTR: u16 = 0x0013;
+pub const ICMP_ATTR: u16 = 0x8004;
 pub const REALM: u16 = 0x0014;
 pub const NONCE: u16 = 0x0015;
 pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
@@ -81,6 +82,9 @@ fn to_result(r: &Message) -> Result<(), StunError> {
 pub enum Incoming {
     /// A Data indication.
     Data { peer: SocketAddr, data: Vec<u8> },
+    /// A Data indication carrying ICMP instead of DATA (RFC 8656 §11): an ICMP error about a
+    /// datagram relayed to `peer`.
+    Icmp { peer: SocketAddr, icmp_type: u8, code: u8, error_data: u32 },
     /// A ChannelData message.
     ChannelData { channel: u16, data: Vec<u8> },
     /// Any other STUN message.
@@ -437,7 +441,7 @@ impl TurnClient {
         }
     }
 
-    /// Next Data indication or ChannelData message within `timeout`; other STUN messages
+    /// Next Data indication (with DATA or ICMP) or ChannelData message within `timeout`; other STUN messages
     /// are skipped (at most 100 of them).
     pub fn recv_data(&mut self, timeout: Duration) -> Option<Incoming> {
         let deadline = Instant::now() + timeout;
@@ -493,6 +497,15 @@ pub fn classify(b: &[u8]) -> Result<Incoming, String> {
     let m = Message::parse(b)?;
     if m.class == Class::Indication && m.method == DATA {
         let peer = m.xor_peer().ok_or("Data indication without XOR-PEER-ADDRESS")?;
+        if let Some(icmp) = m.get(ICMP_ATTR) {
+            let [_, _, icmp_type, code, d0, d1, d2, d3] = *icmp else {
+                return Err(format!("ICMP attribute of {} bytes", icmp.len()));
+            };
+            if m.has(DATA_ATTR) {
+                return Err("Data indication with both ICMP and DATA".into());
+            }
+            return Ok(Incoming::Icmp { peer, icmp_type, code, error_data: u32::from_be_bytes([d0, d1, d2, d3]) });
+        }
         let data = m.get(DATA_ATTR).ok_or("Data indication without DATA")?.to_vec();
         return Ok(Incoming::Data { peer, data });
     }
