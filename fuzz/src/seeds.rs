@@ -258,6 +258,9 @@ pub fn server_seeds(stun: &[Seed]) -> Vec<Seed> {
                     payload: Payload { len: 13, fill: 3 },
                     short: false,
                 },
+                // Fragmentation needed (relayed), then an echo request (not an error: dropped).
+                Op::Icmp { target: Target::Port(0), peer: other_port, v6: false, icmp_type: 3, code: 4, info: 1400 },
+                Op::Icmp { target: Target::Port(0), peer: other_port, v6: false, icmp_type: 8, code: 0, info: 0 },
                 Op::Advance(400),
                 Op::Peer {
                     target: Target::Port(0),
@@ -377,7 +380,7 @@ mod tests {
             server_seeds(&stun()).into_iter().map(|(name, script)| (name, server::run(&script))).collect();
         let udp = stats["udp_relay"];
         assert!(udp.successes >= 4 && udp.errors >= 1, "{udp:?}");
-        assert!(udp.relayed >= 2 && udp.to_client >= 2, "{udp:?}");
+        assert!(udp.relayed >= 2 && udp.to_client >= 2 && udp.icmp == 1, "{udp:?}");
         let c2c = stats["client_to_client"];
         assert!(c2c.successes >= 5 && c2c.forwarded >= 2, "{c2c:?}");
         let tcp = stats["tcp_relay"];

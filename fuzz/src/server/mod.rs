@@ -19,8 +19,8 @@ use turnd::stun::{
 };
 use turnd::turn::policy::canonical;
 use turnd::turn::{
-    AllocId, Discard, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server, Transport,
-    DATA_INDICATION_HEADROOM, PEER_TAILROOM,
+    AllocId, Discard, FiveTuple, Now, OpenError, Outcome, PeerIcmp, Relay, RelayOptions, RelayProvider, Server,
+    Transport, DATA_INDICATION_HEADROOM, PEER_TAILROOM,
 };
 
 use crate::script::Reader;
@@ -106,6 +106,8 @@ pub struct Stats {
     pub forwarded: usize,
     /// Peer datagrams framed for a client.
     pub to_client: usize,
+    /// ICMP errors relayed to a client.
+    pub icmp: usize,
     pub connects: usize,
     pub attempts: usize,
     pub bound: usize,
@@ -226,6 +228,9 @@ impl Harness {
                 }
             }
             Op::Close(client) => self.server.client_disconnected(&client.tuple()),
+            Op::Icmp { target, peer, v6, icmp_type, code, info } => {
+                self.peer_icmp(target, peer.addr(self.setup), PeerIcmp { v6, icmp_type, code, info })
+            }
         }
     }
 
@@ -340,6 +345,26 @@ impl Harness {
             }
             Err(why) => assert!(!short || why == Discard::Malformed, "no tailroom is Malformed, not {why:?}"),
         }
+    }
+
+    fn peer_icmp(&mut self, target: Target, peer: SocketAddr, icmp: PeerIcmp) {
+        let id = self.allocation(target);
+        let mut out = [0u8; 64];
+        let Ok((to, len)) = self.server.handle_peer_icmp(self.now, id, peer, icmp, &mut out) else { return };
+        assert!(icmp.is_relayed(), "relayed an ICMP type RFC 8656 §11 does not list: {icmp:?}");
+        assert_eq!(self.server.table().with(&to, |a| a.id), Some(id), "ICMP delivered to another client");
+        let frame = &out[..len];
+        if to.transport != Transport::Udp {
+            assert_eq!(stream_frame(frame), StreamFrame::Frame(len), "stream frame length");
+        }
+        let msg = Message::parse(frame).expect("the ICMP Data indication parses");
+        assert_eq!(msg.kind(), MessageType::new(Method::DATA, Class::Indication));
+        assert!(!msg.has(attr::DATA), "an ICMP Data indication carries no DATA");
+        let got = attr::decode_icmp(msg.attr(attr::ICMP).expect("has ICMP")).expect("ICMP decodes");
+        assert_eq!((got.icmp_type, got.code), (icmp.icmp_type, icmp.code));
+        let from = msg.xor_address(attr::XOR_PEER_ADDRESS).expect("has XOR-PEER-ADDRESS").expect("decodes");
+        assert_eq!(from, SocketAddr::new(canonical(peer.ip()), peer.port()), "ICMP Data indication's peer");
+        self.stats.icmp += 1;
     }
 
     fn connect_finished(&mut self, n: u8, connected: bool) {

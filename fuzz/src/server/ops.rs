@@ -213,6 +213,15 @@ pub enum Op {
     ConnectionClosed(u8),
     /// The client's stream closed: the IO shell ends its allocation.
     Close(Client),
+    /// An ICMP error about a datagram an allocation's relay sent to `peer` (RFC 8656 §11).
+    Icmp {
+        target: Target,
+        peer: Peer,
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+        info: u32,
+    },
 }
 
 // ----------------------------------------------------------------------------------------
@@ -474,7 +483,7 @@ impl Request {
 
 impl Op {
     pub(super) fn decode(r: &mut Reader<'_>) -> Self {
-        match r.u8() % 9 {
+        match r.u8() % 10 {
             0 => {
                 let client = Client::decode(r);
                 let len = usize::from(r.u16());
@@ -499,7 +508,13 @@ impl Op {
             5 => Op::ConnectFinished { n: r.u8(), connected: r.u8() & 1 != 0 },
             6 => Op::PeerConnected { target: Target::decode(r), peer: Peer::decode(r) },
             7 => Op::ConnectionClosed(r.u8()),
-            _ => Op::Close(Client::decode(r)),
+            8 => Op::Close(Client::decode(r)),
+            _ => {
+                let (target, peer, v6) = (Target::decode(r), Peer::decode(r), r.u8() & 1 != 0);
+                let (icmp_type, code) = (r.u8(), r.u8());
+                let info = u32::from(r.u16()) << 16 | u32::from(r.u16());
+                Op::Icmp { target, peer, v6, icmp_type, code, info }
+            }
         }
     }
 
@@ -539,6 +554,11 @@ impl Op {
                 w.u8(7).u8(*n);
             }
             Op::Close(client) => client.encode(w.u8(8)),
+            Op::Icmp { target, peer, v6, icmp_type, code, info } => {
+                target.encode(w.u8(9));
+                peer.encode(w);
+                w.u8(u8::from(*v6)).u8(*icmp_type).u8(*code).u16((info >> 16) as u16).u16(*info as u16);
+            }
         }
     }
 }
