@@ -62,9 +62,23 @@ impl RelaySocket {
 impl Relay for RelaySocket {
     fn send_to(&self, payload: &[u8], peer: SocketAddr) {
         let RelaySocket::Udp(socket) = self else { return };
-        // A full send buffer or an ICMP error drops this datagram, as the network would.
-        if let Err(e) = socket.send_to(payload, peer) {
-            tracing::trace!(%peer, error = %e, "relay send failed");
+        // With IP_RECVERR the kernel reports an ICMP error about an earlier datagram on the
+        // next call, this send included, and sends nothing: one more try sends it (the error
+        // stays queued for the worker to relay). A full send buffer drops the datagram, as the
+        // network would; so does "message too long", which is this datagram's own (retried, it
+        // would be reported twice) unless it was a pending "fragmentation needed".
+        for retry in [true, false] {
+            match socket.send_to(payload, peer) {
+                Ok(_) => return,
+                Err(e)
+                    if retry
+                        && e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.raw_os_error() != Some(libc::EMSGSIZE) => {}
+                Err(e) => {
+                    tracing::trace!(%peer, error = %e, "relay send failed");
+                    return;
+                }
+            }
         }
     }
 }
@@ -329,6 +343,28 @@ mod tests {
         assert_eq!(icmp, PeerIcmp { v6: false, icmp_type: 3, code: 3, info: 0 });
         // Read once, gone: the socket is not left ready.
         assert_eq!(recv_error(relay.as_raw_fd()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn a_pending_icmp_error_does_not_cost_the_next_datagram() {
+        // The kernel reports a queued ICMP error on the socket's next call, sendto included,
+        // which then sends nothing: the relay must still send the next payload.
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let closed = closed_port("127.0.0.1");
+        socket.send_to(b"x", &closed.into()).unwrap();
+        let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: 0, revents: 0 };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut fd, 1, 5000) }, 1, "no error queued within 5 s");
+        let relay = RelaySocket::Udp(mio::net::UdpSocket::from_std(socket.into()));
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        relay.send_to(b"still sent", peer.local_addr().unwrap());
+        let mut buf = [0u8; 32];
+        let n = peer.recv(&mut buf).expect("the datagram after an ICMP error arrives");
+        assert_eq!(&buf[..n], b"still sent");
+        // And the error is still there to be relayed.
+        let RelaySocket::Udp(udp) = &relay else { unreachable!() };
+        assert_eq!(recv_error(udp.as_raw_fd()).unwrap().map(|(to, _)| to), Some(closed));
     }
 
     #[test]
