@@ -330,6 +330,7 @@ impl Worker {
                 // cannot be read: nothing more to do now.
                 Some(Err(_)) | None => return false,
             };
+            tracing::trace!(%peer, ?icmp, "ICMP error on a relay");
             let stats = self.counters();
             match self.server.handle_peer_icmp(now, id, peer, icmp, out) {
                 Ok((to, len)) => {
