@@ -196,7 +196,7 @@ struct ErrorControl([u8; 128]);
 /// "message too long" (a datagram over the path MTU under DF, or over the largest IP packet) as
 /// the ICMP error the first hop would have sent: ICMPv4 3/4 "fragmentation needed" or ICMPv6
 /// 2 "packet too big", with the MTU. Anything else is consumed and gives `None`.
-pub fn recv_error(fd: RawFd) -> std::io::Result<Option<(SocketAddr, PeerIcmp)>> {
+fn recv_error(fd: RawFd) -> std::io::Result<Option<(SocketAddr, PeerIcmp)>> {
     // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut control = ErrorControl([0; 128]);
