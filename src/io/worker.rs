@@ -179,6 +179,12 @@ impl Worker {
                 Outcome::Reply(n) => {
                     let _ = socket.try_send_to(&tx[..n], client);
                 }
+                // RFC 5780 CHANGE-REQUEST: this worker's own socket on the other address.
+                Outcome::ReplyFrom { len, from } => {
+                    if let Some(i) = self.listener_addrs.iter().position(|a| *a == from) {
+                        let _ = self.listeners[i].try_send_to(&tx[..len], client);
+                    }
+                }
                 Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
                 // RFC 6062 outcomes need a stream control connection; the core never gives
                 // them for UDP, and if it did there would be nothing to do with them here.
@@ -202,7 +208,7 @@ impl Worker {
             _ => Counter::SendIndicationsFromClient,
         };
         match *outcome {
-            Outcome::Reply(_) | Outcome::Bound { .. } => {
+            Outcome::Reply(_) | Outcome::ReplyFrom { .. } | Outcome::Bound { .. } => {
                 stats.add(Counter::Responses, 1);
                 // A Binding request's message type is 0x0001.
                 if packet.starts_with(&[0x00, 0x01]) {
@@ -275,7 +281,8 @@ impl Worker {
                 outbox.push(&tx[..len]);
                 return Some((connection, allocation));
             }
-            Outcome::Relayed { .. } | Outcome::Dropped(_) => {}
+            // ReplyFrom answers UDP only (RFC 5780 CHANGE-REQUEST over a stream is a 400).
+            Outcome::Relayed { .. } | Outcome::Dropped(_) | Outcome::ReplyFrom { .. } => {}
         }
         None
     }

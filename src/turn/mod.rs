@@ -3,6 +3,7 @@
 //! reached through the [`RelayProvider`]/[`Relay`] traits the IO shell implements.
 //! Depends on `auth` and `stun`.
 
+mod binding;
 pub mod counts;
 mod data;
 pub mod limit;
@@ -21,6 +22,7 @@ use crate::auth::{
     FEATURE_USERNAME_ANONYMITY, NONCE_MAX,
 };
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
+pub use binding::{NatAddresses, CHANGE_IP, CHANGE_PORT};
 use counts::{AuthFailure, Counts, Ended, RequestCounts};
 pub use data::{PeerIcmp, DATA_INDICATION_HEADROOM, ICMP_PER_SECOND, PEER_TAILROOM};
 use limit::{Gcra, SourceLimiter};
@@ -120,6 +122,9 @@ pub trait RelayProvider {
 pub enum Outcome {
     /// Send `out[..len]` back to the client that sent the packet.
     Reply(usize),
+    /// Send `out[..len]` back to the client from the local UDP socket `from` instead of the one
+    /// the packet reached: an RFC 5780 CHANGE-REQUEST answer (another IP and/or port of turnd).
+    ReplyFrom { len: usize, from: SocketAddr },
     /// A payload of `bytes` went out of a relay socket to a peer.
     Relayed { bytes: usize },
     /// Send `out[start..end]` to the client of another allocation (in-process delivery between
@@ -332,6 +337,8 @@ pub struct Server<R> {
     next_alternate: AtomicUsize,
     /// Authentication failures, peer and Allocate refusals (per request, never per packet).
     requests: RequestCounts,
+    /// The RFC 5780 addresses when NAT behaviour discovery is on ([`Server::with_rfc5780`]).
+    nat: Option<NatAddresses>,
 }
 
 /// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
@@ -390,6 +397,7 @@ impl<R: Relay> Server<R> {
             epoch: OnceLock::new(),
             next_alternate: AtomicUsize::new(0),
             requests: RequestCounts::default(),
+            nat: None,
         }
     }
 
@@ -490,7 +498,8 @@ impl<R: Relay> Server<R> {
         // Over UDP the source may be spoofed: the answer gets at most the reflection budget.
         let out = match tuple.transport {
             Transport::Udp => {
-                let budget = reflection_budget(msg).min(out.len());
+                let binding_answer = binding::answer_len(tuple, msg, self.nat_for(tuple).is_some());
+                let budget = reflection_budget(msg, binding_answer).min(out.len());
                 &mut out[..budget]
             }
             Transport::Tcp | Transport::Tls => out,
@@ -515,13 +524,6 @@ impl<R: Relay> Server<R> {
             Method::CONNECTION_BIND => self.on_connection_bind(now, tuple, msg, out),
             _ => self.error(msg, out, ErrorCode::BadRequest, None),
         }
-    }
-
-    //= https://www.rfc-editor.org/rfc/rfc8489#section-7.3.1
-    fn on_binding(&self, tuple: &FiveTuple, msg: &Message<'_>, out: &mut [u8]) -> Outcome {
-        self.respond(msg, out, None, |w| {
-            w.xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
-        })
     }
 
     /// Long-term credential check (RFC 8489 §9.2.4). `Err` carries the error response to send.
@@ -724,14 +726,16 @@ impl<R: Relay> Server<R> {
 }
 
 /// The largest answer a UDP request may get: 2x its size for Binding, 3x for any other, so a
-/// spoofed source gains little by reflection. A Binding answer always has room for its one
-/// mandatory attribute: an IPv6 XOR-MAPPED-ADDRESS makes the answer to a bare 20-byte request
-/// 44 bytes (2.2x), the least RFC 8489 allows.
-fn reflection_budget(msg: &Message<'_>) -> usize {
+/// spoofed source gains little by reflection. A Binding answer always has room for its
+/// mandatory attributes, `binding_answer` bytes ([`binding::answer_len`]): an IPv6
+/// XOR-MAPPED-ADDRESS makes the answer to a bare 20-byte request 44 bytes (2.2x), the least
+/// RFC 8489 allows; with RFC 5780 on, RESPONSE-ORIGIN and OTHER-ADDRESS make it 56 bytes over
+/// IPv4 (2.8x) and 92 over IPv6 (4.6x), the price of the opt-in.
+fn reflection_budget(msg: &Message<'_>, binding_answer: usize) -> usize {
     const BARE_IPV6_BINDING_ANSWER: usize = 20 + 4 + 20;
     let len = msg.as_bytes().len();
     if msg.method() == Method::BINDING {
-        (2 * len).max(BARE_IPV6_BINDING_ANSWER)
+        (2 * len).max(BARE_IPV6_BINDING_ANSWER).max(binding_answer)
     } else {
         3 * len
     }

@@ -249,6 +249,7 @@ impl Harness {
                     _ => self.stats.errors += 1,
                 }
             }
+            Outcome::ReplyFrom { .. } => panic!("an RFC 5780 answer from a server without RFC 5780"),
             Outcome::Bound { connection, len, .. } => {
                 assert!(len <= self.out.len(), "ConnectionBind reply past the buffer");
                 assert_ne!(tuple.transport, Transport::Udp, "ConnectionBind over UDP");

@@ -110,7 +110,7 @@ impl Harness {
         let mut out = vec![0u8; 70_000];
         let outcome = self.server.handle_client(self.now, from, packet, &mut self.ports, &mut out);
         let bytes = match outcome {
-            Outcome::Reply(n) | Outcome::Bound { len: n, .. } => out[..n].to_vec(),
+            Outcome::Reply(n) | Outcome::ReplyFrom { len: n, .. } | Outcome::Bound { len: n, .. } => out[..n].to_vec(),
             Outcome::Forward { start, end, .. } => out[start..end].to_vec(),
             _ => Vec::new(),
         };
@@ -726,5 +726,6 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 mod counts;
 mod icmp;
 mod limits;
+mod rfc5780;
 mod sha256;
 mod tcp;
