@@ -17,6 +17,7 @@ use api::RawApi;
 use parse_errors::parse_error;
 
 mod api;
+mod nat;
 mod overrides;
 mod parse_errors;
 mod secrets;
@@ -27,6 +28,7 @@ mod tests;
 pub use api::{
     api_key_entry, hash_api_key, read_jwks, ApiConfig, JwtConfig, API_KEY_PREFIX, MIN_API_KEY_LEN, TTL_RANGE,
 };
+pub use nat::Rfc5780;
 pub use overrides::Overrides;
 pub use secrets::MAX_SECRETS_FILE;
 
@@ -120,6 +122,8 @@ pub struct Config {
     /// `redirect_all`.
     pub alternate_servers: Vec<SocketAddr>,
     pub redirect_all: bool,
+    /// RFC 5780 NAT behaviour discovery (`server.rfc5780`), when on.
+    pub rfc5780: Option<Rfc5780>,
     /// The credentials HTTP API, when enabled.
     pub api: Option<ApiConfig>,
 }
@@ -187,6 +191,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("alternate_servers", &self.alternate_servers)
             .field("redirect_all", &self.redirect_all)
+            .field("rfc5780", &self.rfc5780)
             .field("api", &self.api)
             .finish()
     }
@@ -367,6 +372,8 @@ struct RawServer {
     key: Opt<String>,
     alternate_servers: List,
     redirect_all: Opt<bool>,
+    rfc5780: Opt<bool>,
+    rfc5780_alternate: Opt<String>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -488,6 +495,7 @@ impl RawConfig {
             return Err(self.err(key, at, reason));
         }
         let (alternate_servers, redirect_all) = self.alternates()?;
+        let rfc5780 = self.rfc5780(&listen)?;
         let workers = self.int(&server.workers, "server.workers", 0, 0..=MAX_WORKERS as i64)?;
         let workers = match workers.value as usize {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -584,6 +592,7 @@ impl RawConfig {
             limits: streams.limits,
             alternate_servers,
             redirect_all,
+            rfc5780,
             api,
         })
     }

@@ -116,9 +116,10 @@ fn debug_redacts_secrets() {
 #[test]
 fn unknown_keys_name_the_key_table_and_line() {
     #[rustfmt::skip]
-    let cases: [(&[&str], &str, &str, usize); 12] = [
+    let cases: [(&[&str], &str, &str, usize); 13] = [
         (&["lisen = 1", "[server]"], "lisen", "the top level", 1),
         (&["[server]", "listen = ['127.0.0.1:3478']", "lisen = 1"], "lisen", "[server]", 3),
+        (&["[server]", "rfc5780 = true", "rfc5780-alternates = '127.0.0.2'"], "rfc5780-alternates", "[server]", 3),
         (&["[auth]", "realm = 'r'", "", "secret = ['x']"], "secret", "[auth]", 4),
         (&["[auth]", "secret-file = 'x'"], "secret-file", "[auth]", 2),
         (
@@ -142,7 +143,8 @@ fn unknown_keys_name_the_key_table_and_line() {
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
                     `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
-                    `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`)";
+                    `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`, `rfc5780`, \
+                    `rfc5780-alternate`)";
     assert_eq!(err, expected);
 }
 
