@@ -17,9 +17,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api;
 use crate::auth::{self, Credentials, NonceMinter};
-use crate::config::{ApiConfig, Config, UserSecret};
+use crate::config::{ApiConfig, Config, Rfc5780, UserSecret};
 use crate::turn::policy::PeerPolicy;
-use crate::turn::{Now, Server, ServerConfig};
+use crate::turn::{NatAddresses, Now, Server, ServerConfig};
 pub use relay::{PortPool, RelaySocket};
 pub use stream::StreamSettings;
 pub use tls::{Certificates, TlsError};
@@ -46,8 +46,18 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         }
         _ => None,
     };
+    let (sockets, bound, nat) = bind_listeners(&config.listen, config.rfc5780.as_ref(), &streams, config.workers)?;
+    let mut server = build_server(&config);
+    if let Some(nat) = nat {
+        let [primary, primary_ip_alternate_port, alternate_ip_primary_port, alternate] = nat.sockets();
+        tracing::info!(
+            %primary, %primary_ip_alternate_port, %alternate_ip_primary_port, %alternate,
+            "RFC 5780 NAT behaviour discovery: Binding over UDP on these four addresses"
+        );
+        server = server.with_rfc5780(nat);
+    }
     let shared = Arc::new(Shared {
-        server: Arc::new(build_server(&config)),
+        server: Arc::new(server),
         ports: Arc::new(PortPool::new(config.relay_ip, config.min_port, config.max_port)),
         stats: Arc::new(Stats::new(config.workers)),
         connections: Arc::default(),
@@ -57,7 +67,6 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         heartbeats: (0..config.workers).map(|_| Default::default()).collect(),
         started: now().mono,
     });
-    let (sockets, bound) = bind_listeners(&config.listen, &shared.streams, config.workers)?;
     // The credentials API binds now, so a busy port stops turnd before it says ready.
     let ready = api::Readiness::default();
     let listeners = api::Listeners { udp: bound.udp.clone(), tcp: bound.tcp.clone(), tls: bound.tls.clone() };
@@ -222,6 +231,7 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
         ("server.external-ip", old.external_ip != new.external_ip),
         ("server.min-port/max-port", (old.min_port, old.max_port) != (new.min_port, new.max_port)),
         ("server.workers", old.workers != new.workers),
+        ("server.rfc5780/rfc5780-alternate", old.rfc5780 != new.rfc5780),
         ("server.tcp", old.tcp != new.tcp),
         ("server.tls-listen", old.tls_listen != new.tls_listen),
         ("server.cert/key", (&old.cert, &old.key) != (&new.cert, &new.key)),
@@ -237,6 +247,7 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     new.relay_ip = old.relay_ip;
     new.external_ip = old.external_ip;
     (new.min_port, new.max_port, new.workers) = (old.min_port, old.max_port, old.workers);
+    new.rfc5780 = old.rfc5780;
     (new.tcp, new.nonce_lifetime) = (old.tcp, old.nonce_lifetime);
     new.tls_listen.clone_from(&old.tls_listen);
     (new.cert, new.key) = (old.cert.clone(), old.key.clone());
@@ -316,40 +327,52 @@ pub fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolic
 
 /// Binds each worker's own `SO_REUSEPORT` sockets: UDP on every listening address, TCP on the
 /// same addresses when enabled, TLS on the TLS addresses. A port 0 is resolved by the first bind
-/// and reused by the other workers (and by TCP beside UDP).
+/// and reused by the other workers (and by TCP beside UDP). With RFC 5780 the first listening
+/// address is bound together with its three other RFC 5780 sockets (UDP; TCP too for those
+/// that are listening addresses), whose addresses are returned.
 fn bind_listeners(
     listen: &[SocketAddr],
+    rfc5780: Option<&Rfc5780>,
     streams: &StreamSettings,
     workers: usize,
-) -> std::io::Result<(Vec<Sockets>, Bound)> {
+) -> std::io::Result<(Vec<Sockets>, Bound, Option<NatAddresses>)> {
     let mut by_worker: Vec<Sockets> =
         (0..workers).map(|_| Sockets { udp: Vec::new(), tcp: Vec::new(), tls: Vec::new() }).collect();
     let mut bound = Bound::default();
-    for addr in listen {
+    let mut nat = None;
+    for (index, addr) in listen.iter().enumerate() {
+        if addr.port() != 0 && nat.is_some_and(|n: NatAddresses| n.sockets().contains(addr)) {
+            // Bound already, as one of the RFC 5780 sockets.
+            bound.push(*addr, streams.tcp);
+            continue;
+        }
+        let rfc5780 = rfc5780.filter(|_| index == 0);
         // Port 0: UDP picks a free port and TCP must take the same number, which something else
-        // may hold over TCP; then the pair is bound again on another port (bounded).
+        // may hold over TCP (or, with RFC 5780, one of the other three sockets needs a port that
+        // is taken); then it is all bound again on another port (bounded).
         let attempts = if addr.port() == 0 { PORT_ZERO_ATTEMPTS } else { 1 };
-        let mut last_error = None;
+        let mut result = Err(std::io::Error::other("not bound"));
         for _ in 0..attempts {
-            match bind_pair(*addr, streams.tcp, workers) {
-                Ok((udp, tcp, actual)) => {
-                    let mut tcp = tcp.into_iter();
-                    for (sockets, udp) in by_worker.iter_mut().zip(udp) {
-                        sockets.udp.push(udp);
-                        sockets.tcp.extend(tcp.next());
-                    }
-                    bound.udp.push(actual);
-                    if streams.tcp {
-                        bound.tcp.push(actual);
-                    }
-                    last_error = None;
-                    break;
-                }
-                Err(e) => last_error = Some(e),
+            result = match rfc5780 {
+                Some(rfc5780) => bind_rfc5780(rfc5780, listen, streams.tcp, workers).map(|(pairs, n)| {
+                    nat = Some(n);
+                    pairs
+                }),
+                None => bind_pair(*addr, streams.tcp, workers).map(|pair| vec![pair]),
+            };
+            if result.is_ok() {
+                break;
             }
         }
-        if let Some(e) = last_error {
-            return Err(e);
+        let pairs = result?;
+        // The first pair is `addr` itself, its port resolved.
+        bound.push(pairs.first().map_or(*addr, |pair| pair.2), streams.tcp);
+        for (udp, tcp, _) in pairs {
+            let mut tcp = tcp.into_iter();
+            for (sockets, udp) in by_worker.iter_mut().zip(udp) {
+                sockets.udp.push(udp);
+                sockets.tcp.extend(tcp.next());
+            }
         }
     }
     for addr in &streams.tls_listen {
@@ -361,8 +384,27 @@ fn bind_listeners(
         }
         bound.tls.push(actual);
     }
-    Ok((by_worker, bound))
+    Ok((by_worker, bound, nat))
 }
+
+/// The four RFC 5780 sockets of each worker, the primary (the first listening address) first:
+/// UDP, and TCP beside it where the address is a listening address. All or none.
+fn bind_rfc5780(rfc5780: &Rfc5780, listen: &[SocketAddr], tcp: bool, workers: usize) -> BoundRfc5780 {
+    let primary = bind_pair(rfc5780.primary, tcp, workers)?;
+    let nat = rfc5780.resolve(primary.2.port()).ok_or_else(|| {
+        let reason = format!("RFC 5780: no alternate port for primary port {}", primary.2.port());
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)
+    })?;
+    let mut pairs = vec![primary];
+    for addr in &nat.sockets()[1..] {
+        pairs.push(bind_pair(*addr, tcp && listen.contains(addr), workers)?);
+    }
+    Ok((pairs, nat))
+}
+
+/// Each worker's UDP sockets, TCP listeners and the address, for each RFC 5780 socket.
+type BoundRfc5780 = std::io::Result<(Vec<BoundPair>, NatAddresses)>;
+type BoundPair = (Vec<UdpSocket>, Vec<std::net::TcpListener>, SocketAddr);
 
 /// A bind error that names what could not be bound.
 fn listen_error(kind: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
@@ -374,11 +416,7 @@ const PORT_ZERO_ATTEMPTS: usize = 32;
 
 /// One UDP socket per worker on `addr` (port 0 resolved by the first), and as many TCP
 /// listeners on the same port when `tcp`; all or none.
-fn bind_pair(
-    addr: SocketAddr,
-    tcp: bool,
-    workers: usize,
-) -> std::io::Result<(Vec<UdpSocket>, Vec<std::net::TcpListener>, SocketAddr)> {
+fn bind_pair(addr: SocketAddr, tcp: bool, workers: usize) -> std::io::Result<BoundPair> {
     let mut actual = addr;
     let mut udp = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -401,6 +439,16 @@ struct Bound {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
+}
+
+impl Bound {
+    /// A listening address: UDP, and TCP when `tcp`.
+    fn push(&mut self, addr: SocketAddr, tcp: bool) {
+        self.udp.push(addr);
+        if tcp {
+            self.tcp.push(addr);
+        }
+    }
 }
 
 impl std::fmt::Display for Bound {
