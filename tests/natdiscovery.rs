@@ -108,3 +108,43 @@ fn change_request_answers_leave_from_the_socket_they_name() {
     let msg = Message::parse(&[&header[..], &body].concat()).unwrap();
     assert_eq!(msg.error_code(), Some(400));
 }
+
+/// A port P free over UDP on 127.0.0.1 and 127.0.0.2 with P + 1, and over TCP on 127.0.0.2.
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let Some(next) = port.checked_add(1) else { continue };
+        let free = [("127.0.0.2", port), ("127.0.0.1", next), ("127.0.0.2", next)]
+            .iter()
+            .all(|&(ip, p)| UdpSocket::bind((ip, p)).is_ok())
+            && std::net::TcpListener::bind(("127.0.0.2", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port pair on 127.0.0.1 and 127.0.0.2");
+}
+
+#[test]
+fn a_listen_address_that_is_an_rfc5780_socket_is_bound_once_with_tcp() {
+    let port = free_port_pair();
+    let server = Server::turnd(&format!(
+        "[server]\nlisten = ['127.0.0.1:{port}', '127.0.0.2:{port}']\nworkers = 2\nrfc5780 = true\n\
+         [auth]\nsecrets = ['s3cret']\n"
+    ));
+    let second = SocketAddr::from(([127, 0, 0, 2], port));
+    assert!(server.listeners.contains(&("udp".to_owned(), second)), "{:?}", server.listeners);
+    assert!(server.listeners.contains(&("tcp".to_owned(), second)), "{:?}", server.listeners);
+    // Over UDP it is the alternate IP with the primary port: "change IP and port" answers from
+    // the primary IP with the alternate port.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = MessageBuilder::new(Class::Request, BINDING).attr(CHANGE_REQUEST, 0x06u32.to_be_bytes());
+    client.send_to(&req.encode(None, false), second).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, source) = client.recv_from(&mut buf).expect("an answer");
+    assert_eq!(source, SocketAddr::from(([127, 0, 0, 1], port + 1)));
+    assert!(Message::parse(&buf[..n]).unwrap().is_success());
+    // And it serves TCP, as every listen address does.
+    assert!(std::net::TcpStream::connect(second).is_ok());
+}
