@@ -86,6 +86,7 @@ fn core(config: &Config) -> Server<NoRelay> {
         alternates: config.alternate_servers.clone(),
         redirect_all: config.redirect_all,
         rfc8489_security: config.rfc8489_security,
+        mobility: config.mobility,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     Server::new(settings, credentials, NonceMinter::new(config.nonce_lifetime), policy)

@@ -90,6 +90,7 @@ fn relaying_allocates_nothing_per_packet() {
         alternates: vec![],
         redirect_all: false,
         rfc8489_security: true,
+        mobility: false,
     };
     let creds = Credentials::new("r", vec![], ':', vec![("alice".into(), UserSecret::Password("pw".into()))]);
     let server = Server::new(config, creds, NonceMinter::with_key([1; 32], 600), PeerPolicy::new(vec![], vec![]));

@@ -124,6 +124,8 @@ pub struct Config {
     pub redirect_all: bool,
     /// RFC 5780 NAT behaviour discovery (`server.rfc5780`), when on.
     pub rfc5780: Option<Rfc5780>,
+    /// Hand out MOBILITY-TICKETs so an allocation can move to a new client address (RFC 8016).
+    pub mobility: bool,
     /// The credentials HTTP API, when enabled.
     pub api: Option<ApiConfig>,
 }
@@ -192,6 +194,7 @@ impl fmt::Debug for Config {
             .field("alternate_servers", &self.alternate_servers)
             .field("redirect_all", &self.redirect_all)
             .field("rfc5780", &self.rfc5780)
+            .field("mobility", &self.mobility)
             .field("api", &self.api)
             .finish()
     }
@@ -374,6 +377,7 @@ struct RawServer {
     redirect_all: Opt<bool>,
     rfc5780: Opt<bool>,
     rfc5780_alternate: Opt<String>,
+    mobility: Opt<bool>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -593,6 +597,7 @@ impl RawConfig {
             alternate_servers,
             redirect_all,
             rfc5780,
+            mobility: or(&server.mobility, false).value,
             api,
         })
     }

@@ -7,7 +7,7 @@ use super::ConfigError;
 const TABLES: [&str; 9] = [
     "the top level: server auth allocation peers limits api",
     "[server]: listen relay-ip external-ip min-port max-port workers log-level tcp tls-listen cert key \
-     alternate-servers redirect-all rfc5780 rfc5780-alternate",
+     alternate-servers redirect-all rfc5780 rfc5780-alternate mobility",
     "[auth]: realm secrets secrets-file static-auth-secret-file rest-separator nonce-lifetime rfc8489-security users",
     "[[auth.users]]: name password key",
     "[allocation]: default-lifetime max-lifetime user-quota total-quota",

@@ -144,7 +144,7 @@ fn unknown_keys_name_the_key_table_and_line() {
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
                     `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
                     `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`, `rfc5780`, \
-                    `rfc5780-alternate`)";
+                    `rfc5780-alternate`, `mobility`)";
     assert_eq!(err, expected);
 }
 
@@ -502,6 +502,15 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé f", 3), (2, 1));
     assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
     assert_eq!(line_col("ab", 99), (1, 3));
+}
+
+#[test]
+fn mobility_is_opt_in() {
+    assert!(!ok(&[]).mobility);
+    assert!(ok(&["[server]", "mobility = true"]).mobility);
+    let (line, message) = parse_error_of(&doc(&["[server]", "mobility = 'yes'"]));
+    assert_eq!(line, 2, "{message}");
+    assert!(message.contains("server.mobility"), "{message}");
 }
 
 #[test]

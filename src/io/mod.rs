@@ -320,6 +320,7 @@ pub fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolic
         alternates: config.alternate_servers.clone(),
         redirect_all: config.redirect_all,
         rfc8489_security: config.rfc8489_security,
+        mobility: config.mobility,
     };
     let policy = PeerPolicy::new(config.allowed_peers.clone(), config.denied_peers.clone());
     (core, credentials, policy)

@@ -212,6 +212,8 @@ pub struct ServerConfig {
     /// Offer RFC 8489 security in 401/438 (nonce cookie, PASSWORD-ALGORITHMS, USERHASH);
     /// without it challenges have RFC 5389's shape. Requests are checked the same either way.
     pub rfc8489_security: bool,
+    /// RFC 8016 mobility: MOBILITY-TICKETs on Allocate, allocations moved by Refresh.
+    pub mobility: bool,
 }
 
 /// Rates the core enforces; 0 = unlimited. All reloadable.

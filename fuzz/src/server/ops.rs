@@ -85,6 +85,7 @@ impl Setup {
             alternates: Vec::new(),
             redirect_all: false,
             rfc8489_security: true,
+            mobility: true,
         }
     }
 

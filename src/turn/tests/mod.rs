@@ -69,6 +69,7 @@ fn config() -> ServerConfig {
         alternates: vec![],
         redirect_all: false,
         rfc8489_security: true,
+        mobility: false,
     }
 }
 
