@@ -8,6 +8,8 @@
 mod nonce;
 mod rest;
 
+pub(crate) use nonce::random_key;
+
 use std::collections::HashMap;
 use std::fmt;
 

@@ -203,7 +203,8 @@ impl NonceMinter {
 /// getrandom does not fail on any supported platform in practice; if it ever does, the key comes
 /// from std's `RandomState`, which is seeded from the operating system's randomness as well,
 /// rather than panicking.
-fn random_key() -> [u8; 32] {
+/// 32 bytes from getrandom (a keyed hash of the process's random hasher state if that fails).
+pub(crate) fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     if getrandom::getrandom(&mut key).is_ok() {
         return key;

@@ -45,6 +45,8 @@ pub const ICE_CONTROLLED: u16 = 0x8029;
 pub const ICE_CONTROLLING: u16 = 0x802A;
 pub const RESPONSE_ORIGIN: u16 = 0x802B;
 pub const OTHER_ADDRESS: u16 = 0x802C;
+/// RFC 8016 §3.3.
+pub const MOBILITY_TICKET: u16 = 0x8030;
 
 /// The attributes the parser indexes (first occurrence of each), in index order.
 /// Comprehension-required types not in this list are "unknown" (RFC 8489 §15: 420).
@@ -88,8 +90,7 @@ pub(crate) const INDEXED: [u16; 40] = [
     ICE_CONTROLLING,
     RESPONSE_ORIGIN,
     OTHER_ADDRESS,
-    // MOBILITY-TICKET (RFC 8016).
-    0x8030,
+    MOBILITY_TICKET,
 ];
 
 /// Slot of an attribute type in [`INDEXED`], or `None` for a type turnd does not know.

@@ -7,6 +7,7 @@ mod binding;
 pub mod counts;
 mod data;
 pub mod limit;
+mod mobility;
 pub mod policy;
 mod request;
 pub mod table;
@@ -272,6 +273,7 @@ pub enum ErrorCode {
     UnsupportedTransport,
     PeerAddressFamilyMismatch,
     AllocationQuotaReached,
+    MobilityForbidden,
     ConnectionAlreadyExists,
     ConnectionFailure,
     InsufficientCapacity,
@@ -292,6 +294,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedTransport => 442,
             ErrorCode::PeerAddressFamilyMismatch => 443,
             ErrorCode::AllocationQuotaReached => 486,
+            ErrorCode::MobilityForbidden => 405,
             ErrorCode::ConnectionAlreadyExists => 446,
             ErrorCode::ConnectionFailure => 447,
             ErrorCode::InsufficientCapacity => 508,
@@ -312,6 +315,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedTransport => "Unsupported Transport Protocol",
             ErrorCode::PeerAddressFamilyMismatch => "Peer Address Family Mismatch",
             ErrorCode::AllocationQuotaReached => "Allocation Quota Reached",
+            ErrorCode::MobilityForbidden => "Mobility Forbidden",
             ErrorCode::ConnectionAlreadyExists => "Connection Already Exists",
             ErrorCode::ConnectionFailure => "Connection Timeout or Failure",
             ErrorCode::InsufficientCapacity => "Insufficient Capacity",
@@ -341,6 +345,8 @@ pub struct Server<R> {
     requests: RequestCounts,
     /// The RFC 5780 addresses when NAT behaviour discovery is on ([`Server::with_rfc5780`]).
     nat: Option<NatAddresses>,
+    /// MOBILITY-TICKETs (RFC 8016).
+    tickets: mobility::TicketMinter,
 }
 
 /// The settings a reload replaces: lifetimes and quotas, credentials, peer policy.
@@ -400,6 +406,7 @@ impl<R: Relay> Server<R> {
             next_alternate: AtomicUsize::new(0),
             requests: RequestCounts::default(),
             nat: None,
+            tickets: mobility::TicketMinter::new(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! TURN requests: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656 §7, §9, §11).
+//! TURN requests: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656 §7, §9, §11);
+//! mobility tickets and moves are in `mobility.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -51,6 +52,10 @@ impl<R: Relay> Server<R> {
         }
         let options = match self.allocate_options(tuple, msg) {
             Ok(options) => options,
+            Err(code) => return self.error(msg, out, code, key),
+        };
+        let ticket = match self.allocation_ticket(tuple, msg) {
+            Ok(ticket) => ticket,
             Err(code) => return self.error(msg, out, code, key),
         };
         let live = self.live();
@@ -107,6 +112,8 @@ impl<R: Relay> Server<R> {
             tcp: options.tcp,
             permissions: Vec::new(),
             channels: Vec::new(),
+            ticket,
+            moved_by: None,
             to_peer: Default::default(),
             to_client: Default::default(),
             icmp: Default::default(),
@@ -202,10 +209,14 @@ impl<R: Relay> Server<R> {
         relayed: SocketAddr,
         lifetime: Duration,
     ) -> Outcome {
+        let ticket = self.table.with(tuple, |a| a.ticket).flatten();
         self.respond(msg, out, Some(&auth.key), |w| {
             w.xor_address(attr::XOR_RELAYED_ADDRESS, relayed)
                 .u32_attr(attr::LIFETIME, secs(lifetime))
                 .xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+            if let Some(ticket) = ticket {
+                w.attr(attr::MOBILITY_TICKET, ticket.as_bytes());
+            }
         })
     }
 
@@ -232,6 +243,12 @@ impl<R: Relay> Server<R> {
             Some(d) => d.min(live.config.max_lifetime),
             None => live.config.default_lifetime,
         };
+        if msg.has(attr::MOBILITY_TICKET) {
+            if !family_ok {
+                return self.error(msg, out, ErrorCode::PeerAddressFamilyMismatch, key);
+            }
+            return self.refresh_moving(now, tuple, msg, out, &auth, lifetime);
+        }
         let checked = self.table.with_mut(tuple, |a| {
             a.check_owner(&auth.username, now.mono)?;
             if !family_ok {

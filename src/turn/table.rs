@@ -1,6 +1,13 @@
-//! The allocation table: allocations keyed by 5-tuple and by relayed port, sharded by locks.
-//! Every method is synchronous, so no guard can cross an `.await`; a method takes at most one
-//! lock at a time (it releases one before taking the next), so there is no lock order to break.
+//! The allocation table: allocations keyed by 5-tuple, by relayed port and by mobility ticket,
+//! sharded by locks. Every method is synchronous, so no guard can cross an `.await`; a method
+//! takes at most one lock at a time (it releases one before taking the next), so there is no
+//! lock order to break.
+//!
+//! An allocation lives in the shard of its id; its 5-tuple's entry is in the shard the 5-tuple
+//! hashes to. The two are the same shard until a mobility Refresh (RFC 8016) moves the
+//! allocation to another 5-tuple; the id, and so the allocation's shard, never changes. A lookup
+//! by 5-tuple checks that the allocation it finds still has that 5-tuple, so a move seen half
+//! done finds the allocation on neither or on the old tuple only, never on both.
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
@@ -12,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use super::counts::{AllocationCounts, AllocationKind, Counts, Ended};
 use super::limit::Gcra;
-use super::FiveTuple;
+use super::mobility::Ticket;
+use super::{ErrorCode, FiveTuple};
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -61,6 +69,10 @@ pub struct Allocation<R> {
     pub tcp: bool,
     pub permissions: Vec<Permission>,
     pub channels: Vec<Channel>,
+    /// Its current MOBILITY-TICKET (RFC 8016), when the client asked for one.
+    pub ticket: Option<Ticket>,
+    /// Transaction id of the Refresh that last moved it, to answer its retransmissions.
+    pub moved_by: Option<[u8; 12]>,
     /// Bandwidth used client → peer and peer → client (`limits.max-bps`).
     pub to_peer: Gcra,
     pub to_client: Gcra,
@@ -72,12 +84,12 @@ pub struct Allocation<R> {
 impl<R> Allocation<R> {
     /// May `username` act on this allocation now? An allocation past its lifetime is gone
     /// (437 Allocation Mismatch); another user's is 441 Wrong Credentials (RFC 8656 §7.3).
-    pub fn check_owner(&self, username: &str, now: Instant) -> Result<(), super::ErrorCode> {
+    pub fn check_owner(&self, username: &str, now: Instant) -> Result<(), ErrorCode> {
         if self.expires <= now {
-            return Err(super::ErrorCode::AllocationMismatch);
+            return Err(ErrorCode::AllocationMismatch);
         }
         if *self.username != *username {
-            return Err(super::ErrorCode::WrongCredentials);
+            return Err(ErrorCode::WrongCredentials);
         }
         Ok(())
     }
@@ -140,6 +152,8 @@ pub struct AllocationTable<R> {
     next_seq: AtomicU64,
     /// Relayed port → allocation, for delivering data between two allocations in the process.
     by_port: RwLock<HashMap<u16, AllocId>>,
+    /// Mobility ticket → allocation (RFC 8016), read only by Refresh requests that carry one.
+    by_ticket: Mutex<HashMap<Ticket, AllocId>>,
     total: AtomicUsize,
     per_user: Mutex<HashMap<Box<str>, u32>>,
     counts: AllocationCounts,
@@ -160,6 +174,7 @@ impl<R> AllocationTable<R> {
             hasher: RandomState::new(),
             next_seq: AtomicU64::new(1),
             by_port: RwLock::new(HashMap::new()),
+            by_ticket: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
             counts: AllocationCounts::default(),
@@ -216,7 +231,7 @@ impl<R> AllocationTable<R> {
     /// Inserts an allocation whose quota was taken. On error the allocation is dropped (its
     /// relay closed) and its quota released.
     pub fn insert(&self, alloc: Allocation<R>) -> Result<(), InsertError> {
-        let (id, tuple, port) = (alloc.id, alloc.tuple, alloc.relayed.port());
+        let (id, tuple, port, ticket) = (alloc.id, alloc.tuple, alloc.relayed.port(), alloc.ticket);
         {
             let mut shard = self.write(id.shard());
             if shard.by_tuple.contains_key(&tuple) {
@@ -230,19 +245,98 @@ impl<R> AllocationTable<R> {
             shard.allocs.insert(id, alloc);
         }
         write(&self.by_port).insert(port, id);
+        if let Some(ticket) = ticket {
+            lock(&self.by_ticket).insert(ticket, id);
+        }
         Ok(())
     }
 
     /// Removes the allocation of `tuple`, releasing its quota and counting it as ended for
     /// `why`; returns it (drop closes the relay).
     pub fn remove(&self, tuple: &FiveTuple, why: Ended) -> Option<Allocation<R>> {
+        let i = self.shard_of(tuple);
         let alloc = {
-            let mut shard = self.write(self.shard_of(tuple));
-            let id = shard.by_tuple.remove(tuple)?;
-            shard.allocs.remove(&id)?
+            let mut shard = self.write(i);
+            let id = *shard.by_tuple.get(tuple)?;
+            if id.shard() == i {
+                let alloc = take_if_at(&mut shard, id, tuple)?;
+                shard.by_tuple.remove(tuple);
+                alloc
+            } else {
+                // Moved here from a tuple of another shard (RFC 8016).
+                drop(shard);
+                let alloc = take_if_at(&mut self.write(id.shard()), id, tuple)?;
+                self.unindex(tuple, id);
+                alloc
+            }
         };
         self.forget(&alloc, why);
         Some(alloc)
+    }
+
+    /// Moves allocation `id` to the 5-tuple `to` (RFC 8016 mobility) if `check`, run on it under
+    /// its shard's write lock, accepts; `to` must have no other allocation (437). A changed
+    /// `ticket` is re-indexed. The allocation keeps its id, relay and everything else.
+    pub fn relocate<T>(
+        &self,
+        id: AllocId,
+        to: &FiveTuple,
+        check: impl FnOnce(&mut Allocation<R>) -> Result<T, ErrorCode>,
+    ) -> Result<T, ErrorCode> {
+        // Claim `to` first: from now on nothing else can be allocated there, and a lookup of
+        // `to` finds nothing until the allocation's tuple says `to`.
+        let claimed = {
+            let mut shard = self.write(self.shard_of(to));
+            match shard.by_tuple.get(to) {
+                Some(&held) if held == id => false,
+                Some(_) => return Err(ErrorCode::AllocationMismatch),
+                None => {
+                    shard.by_tuple.insert(*to, id);
+                    true
+                }
+            }
+        };
+        let moved = {
+            let mut shard = self.write(id.shard());
+            match shard.allocs.get_mut(&id) {
+                None => Err(ErrorCode::AllocationMismatch),
+                Some(a) => {
+                    let before = (a.tuple, a.ticket);
+                    check(a).map(|t| {
+                        a.tuple = *to;
+                        (t, before, a.ticket)
+                    })
+                }
+            }
+        };
+        match moved {
+            Ok((t, (from, old_ticket), new_ticket)) => {
+                if from != *to {
+                    self.unindex(&from, id);
+                }
+                if old_ticket != new_ticket {
+                    let mut tickets = lock(&self.by_ticket);
+                    if let Some(old) = old_ticket {
+                        tickets.remove(&old);
+                    }
+                    if let Some(new) = new_ticket {
+                        tickets.insert(new, id);
+                    }
+                }
+                Ok(t)
+            }
+            Err(code) => {
+                if claimed {
+                    self.unindex(to, id);
+                }
+                Err(code)
+            }
+        }
+    }
+
+    /// The allocation a mobility ticket belongs to.
+    pub fn by_ticket(&self, ticket: &Ticket) -> Option<AllocId> {
+        lock(&self.by_ticket).get(ticket).copied()
     }
 
     /// Copies the numbers of allocations created and ended, by kind, into `counts`.
@@ -252,17 +346,26 @@ impl<R> AllocationTable<R> {
 
     /// Runs `f` on the allocation of `tuple` under a read lock.
     pub fn with<T>(&self, tuple: &FiveTuple, f: impl FnOnce(&Allocation<R>) -> T) -> Option<T> {
-        let shard = self.read(self.shard_of(tuple));
-        let id = shard.by_tuple.get(tuple)?;
-        shard.allocs.get(id).map(f)
+        let i = self.shard_of(tuple);
+        let shard = self.read(i);
+        let id = *shard.by_tuple.get(tuple)?;
+        if id.shard() == i {
+            return shard.allocs.get(&id).filter(|a| a.tuple == *tuple).map(f);
+        }
+        drop(shard);
+        self.read(id.shard()).allocs.get(&id).filter(|a| a.tuple == *tuple).map(f)
     }
 
     /// Runs `f` on the allocation of `tuple` under a write lock.
     pub fn with_mut<T>(&self, tuple: &FiveTuple, f: impl FnOnce(&mut Allocation<R>) -> T) -> Option<T> {
-        let mut shard = self.write(self.shard_of(tuple));
-        let shard = &mut *shard;
-        let id = shard.by_tuple.get(tuple)?;
-        shard.allocs.get_mut(id).map(f)
+        let i = self.shard_of(tuple);
+        let mut shard = self.write(i);
+        let id = *shard.by_tuple.get(tuple)?;
+        if id.shard() != i {
+            drop(shard);
+            shard = self.write(id.shard());
+        }
+        shard.allocs.get_mut(&id).filter(|a| a.tuple == *tuple).map(f)
     }
 
     /// Runs `f` on the allocation `id` under a read lock.
@@ -290,12 +393,18 @@ impl<R> AllocationTable<R> {
                 ids.iter()
                     .filter_map(|id| {
                         let a = shard.allocs.remove(id)?;
-                        shard.by_tuple.remove(&a.tuple);
+                        if self.shard_of(&a.tuple) == i && shard.by_tuple.get(&a.tuple) == Some(id) {
+                            shard.by_tuple.remove(&a.tuple);
+                        }
                         Some(a)
                     })
                     .collect()
             };
             for alloc in &dead {
+                // A moved allocation's tuple entry is in another shard.
+                if self.shard_of(&alloc.tuple) != i {
+                    self.unindex(&alloc.tuple, alloc.id);
+                }
                 self.forget(alloc, Ended::Expired);
             }
             removed += dead.len();
@@ -311,7 +420,21 @@ impl<R> AllocationTable<R> {
                 by_port.remove(&alloc.relayed.port());
             }
         }
+        if let Some(ticket) = alloc.ticket {
+            let mut tickets = lock(&self.by_ticket);
+            if tickets.get(&ticket) == Some(&alloc.id) {
+                tickets.remove(&ticket);
+            }
+        }
         self.release_quota(&alloc.username);
+    }
+
+    /// Removes the entry of `tuple` if it still names `id`.
+    fn unindex(&self, tuple: &FiveTuple, id: AllocId) {
+        let mut shard = self.write(self.shard_of(tuple));
+        if shard.by_tuple.get(tuple) == Some(&id) {
+            shard.by_tuple.remove(tuple);
+        }
     }
 
     fn shard_of(&self, tuple: &FiveTuple) -> usize {
@@ -325,6 +448,14 @@ impl<R> AllocationTable<R> {
     fn write(&self, i: usize) -> RwLockWriteGuard<'_, Shard<R>> {
         write(&self.shards[i])
     }
+}
+
+/// Takes allocation `id` out of `shard` if it is still at `tuple`.
+fn take_if_at<R>(shard: &mut Shard<R>, id: AllocId, tuple: &FiveTuple) -> Option<Allocation<R>> {
+    if shard.allocs.get(&id)?.tuple != *tuple {
+        return None;
+    }
+    shard.allocs.remove(&id)
 }
 
 /// Which quota stopped an allocation.

@@ -727,6 +727,7 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 mod counts;
 mod icmp;
 mod limits;
+mod mobility;
 mod rfc5780;
 mod sha256;
 mod tcp;
