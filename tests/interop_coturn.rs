@@ -6,12 +6,12 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::coturn::{self, parse_uclient, run_with_timeout, tool, Peer, UclientSummary, UCLIENT_TIMEOUT};
-use common::{free_udp_port, Config, Server};
+use common::coturn::{self, parse_uclient, run_with_timeout, tool, Coturn, Peer, UclientSummary, UCLIENT_TIMEOUT};
+use common::{Config, Server};
 
 enum Auth {
     /// TURN REST credentials from the shared secret, for this user name.
@@ -118,43 +118,6 @@ fn uclient_tcp_relay_rfc6062() {
     uclient(&server, Some(&peer), Auth::Static, &["-T"], 200, 4);
 }
 
-/// coturn's own server on a free port, for A/B comparisons (the coturn package is installed
-/// with the test tools). Killed on drop.
-struct Coturn {
-    child: Child,
-    port: u16,
-}
-
-impl Coturn {
-    fn start() -> Coturn {
-        let port = free_udp_port();
-        let relay_base = free_udp_port().max(20_000);
-        let child = Command::new(tool("turnserver"))
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", "127.0.0.1"])
-            .args(["--listening-port", &port.to_string(), "--relay-ip", "127.0.0.1"])
-            .args(["--min-port", &relay_base.to_string(), "--max-port", &(relay_base + 200).to_string()])
-            .args(["--realm", "turnd.test", "--lt-cred-mech", "--user", "alice:wonderland", "--allow-loopback-peers"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start coturn's turnserver");
-        // Ready when its TCP listener accepts; bounded to 10 s.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "coturn did not start listening on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Coturn { child, port }
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs uclient against 127.0.0.1:`port` and returns its summary.
 fn uclient_summary(port: u16, flags: &[&str], n: u64, m: u64) -> UclientSummary {
     let mut cmd = Command::new(tool("turnutils_uclient"));
@@ -170,7 +133,7 @@ fn uclient_summary(port: u16, flags: &[&str], n: u64, m: u64) -> UclientSummary 
 #[test]
 fn uclient_passive_tcp_relay_matches_coturn() {
     let server = server();
-    let coturn = Coturn::start();
+    let coturn = Coturn::start(&[]);
     let with_coturn = uclient_summary(coturn.port, &["-T", "-P"], 200, 2);
     let with_turnd = uclient_summary(server.addr.port(), &["-T", "-P"], 200, 2);
     assert!(with_turnd.received > 0, "{with_turnd:?}");

@@ -1,6 +1,6 @@
 //! coturn's test tools driving turnd (`turnutils_uclient`, `turnutils_peer`): finding them,
-//! running them with a time limit, and reading uclient's summary. CI installs coturn; a missing
-//! tool fails the test.
+//! running them with a time limit, and reading uclient's summary; coturn's own server for A/B
+//! comparisons. CI installs coturn; a missing tool fails the test.
 
 use std::io::Read;
 use std::net::UdpSocket;
@@ -62,6 +62,45 @@ impl Peer {
 }
 
 impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// coturn's own server on a free port, for A/B comparisons (the coturn package is installed
+/// with the test tools): realm `turnd.test`, user alice/wonderland, loopback peers allowed, and
+/// `extra` flags (e.g. `--mobility`). Killed on drop.
+pub struct Coturn {
+    child: Child,
+    pub port: u16,
+}
+
+impl Coturn {
+    pub fn start(extra: &[&str]) -> Coturn {
+        let port = free_udp_port();
+        let relay_base = free_udp_port().max(20_000);
+        let child = Command::new(tool("turnserver"))
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", "127.0.0.1"])
+            .args(["--listening-port", &port.to_string(), "--relay-ip", "127.0.0.1"])
+            .args(["--min-port", &relay_base.to_string(), "--max-port", &(relay_base + 200).to_string()])
+            .args(["--realm", "turnd.test", "--lt-cred-mech", "--user", "alice:wonderland", "--allow-loopback-peers"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start coturn's turnserver");
+        // Ready when its TCP listener accepts; bounded to 10 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "coturn did not start listening on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Coturn { child, port }
+    }
+}
+
+impl Drop for Coturn {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
