@@ -81,7 +81,7 @@ impl<R: Relay> Server<R> {
     //= https://www.rfc-editor.org/rfc/rfc8016#section-3.1
     /// The ticket of a new allocation: one when the Allocate asks with an empty MOBILITY-TICKET,
     /// 405 Mobility Forbidden while `mobility` is off, 400 for a non-empty one. An allocation
-    /// over TCP or TLS ends with its connection (RFC 8656 §2.2), so it gets none: the client
+    /// over TCP or TLS ends with its connection (RFC 8656 §3.1), so it gets none: the client
     /// learns it cannot move, as from a server without mobility.
     pub(super) fn allocation_ticket(&self, tuple: &FiveTuple, msg: &Message<'_>) -> Result<Option<Ticket>, ErrorCode> {
         match msg.attr(attr::MOBILITY_TICKET) {
