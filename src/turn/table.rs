@@ -315,12 +315,19 @@ impl<R> AllocationTable<R> {
                     self.unindex(&from, id);
                 }
                 if old_ticket != new_ticket {
-                    let mut tickets = lock(&self.by_ticket);
-                    if let Some(old) = old_ticket {
-                        tickets.remove(&old);
+                    {
+                        let mut tickets = lock(&self.by_ticket);
+                        if let Some(old) = old_ticket {
+                            tickets.remove(&old);
+                        }
+                        if let Some(new) = new_ticket {
+                            tickets.insert(new, id);
+                        }
                     }
-                    if let Some(new) = new_ticket {
-                        tickets.insert(new, id);
+                    // Ended meanwhile (before `forget` could see the new ticket): no entry
+                    // may outlive its allocation.
+                    if !self.read(id.shard()).allocs.contains_key(&id) {
+                        self.forget_ticket(new_ticket, id);
                     }
                 }
                 Ok(t)
@@ -420,13 +427,17 @@ impl<R> AllocationTable<R> {
                 by_port.remove(&alloc.relayed.port());
             }
         }
-        if let Some(ticket) = alloc.ticket {
-            let mut tickets = lock(&self.by_ticket);
-            if tickets.get(&ticket) == Some(&alloc.id) {
-                tickets.remove(&ticket);
-            }
-        }
+        self.forget_ticket(alloc.ticket, alloc.id);
         self.release_quota(&alloc.username);
+    }
+
+    /// Removes the entry of `ticket` if it still names `id`.
+    fn forget_ticket(&self, ticket: Option<Ticket>, id: AllocId) {
+        let Some(ticket) = ticket else { return };
+        let mut tickets = lock(&self.by_ticket);
+        if tickets.get(&ticket) == Some(&id) {
+            tickets.remove(&ticket);
+        }
     }
 
     /// Removes the entry of `tuple` if it still names `id`.
@@ -477,4 +488,125 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    // Real threads race here; the clock only dates the allocation.
+    #![allow(clippy::disallowed_methods)]
+
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::LongTermKey;
+    use crate::turn::{Signer, Transport};
+
+    fn tuple(port: u16) -> FiveTuple {
+        FiveTuple {
+            client: SocketAddr::from(([127, 0, 0, 1], port)),
+            server: "127.0.0.1:3478".parse().unwrap(),
+            transport: Transport::Udp,
+        }
+    }
+
+    fn allocation(table: &AllocationTable<()>, at: &FiveTuple, expires: Instant) -> AllocId {
+        table.take_quota("alice", 0, 0).unwrap();
+        let id = table.reserve_id(at);
+        let alloc = Allocation {
+            id,
+            tuple: *at,
+            relayed: "127.0.0.1:50000".parse().unwrap(),
+            username: "alice".into(),
+            key: Signer { key: LongTermKey::Md5([0; 16]), sha256: false },
+            expires,
+            txid: [0; 12],
+            tcp: false,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            ticket: None,
+            moved_by: None,
+            to_peer: Gcra::default(),
+            to_client: Gcra::default(),
+            relay: (),
+        };
+        table.insert(alloc).unwrap();
+        id
+    }
+
+    fn entries(table: &AllocationTable<()>) -> usize {
+        (0..SHARDS).map(|i| table.read(i).by_tuple.len()).sum()
+    }
+
+    /// One thread moves an allocation around 64 tuples while others look every tuple up: a
+    /// lookup only ever finds it at the tuple it has, and in the end exactly one tuple has it.
+    #[test]
+    fn lookups_racing_moves_never_see_a_stale_tuple() {
+        let table = Arc::new(AllocationTable::new());
+        let later = Instant::now() + Duration::from_secs(600);
+        let id = allocation(&table, &tuple(1000), later);
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (table, done) = (Arc::clone(&table), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let mut found = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        for port in 1000..1064 {
+                            if let Some(at) = table.with(&tuple(port), |a| a.tuple) {
+                                assert_eq!(at, tuple(port), "found at a tuple it does not have");
+                                found += 1;
+                            }
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        for step in 0..5_000u16 {
+            let to = tuple(1000 + step % 64);
+            table.relocate(id, &to, |_| Ok::<_, ErrorCode>(())).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+        let at: Vec<u16> = (1000..1064).filter(|p| table.with(&tuple(*p), |_| ()).is_some()).collect();
+        assert_eq!(at, [1000 + 4_999 % 64]);
+        assert_eq!(entries(&table), 1);
+    }
+
+    /// Moves racing the end of the allocation leave no entry behind, whoever wins.
+    #[test]
+    fn moves_racing_expiry_leave_nothing_behind() {
+        let minter = crate::turn::mobility::TicketMinter::with_key([3; 32]);
+        for round in 0..200u16 {
+            let table = Arc::new(AllocationTable::new());
+            let now = Instant::now();
+            let id = allocation(&table, &tuple(1000), now + Duration::from_secs(600));
+            let (a, b) = (tuple(2000 + round), tuple(3000 + round));
+            let fresh = minter.mint();
+            let mover = {
+                let table = Arc::clone(&table);
+                std::thread::spawn(move || {
+                    let moved = table.relocate(id, &a, |al| {
+                        al.ticket = Some(fresh);
+                        Ok(())
+                    });
+                    let _ = table.relocate(id, &b, |_| Ok(()));
+                    moved
+                })
+            };
+            for t in [tuple(1000), a, b] {
+                drop(table.remove(&t, Ended::Deleted));
+            }
+            let moved = mover.join().unwrap();
+            // Whatever is left is found where it is, and ends cleanly.
+            for t in [tuple(1000), a, b] {
+                drop(table.remove(&t, Ended::Deleted));
+            }
+            assert_eq!((table.len(), entries(&table)), (0, 0), "round {round}: {moved:?}");
+            assert_eq!(table.by_ticket(&fresh), None, "round {round}");
+        }
+    }
 }
