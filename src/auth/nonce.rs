@@ -198,12 +198,11 @@ impl NonceMinter {
     }
 }
 
-/// 32 random bytes for a nonce key.
+/// 32 random bytes for a key (nonces, mobility tickets).
 ///
 /// getrandom does not fail on any supported platform in practice; if it ever does, the key comes
 /// from std's `RandomState`, which is seeded from the operating system's randomness as well,
 /// rather than panicking.
-/// 32 bytes from getrandom (a keyed hash of the process's random hasher state if that fails).
 pub(crate) fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     if getrandom::getrandom(&mut key).is_ok() {
