@@ -528,6 +528,7 @@ mod tests {
             moved_by: None,
             to_peer: Gcra::default(),
             to_client: Gcra::default(),
+            icmp: Gcra::default(),
             relay: (),
         };
         table.insert(alloc).unwrap();
