@@ -17,6 +17,7 @@ use api::RawApi;
 use parse_errors::parse_error;
 
 mod api;
+pub mod import;
 mod nat;
 mod overrides;
 mod parse_errors;
