@@ -1,8 +1,9 @@
 //! `turnd`: the TURN relay daemon's command line.
 //!
 //! `turnd [--config PATH] [OVERRIDES]` runs the daemon, `turnd check-config PATH`
-//! validates a file, `turnd credentials ...` prints TURN REST credentials, and
-//! `turnd api-key-hash` prints the `api.keys` entry for an API key.
+//! validates a file, `turnd import-coturn PATH` converts a coturn `turnserver.conf`,
+//! `turnd credentials ...` prints TURN REST credentials, and `turnd api-key-hash` prints
+//! the `api.keys` entry for an API key.
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
 use std::io::{BufRead as _, IsTerminal};
@@ -134,6 +135,16 @@ enum Command {
         /// The file to check
         path: PathBuf,
     },
+    /// Convert a coturn turnserver.conf into turnserver.toml: the TOML on stdout (or -o FILE), and
+    /// on stderr each option left out, with its line and the reason. Exits 0 once converted, 2 on an
+    /// unreadable file or a value that cannot be converted (naming the line)
+    ImportCoturn {
+        /// The coturn configuration file
+        path: PathBuf,
+        /// Write the TOML to this file (created with mode 0600: it holds secrets) instead of stdout
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print a TURN REST username and password made with a shared secret
     Credentials {
         /// The shared secret (one of auth.secrets)
@@ -179,6 +190,13 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { path }) => match check_config(&path) {
             Ok(line) => {
                 println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_CONFIG, &e),
+        },
+        Some(Command::ImportCoturn { path, output }) => match import_coturn(&path, output.as_deref()) {
+            Ok(report) => {
+                eprint!("{report}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(EXIT_CONFIG, &e),
@@ -266,6 +284,38 @@ fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
 fn check_config(path: &Path) -> Result<String, ConfigError> {
     Config::load(path)?;
     Ok(format!("{}: ok", path.display()))
+}
+
+/// `turnd import-coturn`: read `path`, convert it, write the TOML to `output` (or stdout); the
+/// report to print on success, or an error naming the file (and line).
+fn import_coturn(path: &Path, output: Option<&Path>) -> Result<config::import::Report, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("import-coturn: cannot read {shown}: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        format!("import-coturn: {shown}:{line}: not UTF-8 text")
+    })?;
+    // Used only when the coturn file has no credentials at all.
+    let mut random = [0u8; 32];
+    getrandom::getrandom(&mut random).map_err(|e| format!("import-coturn: no random numbers: {e}"))?;
+    let secret: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let imported = config::import::import_coturn(&text, &secret)
+        .map_err(|e| format!("import-coturn: {shown}:{}: {}: {}", e.line, e.option, e.message))?;
+    match output {
+        None => print!("{}", imported.toml),
+        Some(out) => write_private(out, &imported.toml)
+            .map_err(|e| format!("import-coturn: cannot write {}: {e}", out.display()))?,
+    }
+    Ok(imported.report)
+}
+
+/// Write `text` to a new or truncated file readable by its owner only (it holds secrets).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it). main.rs may read the clock.
@@ -376,6 +426,30 @@ mod tests {
         assert!(err.ends_with(":3: server.min-port: 0 is out of range 1..=65535"), "{err}");
         let missing = file.path().with_extension("nope");
         assert!(matches!(check_config(&missing), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn import_coturn_names_the_file_and_line() {
+        let file = write("realm=example.org\nuser=alice:pw\n");
+        let out = tempfile::tempdir().unwrap();
+        let toml = out.path().join("turnserver.toml");
+        let report = import_coturn(file.path(), Some(&toml)).unwrap();
+        assert_eq!(report.converted.len(), 2);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&toml).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        let shown = file.path().display();
+        let bad = write("realm=example.org\n\nmin-port=x\n");
+        let err = import_coturn(bad.path(), None).unwrap_err();
+        assert_eq!(
+            err,
+            format!("import-coturn: {}:3: min-port: `x` is not a whole number from 1 to 65535", bad.path().display())
+        );
+        let mut binary = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut binary, b"realm=a\nrealm=\xff\n").unwrap();
+        let err = import_coturn(binary.path(), None).unwrap_err();
+        assert!(err.ends_with(&format!("{}:2: not UTF-8 text", binary.path().display())), "{err}");
+        let err = import_coturn(&file.path().with_extension("missing"), None).unwrap_err();
+        assert!(err.starts_with(&format!("import-coturn: cannot read {shown}.missing: ")), "{err}");
     }
 
     #[test]
