@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 
 mod options;
+mod server;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -357,11 +358,13 @@ impl Conversion {
             Target::Realm => set(&mut self.realm, line.value.to_owned(), src, ignored),
             Target::User => self.take_user(line)?,
             Target::UseAuthSecret => self.use_auth_secret = Some(src),
-            Target::StaticAuthSecret => {
-                if !self.secrets.iter().any(|(s, _)| s == line.value) {
-                    self.secrets.push((line.value.to_owned(), src));
+            Target::StaticAuthSecret => match self.secrets.iter().find(|(s, _)| s == line.value) {
+                Some((_, first)) => {
+                    let reason = format!("the same secret as line {}", first.line);
+                    self.report.ignored.push(line.entry(&reason));
                 }
-            }
+                None => self.secrets.push((line.value.to_owned(), src)),
+            },
             Target::RestApiSeparator => match line.value.chars().next() {
                 Some(c) if !c.is_ascii_digit() && !c.is_whitespace() && !c.is_control() => {
                     set(&mut self.separator, c, src, ignored)
@@ -414,7 +417,19 @@ impl Conversion {
             Target::NoTls => self.no_tls = Some(src),
             Target::Cert => set(&mut self.cert, line.value.to_owned(), src, ignored),
             Target::Pkey => set(&mut self.pkey, line.value.to_owned(), src, ignored),
-            Target::AlternateServer => self.alternates.push((line.address(Some(COTURN_PORT))?, src)),
+            Target::AlternateServer => {
+                let addr = line.address(Some(COTURN_PORT))?;
+                if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
+                    return Err(line.error(format!("{addr} is not an address a client can be sent to")));
+                }
+                match self.alternates.iter().find(|(a, _)| *a == addr) {
+                    Some((_, first)) => {
+                        let reason = format!("the same address as line {}", first.line);
+                        self.report.ignored.push(line.entry(&reason));
+                    }
+                    None => self.alternates.push((addr, src)),
+                }
+            }
             Target::AddressFamily => match line.value {
                 "ipv4" => self.report.ignored.push(line.entry("turnd relays over IPv4, coturn's default")),
                 "ipv6" | "keep" => self.report.unsupported.push(line.entry("turnd relays over IPv4 only for now")),
@@ -466,152 +481,6 @@ impl Conversion {
                 .to_owned(),
         );
         Ok(Imported { toml, report })
-    }
-
-    /// Which `relay-ip` and `external-ip` turnd can take (one of each); the others are reported.
-    fn relay_and_external(&mut self) -> (One<IpAddr>, One<(IpAddr, Option<IpAddr>)>) {
-        let relays = std::mem::take(&mut self.relay_ips);
-        let chosen = relays.iter().position(|(ip, _)| ip.is_ipv4()).unwrap_or(0);
-        let mut relay = None;
-        for (i, (ip, src)) in relays.into_iter().enumerate() {
-            match i == chosen {
-                true => relay = Some((ip, src)),
-                false => {
-                    let reason = "turnd relays from one address, the first IPv4 relay-ip";
-                    self.report.unsupported.push(src.entry(reason));
-                }
-            }
-        }
-        let mut externals = std::mem::take(&mut self.external_ips).into_iter();
-        let mut external = externals.next();
-        for (_, src) in externals {
-            self.report.unsupported.push(src.entry("turnd advertises one external IP, the first external-ip"));
-        }
-        if let (Some((relay_ip, _)), Some(((_, Some(private)), src))) = (&relay, &external) {
-            if private != relay_ip {
-                let reason = format!("its private address {private} is not relay-ip {relay_ip}: no relay maps to it");
-                self.report.unsupported.push(src.entry(reason));
-                external = None;
-            }
-        }
-        (relay, external)
-    }
-
-    /// The IPs to listen on and the lines that named them. Without `listening-ip` coturn
-    /// listens on every address of the host; turnd listens on 0.0.0.0 when it can tell clients
-    /// a relay address, else on loopback only (with a note saying what to set).
-    fn listen_ips(&mut self, relay: bool, external: bool) -> (Vec<IpAddr>, Vec<Src>) {
-        if !self.listening_ips.is_empty() {
-            let mut ips = Vec::new();
-            for (ip, _) in &self.listening_ips {
-                if !ips.contains(ip) {
-                    ips.push(*ip);
-                }
-            }
-            return (ips, self.listening_ips.iter().map(|(_, src)| src.clone()).collect());
-        }
-        let note = if relay || external {
-            "no listening-ip: coturn listens on every address of the host; turnd listens on 0.0.0.0 \
-             (IPv4 only: add listening-ip lines for IPv6 addresses)"
-        } else {
-            "no listening-ip, relay-ip or external-ip: coturn listens on every address and relays from the one \
-             each client reached, but turnd needs a relay address it can give clients. listen is 127.0.0.1 \
-             (loopback only) so that the file is valid: set server.listen and server.relay-ip (or \
-             server.external-ip) to this host's addresses"
-        };
-        self.report.notes.push(note.to_owned());
-        let ip = if relay || external { Ipv4Addr::UNSPECIFIED } else { Ipv4Addr::LOCALHOST };
-        (vec![IpAddr::V4(ip)], Vec::new())
-    }
-
-    /// The `[server]` table: addresses, ports, TLS, threads, logs, alternate servers.
-    fn server(&mut self, out: &mut TomlOut) -> Result<(), ImportError> {
-        out.table("server");
-        let (relay, external) = self.relay_and_external();
-        let (ips, ip_srcs) = self.listen_ips(relay.is_some(), external.is_some());
-        let port = self.port.as_ref().map_or(COTURN_PORT, |(p, _)| *p);
-        let mut listen = product(&ips, Some(port), self.alt_port.as_ref().map(|(p, _)| *p));
-        listen.extend(self.aux_servers.iter().map(|(a, _)| *a));
-        dedup(&mut listen);
-        match (ip_srcs.is_empty(), ips[0].is_loopback()) {
-            (true, true) => out.comment("Loopback only: set this host's addresses (coturn used all of them)."),
-            (true, false) => out.comment("No listening-ip: coturn listens on every address."),
-            _ => {}
-        }
-        let mut srcs: Vec<&Src> = ip_srcs.iter().collect();
-        srcs.extend(self.port.iter().chain(&self.alt_port).map(|(_, s)| s));
-        srcs.extend(self.aux_servers.iter().map(|(_, s)| s));
-        out.key("listen", array(listen.iter().map(|a| string(&a.to_string()))), &srcs);
-        match (&relay, &external) {
-            (Some((ip, src)), _) => out.key("relay-ip", string(&ip.to_string()), &[src]),
-            (None, Some(((_, None), src))) if ips.iter().all(IpAddr::is_unspecified) => {
-                out.comment("Relays on every address, the external IP given to clients (coturn's default).");
-                out.key("relay-ip", string("0.0.0.0"), &[src]);
-            }
-            _ => {}
-        }
-        if let Some(((public, private), src)) = &external {
-            let value = private.map_or(public.to_string(), |p| format!("{public}/{p}"));
-            out.key("external-ip", string(&value), &[src]);
-        }
-        let min = self.min_port.as_ref().map_or(MIN_PORT, |(v, _)| *v);
-        let max = self.max_port.as_ref().map_or(MAX_PORT, |(v, _)| *v);
-        if min > max {
-            let blamed = self.min_port.iter().chain(&self.max_port).map(|(_, s)| s).max_by_key(|s| s.line);
-            let src = blamed.expect("a port outside the defaults' order was set by a line");
-            let message = format!("min-port {min} is greater than max-port {max}");
-            return Err(ImportError { line: src.line, option: src.name.clone(), message });
-        }
-        let numbers = [("min-port", &self.min_port), ("max-port", &self.max_port), ("workers", &self.workers)];
-        for (key, (value, src)) in numbers.into_iter().filter_map(|(k, v)| Some((k, v.as_ref()?))) {
-            out.key(key, value.to_string(), &[src]);
-        }
-        if let Some((level, src)) = &self.log_level {
-            out.key("log-level", string(level), &[src]);
-        }
-        if let Some(src) = &self.no_tcp {
-            out.key("tcp", "false".to_owned(), &[src]);
-        }
-        self.tls(out, &ips, &ip_srcs);
-        if !self.alternates.is_empty() {
-            let srcs: Vec<&Src> = self.alternates.iter().map(|(_, s)| s).collect();
-            let addrs = self.alternates.iter().map(|(a, _)| string(&a.to_string()));
-            out.key("alternate-servers", array(addrs), &srcs);
-            out.comment("coturn's alternate-server redirects every new allocation.");
-            out.key("redirect-all", "true".to_owned(), &[]);
-        }
-        Ok(())
-    }
-
-    /// `tls-listen`, `cert` and `key`: TLS is served when the file names both a certificate
-    /// and a key and does not say `no-tls`.
-    fn tls(&mut self, out: &mut TomlOut, ips: &[IpAddr], ip_srcs: &[Src]) {
-        let parts = [&self.tls_port, &self.alt_tls_port];
-        if let (Some((cert, cert_src)), Some((key, key_src)), None) = (&self.cert, &self.pkey, &self.no_tls) {
-            let port = self.tls_port.as_ref().map_or(COTURN_TLS_PORT, |(p, _)| *p);
-            let mut tls = product(ips, Some(port), self.alt_tls_port.as_ref().map(|(p, _)| *p));
-            dedup(&mut tls);
-            let mut srcs: Vec<&Src> = ip_srcs.iter().collect();
-            srcs.extend(parts.into_iter().flatten().map(|(_, s)| s));
-            out.key("tls-listen", array(tls.iter().map(|a| string(&a.to_string()))), &srcs);
-            out.key("cert", string(cert), &[cert_src]);
-            out.key("key", string(key), &[key_src]);
-            return;
-        }
-        if let Some(src) = &self.no_tls {
-            out.key("tls-listen", "[]".to_owned(), &[src]);
-        }
-        let files = [&self.cert, &self.pkey];
-        let srcs = parts.into_iter().flatten().map(|(_, s)| s).chain(files.into_iter().flatten().map(|(_, s)| s));
-        for src in srcs {
-            match &self.no_tls {
-                Some(off) => self.report.ignored.push(src.entry(format!("TLS is off (no-tls, line {})", off.line))),
-                None => self.report.unsupported.push(src.entry(
-                    "TLS needs both cert and pkey in the file (coturn's default files turn_server_cert.pem and \
-                     turn_server_pkey.pem are not looked for)",
-                )),
-            }
-        }
     }
 
     /// The `[auth]` table and its `[[auth.users]]`.
@@ -729,19 +598,4 @@ fn optional(line: &Line<'_>, default: u64, max: u64) -> Result<u64, ImportError>
         "" => Ok(default),
         _ => line.int(0, max),
     }
-}
-
-/// Every IP with the port, then every IP with the alternative port.
-fn product(ips: &[IpAddr], port: Option<u16>, alt: Option<u16>) -> Vec<SocketAddr> {
-    [port, alt].into_iter().flatten().flat_map(|p| ips.iter().map(move |ip| SocketAddr::new(*ip, p))).collect()
-}
-
-/// Drop repeated addresses, keeping the first of each.
-fn dedup(list: &mut Vec<SocketAddr>) {
-    let mut seen = Vec::with_capacity(list.len());
-    list.retain(|a| {
-        let new = !seen.contains(a);
-        seen.push(*a);
-        new
-    });
 }

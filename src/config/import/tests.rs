@@ -163,7 +163,7 @@ fn rest_secrets_accumulate_and_displace_users() {
     assert!(c.users.is_empty());
     assert_eq!(c.rest_separator, '/');
     // coturn ignores user= in REST mode, so turnd does not take it either.
-    assert_eq!(names(&report.ignored), [(3, "user")]);
+    assert_eq!(names(&report.ignored), [(3, "user"), (5, "static-auth-secret")]);
     assert_eq!(
         names(&report.converted),
         [(1, "use-auth-secret"), (2, "static-auth-secret"), (4, "static-auth-secret"), (6, "rest-api-separator")]
@@ -290,4 +290,61 @@ fn every_option_in_coturns_example_is_known() {
         assert!(options::lookup(name).is_some(), "{line}");
     }
     assert!(seen > 90, "{seen}");
+}
+
+#[test]
+fn every_option_converts_to_a_valid_file_or_names_its_line() {
+    let values = [
+        "",
+        "1",
+        "0",
+        "off",
+        "x",
+        "10.0.0.5",
+        "203.0.113.1/10.0.0.5",
+        "127.0.0.1:3479",
+        "ipv4",
+        "10.0.0.1-10.0.0.9",
+        "0.0.0.0",
+        "::",
+    ];
+    for (name, _, _) in options::OPTIONS {
+        for value in values {
+            let text = format!("user=a:b\n{name}={value}\n");
+            match import_coturn(&text, GENERATED) {
+                Ok(imported) => {
+                    let r = &imported.report;
+                    // Each line is accounted for exactly once.
+                    let counted = r.converted.len() + r.ignored.len() + r.unsupported.len() + r.unknown.len();
+                    assert_eq!(counted, 2, "{text}{r}");
+                    // File names would have to exist; everything else must validate.
+                    if !["cert", "pkey"].contains(name) {
+                        let parsed = Config::parse(&imported.toml, "imported.toml");
+                        assert!(parsed.is_ok(), "{text}=> {:?}\n{}", parsed.err(), imported.toml);
+                    }
+                }
+                Err(e) => assert_eq!((e.line, e.option.as_str()), (2, *name), "{text}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn address_options_combine_into_valid_files() {
+    #[rustfmt::skip]
+    let lines = [
+        "listening-ip=10.0.0.5", "listening-ip=127.0.0.1", "listening-ip=0.0.0.0", "listening-ip=2001:db8::5",
+        "relay-ip=10.0.0.5", "relay-ip=127.0.0.1", "relay-ip=0.0.0.0", "relay-ip=2001:db8::5",
+        "external-ip=203.0.113.1", "external-ip=203.0.113.1/10.0.0.5", "external-ip=2001:db8::1",
+        "listening-port=3479", "alt-listening-port=3480", "aux-server=10.0.0.6:3478", "no-tcp",
+        "alternate-server=203.0.113.9:3478",
+    ];
+    for a in lines {
+        for b in lines {
+            let text = format!("user=a:b\n{a}\n{b}\n");
+            let Ok(imported) = import_coturn(&text, GENERATED) else { continue };
+            let parsed = Config::parse(&imported.toml, "imported.toml");
+            assert!(parsed.is_ok(), "{text}=> {:?}\n{}", parsed.err(), imported.toml);
+        }
+    }
 }

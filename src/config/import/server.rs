@@ -1,0 +1,261 @@
+//! The `[server]` table of an import: which addresses turnd listens on and relays from, given
+//! what coturn's file says and what coturn would work out at run time; ports, TLS, threads, logs
+//! and alternate servers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::write::{array, string, TomlOut};
+use super::{Conversion, ImportError, One, Src, COTURN_PORT, COTURN_TLS_PORT, MAX_PORT, MIN_PORT};
+
+impl Conversion {
+    /// Which `relay-ip` and `external-ip` turnd can take (one of each); the others are reported.
+    fn relay_and_external(&mut self) -> (One<IpAddr>, One<(IpAddr, Option<IpAddr>)>) {
+        let relays = std::mem::take(&mut self.relay_ips);
+        let chosen = relays.iter().position(|(ip, _)| ip.is_ipv4()).unwrap_or(0);
+        let mut relay = None;
+        for (i, (ip, src)) in relays.into_iter().enumerate() {
+            match i == chosen {
+                true => relay = Some((ip, src)),
+                false => {
+                    let reason = "turnd relays from one address, the first IPv4 relay-ip";
+                    self.report.unsupported.push(src.entry(reason));
+                }
+            }
+        }
+        let mut externals = std::mem::take(&mut self.external_ips).into_iter();
+        let mut external = externals.next();
+        for (_, src) in externals {
+            self.report.unsupported.push(src.entry("turnd advertises one external IP, the first external-ip"));
+        }
+        let problem = match (&relay, &external) {
+            (_, Some(((public, _), _))) if public.is_unspecified() || public.is_multicast() => {
+                Some(format!("{public} is not an address clients can reach"))
+            }
+            (_, Some(((public, Some(private)), _))) if public.is_ipv4() != private.is_ipv4() => {
+                Some(format!("{public} and {private} are of different address families"))
+            }
+            (Some((relay_ip, _)), Some(((_, Some(private)), _))) if private != relay_ip => {
+                Some(format!("its private address {private} is not relay-ip {relay_ip}: no relay maps to it"))
+            }
+            (Some((relay_ip, _)), Some(((public, _), _))) if public.is_ipv4() != relay_ip.is_ipv4() => {
+                Some(format!("{public} is not of the family of relay-ip {relay_ip}"))
+            }
+            _ => None,
+        };
+        if let (Some(reason), Some((_, src))) = (problem, &external) {
+            self.report.unsupported.push(src.entry(reason));
+            external = None;
+        }
+        // An unspecified relay address needs an external one to tell clients.
+        let unusable = relay.as_ref().is_some_and(|(ip, _)| ip.is_multicast() || ip.is_unspecified());
+        if let (true, None, Some((ip, src))) = (unusable, &external, &relay) {
+            let reason = format!("{ip} cannot be given to clients as a relay address (set external-ip with it)");
+            self.report.unsupported.push(src.entry(reason));
+            relay = None;
+        }
+        (relay, external)
+    }
+
+    /// A loopback `relay-ip` only works with loopback listeners: 0.0.0.0 listeners become
+    /// loopback ones, and other addresses drop the relay address (turnd then relays from the
+    /// first listen address).
+    fn loopback_relay(&mut self, relay: &mut One<IpAddr>) {
+        let Some((relay_ip, relay_src)) = relay.as_ref() else { return };
+        let (everywhere, specific): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.listening_ips).into_iter().partition(|(ip, _)| ip.is_unspecified());
+        self.listening_ips = specific;
+        for (ip, src) in everywhere {
+            let reason = format!("{ip} with the loopback relay-ip {relay_ip}: turnd listens on loopback only then");
+            self.report.unsupported.push(src.entry(reason));
+        }
+        let ips = self.listening_ips.iter().map(|(ip, _)| *ip).chain(self.aux_servers.iter().map(|(a, _)| a.ip()));
+        if let Some(outside) = ips.into_iter().find(|ip| !ip.is_loopback()) {
+            let reason = format!(
+                "{relay_ip} is loopback but {outside} is not, so clients could not reach the relays; turnd relays \
+                 from the first listen address"
+            );
+            self.report.unsupported.push(relay_src.entry(reason));
+            *relay = None;
+        }
+    }
+
+    /// The IPs to listen on and the lines that named them. Without `listening-ip` coturn
+    /// listens on every address of the host; turnd listens on 0.0.0.0 when it can tell clients
+    /// a relay address, else on loopback only (with a note saying what to set).
+    fn listen_ips(&mut self, relay: Option<IpAddr>, external: bool) -> (Vec<IpAddr>, Vec<Src>) {
+        if relay.is_none() && !external {
+            // turnd cannot name a relay address for clients on 0.0.0.0 or ::.
+            let (everywhere, specific): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.listening_ips).into_iter().partition(|(ip, _)| ip.is_unspecified());
+            self.listening_ips = specific;
+            for (ip, src) in everywhere {
+                let reason = format!("{ip}: turnd needs relay-ip or external-ip with it, and the file sets neither");
+                self.report.unsupported.push(src.entry(reason));
+            }
+        }
+        if !self.listening_ips.is_empty() {
+            let mut ips = Vec::new();
+            for (ip, _) in &self.listening_ips {
+                if !ips.contains(ip) {
+                    ips.push(*ip);
+                }
+            }
+            return (ips, self.listening_ips.iter().map(|(_, src)| src.clone()).collect());
+        }
+        let note = if relay.is_some() || external {
+            "no listening-ip: coturn listens on every address of the host; turnd listens on 0.0.0.0 \
+             (IPv4 only: add listening-ip lines for IPv6 addresses)"
+        } else {
+            "no listening-ip, relay-ip or external-ip: coturn listens on every address and relays from the one \
+             each client reached, but turnd needs a relay address it can give clients. listen is 127.0.0.1 \
+             (loopback only) so that the file is valid: set server.listen and server.relay-ip (or \
+             server.external-ip) to this host's addresses"
+        };
+        self.report.notes.push(note.to_owned());
+        let ip = match relay {
+            // A loopback relay goes with loopback listeners (turnd refuses it with others).
+            Some(ip) if ip.is_loopback() && !external => ip,
+            _ if relay.is_some() || external => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        (vec![ip], Vec::new())
+    }
+
+    /// The `[server]` table: addresses, ports, TLS, threads, logs, alternate servers.
+    pub(super) fn server(&mut self, out: &mut TomlOut) -> Result<(), ImportError> {
+        out.table("server");
+        let (mut relay, mut external) = self.relay_and_external();
+        if relay.as_ref().is_some_and(|(ip, _)| ip.is_loopback()) && external.is_none() {
+            self.loopback_relay(&mut relay);
+        }
+        let (ips, ip_srcs) = self.listen_ips(relay.as_ref().map(|(ip, _)| *ip), external.is_some());
+        // coturn relays from the address each client reached; turnd from one, by default the
+        // first listen address: name a reachable one when that is loopback or of the wrong family.
+        let mut implied = false;
+        if let (None, None | Some(((_, None), _))) = (&relay, &external) {
+            let v4 = external.as_ref().is_none_or(|((public, _), _)| public.is_ipv4());
+            let reachable = || {
+                let listening = self.listening_ips.iter().map(|(ip, src)| (*ip, src));
+                let aux = self.aux_servers.iter().map(|(addr, src)| (addr.ip(), src));
+                listening.chain(aux).filter(|(ip, _)| !ip.is_loopback() && !ip.is_unspecified())
+            };
+            let pick = reachable().find(|(ip, _)| ip.is_ipv4() == v4).or_else(|| reachable().next());
+            if let Some((ip, src)) = pick.filter(|(ip, _)| Some(ip) != ips.first()) {
+                relay = Some((ip, src.clone()));
+                implied = true;
+            }
+        }
+        // The relay address and the external one must be of one family.
+        if let Some(((public, None), src)) = &external {
+            let relay_ip = relay.as_ref().map(|(ip, _)| *ip).or(ips.first().copied());
+            if let Some(relay_ip) = relay_ip.filter(|ip| !ip.is_unspecified() && ip.is_ipv4() != public.is_ipv4()) {
+                let reason = format!("{public} is not of the family of the relay address {relay_ip}");
+                self.report.unsupported.push(src.entry(reason));
+                external = None;
+            }
+        }
+        let port = self.port.as_ref().map_or(COTURN_PORT, |(p, _)| *p);
+        let mut listen = product(&ips, Some(port), self.alt_port.as_ref().map(|(p, _)| *p));
+        listen.extend(self.aux_servers.iter().map(|(a, _)| *a));
+        dedup(&mut listen);
+        match (ip_srcs.is_empty(), ips[0].is_loopback()) {
+            (true, true) => out.comment("Loopback only: set this host's addresses (coturn used all of them)."),
+            (true, false) => out.comment("No listening-ip: coturn listens on every address."),
+            _ => {}
+        }
+        let mut srcs: Vec<&Src> = ip_srcs.iter().collect();
+        srcs.extend(self.port.iter().chain(&self.alt_port).map(|(_, s)| s));
+        srcs.extend(self.aux_servers.iter().map(|(_, s)| s));
+        out.key("listen", array(listen.iter().map(|a| string(&a.to_string()))), &srcs);
+        match (&relay, &external) {
+            (Some((ip, src)), _) => {
+                if implied {
+                    out.comment("turnd relays from one address; coturn from the one each client reached.");
+                }
+                out.key("relay-ip", string(&ip.to_string()), &[src]);
+            }
+            (None, Some(((public, None), src))) if ips.iter().all(IpAddr::is_unspecified) => {
+                out.comment("Relays on every address, the external IP given to clients (coturn's default).");
+                out.key("relay-ip", string(if public.is_ipv4() { "0.0.0.0" } else { "::" }), &[src]);
+            }
+            _ => {}
+        }
+        if let Some(((public, private), src)) = &external {
+            let value = private.map_or(public.to_string(), |p| format!("{public}/{p}"));
+            out.key("external-ip", string(&value), &[src]);
+        }
+        let min = self.min_port.as_ref().map_or(MIN_PORT, |(v, _)| *v);
+        let max = self.max_port.as_ref().map_or(MAX_PORT, |(v, _)| *v);
+        if min > max {
+            let blamed = self.min_port.iter().chain(&self.max_port).map(|(_, s)| s).max_by_key(|s| s.line);
+            let src = blamed.expect("a port outside the defaults' order was set by a line");
+            let message = format!("min-port {min} is greater than max-port {max}");
+            return Err(ImportError { line: src.line, option: src.name.clone(), message });
+        }
+        let numbers = [("min-port", &self.min_port), ("max-port", &self.max_port), ("workers", &self.workers)];
+        for (key, (value, src)) in numbers.into_iter().filter_map(|(k, v)| Some((k, v.as_ref()?))) {
+            out.key(key, value.to_string(), &[src]);
+        }
+        if let Some((level, src)) = &self.log_level {
+            out.key("log-level", string(level), &[src]);
+        }
+        if let Some(src) = &self.no_tcp {
+            out.key("tcp", "false".to_owned(), &[src]);
+        }
+        self.tls(out, &ips, &ip_srcs);
+        if !self.alternates.is_empty() {
+            let srcs: Vec<&Src> = self.alternates.iter().map(|(_, s)| s).collect();
+            let addrs = self.alternates.iter().map(|(a, _)| string(&a.to_string()));
+            out.key("alternate-servers", array(addrs), &srcs);
+            out.comment("coturn's alternate-server redirects every new allocation.");
+            out.key("redirect-all", "true".to_owned(), &[]);
+        }
+        Ok(())
+    }
+
+    /// `tls-listen`, `cert` and `key`: TLS is served when the file names both a certificate
+    /// and a key and does not say `no-tls`.
+    fn tls(&mut self, out: &mut TomlOut, ips: &[IpAddr], ip_srcs: &[Src]) {
+        let parts = [&self.tls_port, &self.alt_tls_port];
+        if let (Some((cert, cert_src)), Some((key, key_src)), None) = (&self.cert, &self.pkey, &self.no_tls) {
+            let port = self.tls_port.as_ref().map_or(COTURN_TLS_PORT, |(p, _)| *p);
+            let mut tls = product(ips, Some(port), self.alt_tls_port.as_ref().map(|(p, _)| *p));
+            dedup(&mut tls);
+            let mut srcs: Vec<&Src> = ip_srcs.iter().collect();
+            srcs.extend(parts.into_iter().flatten().map(|(_, s)| s));
+            out.key("tls-listen", array(tls.iter().map(|a| string(&a.to_string()))), &srcs);
+            out.key("cert", string(cert), &[cert_src]);
+            out.key("key", string(key), &[key_src]);
+            return;
+        }
+        if let Some(src) = &self.no_tls {
+            out.key("tls-listen", "[]".to_owned(), &[src]);
+        }
+        let files = [&self.cert, &self.pkey];
+        let srcs = parts.into_iter().flatten().map(|(_, s)| s).chain(files.into_iter().flatten().map(|(_, s)| s));
+        for src in srcs {
+            match &self.no_tls {
+                Some(off) => self.report.ignored.push(src.entry(format!("TLS is off (no-tls, line {})", off.line))),
+                None => self.report.unsupported.push(src.entry(
+                    "TLS needs both cert and pkey in the file (coturn's default files turn_server_cert.pem and \
+                     turn_server_pkey.pem are not looked for)",
+                )),
+            }
+        }
+    }
+}
+
+/// Every IP with the port, then every IP with the alternative port.
+fn product(ips: &[IpAddr], port: Option<u16>, alt: Option<u16>) -> Vec<SocketAddr> {
+    [port, alt].into_iter().flatten().flat_map(|p| ips.iter().map(move |ip| SocketAddr::new(*ip, p))).collect()
+}
+
+/// Drop repeated addresses, keeping the first of each.
+fn dedup(list: &mut Vec<SocketAddr>) {
+    let mut seen = Vec::with_capacity(list.len());
+    list.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(*a);
+        new
+    });
+}
