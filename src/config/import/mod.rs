@@ -20,6 +20,7 @@ mod server;
 mod tests;
 mod write;
 
+use super::{DEMO_SECRET, DEMO_USER};
 use options::{Arg, Target, Treatment};
 use write::{array, string, TomlOut};
 
@@ -316,6 +317,8 @@ struct Conversion {
     cert: One<String>,
     pkey: One<String>,
     alternates: Many<SocketAddr>,
+    /// Every listen address written is loopback (turnd's demo credentials work only then).
+    all_loopback: bool,
 }
 
 /// Set a single-valued option; coturn keeps the last one, so an earlier one is reported.
@@ -355,7 +358,13 @@ impl Conversion {
             }
             Target::Verbose => set(&mut self.log_level, "info", src, ignored),
             Target::ExtraVerbose => set(&mut self.log_level, "debug", src, ignored),
-            Target::Realm => set(&mut self.realm, line.value.to_owned(), src, ignored),
+            Target::Realm => {
+                let chars = line.value.chars();
+                if chars.clone().count() > 127 || chars.clone().any(char::is_control) {
+                    return Err(line.error("turnd takes 1 to 127 characters, with no control characters"));
+                }
+                set(&mut self.realm, line.value.to_owned(), src, ignored);
+            }
             Target::User => self.take_user(line)?,
             Target::UseAuthSecret => self.use_auth_secret = Some(src),
             Target::StaticAuthSecret => match self.secrets.iter().find(|(s, _)| s == line.value) {
@@ -489,6 +498,23 @@ impl Conversion {
         if let Some((realm, src)) = &self.realm {
             out.key("realm", string(realm), &[src]);
         }
+        // coturn's REST mode, decided by the file (before any secret is left out below).
+        let rest_mode = self.use_auth_secret.is_some() || !self.secrets.is_empty();
+        if !self.all_loopback {
+            let demo = |what: &str| format!("turnd refuses its demo {what} unless every listen address is loopback");
+            let (demo_secrets, secrets) =
+                std::mem::take(&mut self.secrets).into_iter().partition(|(s, _)| s == DEMO_SECRET);
+            self.secrets = secrets;
+            let (demo_users, users) =
+                std::mem::take(&mut self.users).into_iter().partition(|((n, _), _)| n == DEMO_USER);
+            self.users = users;
+            for (_, src) in demo_secrets {
+                self.report.unsupported.push(src.entry(demo("secret")));
+            }
+            for (_, src) in demo_users {
+                self.report.unsupported.push(src.entry(demo("user name: rename the user")));
+            }
+        }
         if !self.secrets.is_empty() {
             let srcs: Vec<&Src> = self.use_auth_secret.iter().chain(self.secrets.iter().map(|(_, s)| s)).collect();
             out.key("secrets", array(self.secrets.iter().map(|(s, _)| string(s))), &srcs);
@@ -505,7 +531,7 @@ impl Conversion {
             out.key("nonce-lifetime", n.to_string(), &[src]);
         }
         let users = std::mem::take(&mut self.users);
-        let users = match self.use_auth_secret.is_some() || !self.secrets.is_empty() {
+        let users = match rest_mode {
             true => {
                 for (_, src) in users {
                     self.report.ignored.push(src.entry(

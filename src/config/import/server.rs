@@ -158,6 +158,7 @@ impl Conversion {
         let mut listen = product(&ips, Some(port), self.alt_port.as_ref().map(|(p, _)| *p));
         listen.extend(self.aux_servers.iter().map(|(a, _)| *a));
         dedup(&mut listen);
+        self.all_loopback = listen.iter().all(|a| a.ip().is_loopback());
         match (ip_srcs.is_empty(), ips[0].is_loopback()) {
             (true, true) => out.comment("Loopback only: set this host's addresses (coturn used all of them)."),
             (true, false) => out.comment("No listening-ip: coturn listens on every address."),
@@ -218,12 +219,32 @@ impl Conversion {
     fn tls(&mut self, out: &mut TomlOut, ips: &[IpAddr], ip_srcs: &[Src]) {
         let parts = [&self.tls_port, &self.alt_tls_port];
         if let (Some((cert, cert_src)), Some((key, key_src)), None) = (&self.cert, &self.pkey, &self.no_tls) {
-            let port = self.tls_port.as_ref().map_or(COTURN_TLS_PORT, |(p, _)| *p);
-            let mut tls = product(ips, Some(port), self.alt_tls_port.as_ref().map(|(p, _)| *p));
-            dedup(&mut tls);
+            // turnd serves plain TCP on the listen ports, and TLS on ports of its own.
+            let port = self.port.as_ref().map_or(COTURN_PORT, |(p, _)| *p);
+            let plain: Vec<u16> = std::iter::once(port).chain(self.alt_port.as_ref().map(|(p, _)| *p)).collect();
+            let plain = if self.no_tcp.is_some() { &[][..] } else { &plain[..] };
+            let tls_port = self.tls_port.as_ref().map_or((COTURN_TLS_PORT, None), |(p, s)| (*p, Some(s)));
+            let alt = self.alt_tls_port.as_ref().map(|(p, s)| (*p, Some(s)));
+            let mut ports = Vec::new();
             let mut srcs: Vec<&Src> = ip_srcs.iter().collect();
-            srcs.extend(parts.into_iter().flatten().map(|(_, s)| s));
-            out.key("tls-listen", array(tls.iter().map(|a| string(&a.to_string()))), &srcs);
+            for (port, src) in std::iter::once(tls_port).chain(alt) {
+                match (plain.contains(&port), src) {
+                    (false, src) => {
+                        ports.push(port);
+                        srcs.extend(src);
+                    }
+                    (true, Some(src)) => {
+                        let reason = format!("port {port} also serves plain TCP; turnd serves TLS on ports of its own");
+                        self.report.unsupported.push(src.entry(reason));
+                    }
+                    (true, None) => {}
+                }
+            }
+            let mut tls = product(ips, ports.first().copied(), ports.get(1).copied());
+            dedup(&mut tls);
+            if !tls.is_empty() {
+                out.key("tls-listen", array(tls.iter().map(|a| string(&a.to_string()))), &srcs);
+            }
             out.key("cert", string(cert), &[cert_src]);
             out.key("key", string(key), &[key_src]);
             return;

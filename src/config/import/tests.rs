@@ -248,7 +248,23 @@ fn tls_listens_on_every_ip() {
         .map(|a| a.parse().unwrap())
         .collect();
     assert_eq!(c.tls_listen, want);
-    assert_eq!((c.cert.unwrap(), c.key.unwrap()), (cert, key));
+    assert_eq!((c.cert.clone().unwrap(), c.key.clone().unwrap()), (cert.clone(), key.clone()));
+    // A TLS port that is also a plain one: turnd cannot serve both on it.
+    let text = format!("user=a:b\ntls-listening-port=3478\ncert={}\npkey={}\n", cert.display(), key.display());
+    let (c, report) = config(&text);
+    assert!(c.tls_listen.is_empty());
+    assert_eq!(names(&report.unsupported), [(2, "tls-listening-port")]);
+}
+
+#[test]
+fn demo_credentials_only_on_loopback() {
+    let text = "listening-ip=10.0.0.5\nuser=demo:pw\nuser=a:b\nstatic-auth-secret=turnd-demo-secret\n";
+    let report = import(text).report;
+    assert_eq!(names(&report.unsupported), [(2, "user"), (4, "static-auth-secret")]);
+    // The secret still put coturn in REST mode, where it ignores user=.
+    assert_eq!(names(&report.ignored), [(3, "user")]);
+    let (c, _) = config("listening-ip=127.0.0.1\nuser=demo:pw\n");
+    assert_eq!(c.users[0].name, "demo");
 }
 
 #[test]
@@ -331,13 +347,19 @@ fn every_option_converts_to_a_valid_file_or_names_its_line() {
 
 #[test]
 fn address_options_combine_into_valid_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "").unwrap();
+    std::fs::write(&key, "").unwrap();
+    let tls = format!("cert={}\npkey={}", cert.display(), key.display());
     #[rustfmt::skip]
     let lines = [
         "listening-ip=10.0.0.5", "listening-ip=127.0.0.1", "listening-ip=0.0.0.0", "listening-ip=2001:db8::5",
         "relay-ip=10.0.0.5", "relay-ip=127.0.0.1", "relay-ip=0.0.0.0", "relay-ip=2001:db8::5",
         "external-ip=203.0.113.1", "external-ip=203.0.113.1/10.0.0.5", "external-ip=2001:db8::1",
         "listening-port=3479", "alt-listening-port=3480", "aux-server=10.0.0.6:3478", "no-tcp",
-        "alternate-server=203.0.113.9:3478",
+        "alternate-server=203.0.113.9:3478", "user=demo:pw", "static-auth-secret=turnd-demo-secret",
+        &tls, "tls-listening-port=3478", "alt-tls-listening-port=3480",
     ];
     for a in lines {
         for b in lines {
