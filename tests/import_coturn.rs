@@ -229,3 +229,34 @@ fn imported_config_serves_coturns_client() {
     let peer = Peer::start();
     coturn::uclient(&server, Some(&peer), &["-u", "alice", "-w", "wonderland"], &[], 100, 2);
 }
+
+/// Every long option the installed coturn's usage text lists is one the importer knows: a
+/// bare line of it is converted, reported as ignored or unsupported, or refused for its
+/// missing value, never reported as unknown.
+#[test]
+fn every_option_of_the_installed_coturn_is_known() {
+    let usage = Command::new(coturn::tool("turnserver")).arg("-h").output().expect("run turnserver -h");
+    let usage = String::from_utf8_lossy(&usage.stdout);
+    // Option lines start with a space and a dash; the tab-indented lines below them describe.
+    let mut names: Vec<&str> = usage
+        .lines()
+        .filter(|l| l.starts_with(' ') && l.trim_start().starts_with('-'))
+        .flat_map(|l| l.split("--").skip(1))
+        .map(|rest| rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).next().unwrap())
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() > 100 && names.contains(&"listening-port"), "{names:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let (conf, out) = (dir.path().join("turnserver.conf"), dir.path().join("turnserver.toml"));
+    for name in names {
+        std::fs::write(&conf, format!("user=a:b\n{name}\n")).unwrap();
+        let (output, report) = import(&conf, &out);
+        match output.status.code() {
+            Some(0) => assert!(!report.contains("Unknown"), "{name}: {report}"),
+            Some(2) => assert!(report.contains(&format!(":2: {name}: ")), "{name}: {report}"),
+            other => panic!("{name}: exit {other:?}: {report}"),
+        }
+    }
+}
