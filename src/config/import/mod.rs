@@ -274,6 +274,8 @@ impl Src {
 
 type One<T> = Option<(T, Src)>;
 type Many<T> = Vec<(T, Src)>;
+/// `external-ip`: the public address and, in the `PUBLIC/PRIVATE` form, the private one.
+type External = (IpAddr, Option<IpAddr>);
 
 /// A static user's secret as coturn's `user=` gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,7 +295,7 @@ struct Conversion {
     listening_ips: Many<IpAddr>,
     aux_servers: Many<SocketAddr>,
     relay_ips: Many<IpAddr>,
-    external_ips: Many<(IpAddr, Option<IpAddr>)>,
+    external_ips: Many<External>,
     min_port: One<u64>,
     max_port: One<u64>,
     workers: One<u64>,

@@ -5,11 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::write::{array, string, TomlOut};
-use super::{Conversion, ImportError, One, Src, COTURN_PORT, COTURN_TLS_PORT, MAX_PORT, MIN_PORT};
+use super::{Conversion, External, ImportError, One, Src, COTURN_PORT, COTURN_TLS_PORT, MAX_PORT, MIN_PORT};
 
 impl Conversion {
     /// Which `relay-ip` and `external-ip` turnd can take (one of each); the others are reported.
-    fn relay_and_external(&mut self) -> (One<IpAddr>, One<(IpAddr, Option<IpAddr>)>) {
+    fn relay_and_external(&mut self) -> (One<IpAddr>, One<External>) {
         let relays = std::mem::take(&mut self.relay_ips);
         let chosen = relays.iter().position(|(ip, _)| ip.is_ipv4()).unwrap_or(0);
         let mut relay = None;
@@ -121,6 +121,20 @@ impl Conversion {
         (vec![ip], Vec::new())
     }
 
+    /// coturn relays from the address each client reached; turnd from one, by default the first
+    /// listen address. When that is loopback or of the wrong family, the first reachable
+    /// listening-ip (or aux-server) of the external IP's family (else IPv4) is named instead.
+    fn implied_relay(&self, ips: &[IpAddr], external: Option<&(External, Src)>) -> One<IpAddr> {
+        let v4 = external.is_none_or(|((public, _), _)| public.is_ipv4());
+        let reachable = || {
+            let listening = self.listening_ips.iter().map(|(ip, src)| (*ip, src));
+            let aux = self.aux_servers.iter().map(|(addr, src)| (addr.ip(), src));
+            listening.chain(aux).filter(|(ip, _)| !ip.is_loopback() && !ip.is_unspecified())
+        };
+        let pick = reachable().find(|(ip, _)| ip.is_ipv4() == v4).or_else(|| reachable().next());
+        pick.filter(|(ip, _)| Some(ip) != ips.first()).map(|(ip, src)| (ip, src.clone()))
+    }
+
     /// The `[server]` table: addresses, ports, TLS, threads, logs, alternate servers.
     pub(super) fn server(&mut self, out: &mut TomlOut) -> Result<(), ImportError> {
         out.table("server");
@@ -129,22 +143,9 @@ impl Conversion {
             self.loopback_relay(&mut relay);
         }
         let (ips, ip_srcs) = self.listen_ips(relay.as_ref().map(|(ip, _)| *ip), external.is_some());
-        // coturn relays from the address each client reached; turnd from one, by default the
-        // first listen address: name a reachable one when that is loopback or of the wrong family.
-        let mut implied = false;
-        if let (None, None | Some(((_, None), _))) = (&relay, &external) {
-            let v4 = external.as_ref().is_none_or(|((public, _), _)| public.is_ipv4());
-            let reachable = || {
-                let listening = self.listening_ips.iter().map(|(ip, src)| (*ip, src));
-                let aux = self.aux_servers.iter().map(|(addr, src)| (addr.ip(), src));
-                listening.chain(aux).filter(|(ip, _)| !ip.is_loopback() && !ip.is_unspecified())
-            };
-            let pick = reachable().find(|(ip, _)| ip.is_ipv4() == v4).or_else(|| reachable().next());
-            if let Some((ip, src)) = pick.filter(|(ip, _)| Some(ip) != ips.first()) {
-                relay = Some((ip, src.clone()));
-                implied = true;
-            }
-        }
+        let implied = relay.is_none() && external.as_ref().is_none_or(|((_, private), _)| private.is_none());
+        let implied = implied.then(|| self.implied_relay(&ips, external.as_ref())).flatten();
+        let implied = implied.is_some_and(|pick| relay.replace(pick).is_none());
         // The relay address and the external one must be of one family.
         if let Some(((public, None), src)) = &external {
             let relay_ip = relay.as_ref().map(|(ip, _)| *ip).or(ips.first().copied());
