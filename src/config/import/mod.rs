@@ -316,6 +316,7 @@ struct Conversion {
     denied: Many<Vec<IpNet>>,
     no_tcp: Option<Src>,
     no_tls: Option<Src>,
+    mobility: Option<Src>,
     cert: One<String>,
     pkey: One<String>,
     alternates: Many<SocketAddr>,
@@ -426,6 +427,7 @@ impl Conversion {
             Target::AllowLoopbackPeers => self.allow_loopback = Some(src),
             Target::NoTcp => self.no_tcp = Some(src),
             Target::NoTls => self.no_tls = Some(src),
+            Target::Mobility => self.mobility = Some(src),
             Target::Cert => set(&mut self.cert, line.value.to_owned(), src, ignored),
             Target::Pkey => set(&mut self.pkey, line.value.to_owned(), src, ignored),
             Target::AlternateServer => {

@@ -64,6 +64,7 @@ pub(super) enum Target {
     Pkey,
     AlternateServer,
     AddressFamily,
+    Mobility,
 }
 
 use Arg::{Bare, Flag, OptionalInt, Value};
@@ -175,7 +176,7 @@ pub(super) const OPTIONS: &[(&str, Arg, Treatment)] = &[
     ("proc-user", Value, Unsupported("turnd does not change its user: start it as that user (systemd User=; \
                                       turnd.service uses DynamicUser)")),
     ("proc-group", Value, Unsupported("turnd does not change its group: start it in that group (systemd Group=)")),
-    ("mobility", Flag, Unsupported("turnd does not implement mobility (MICE) yet")),
+    ("mobility", Flag, Map(Mobility)),
     ("no-cli", Flag, Ignore(NO_CLI)),
     ("cli-ip", Value, Ignore(NO_CLI)),
     ("cli-port", Value, Ignore(NO_CLI)),
@@ -198,10 +199,10 @@ pub(super) const OPTIONS: &[(&str, Arg, Treatment)] = &[
     ("allocation-default-address-family", Value, Map(AddressFamily)),
     ("acme-redirect", Value, Unsupported("turnd serves no HTTP on its TURN ports: let certbot answer ACME itself")),
     ("log-binding", Flag, Unsupported("turnd does not log Binding requests")),
-    ("no-rfc5780", Bare, Ignore("turnd does not implement RFC 5780 NAT behaviour discovery")),
+    ("no-rfc5780", Bare, Ignore("turnd's RFC 5780 NAT behaviour discovery is off unless `server.rfc5780 = true`")),
     ("no-stun-backward-compatibility", Flag, Ignore("turnd answers only RFC 5389/8489 Binding requests, with \
                                                      XOR-MAPPED-ADDRESS only")),
-    ("response-origin-only-with-rfc5780", Flag, Ignore("turnd sends no RESPONSE-ORIGIN")),
+    ("response-origin-only-with-rfc5780", Flag, Ignore("turnd sends RESPONSE-ORIGIN only with RFC 5780")),
     ("respond-http-unsupported", Flag, Ignore("turnd closes connections that do not speak STUN")),
     ("version", Bare, Ignore("prints coturn's version; no setting")),
     ("syslog-facility", Value, Unsupported(LOGS)),

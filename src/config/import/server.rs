@@ -204,6 +204,9 @@ impl Conversion {
         if let Some(src) = &self.no_tcp {
             out.key("tcp", "false".to_owned(), &[src]);
         }
+        if let Some(src) = &self.mobility {
+            out.key("mobility", "true".to_owned(), &[src]);
+        }
         self.tls(out, &ips, &ip_srcs);
         if !self.alternates.is_empty() {
             let srcs: Vec<&Src> = self.alternates.iter().map(|(_, s)| s).collect();

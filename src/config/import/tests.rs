@@ -227,6 +227,13 @@ fn booleans_transports_and_alternates() {
     let report = import("user=a:b\nno-tls\ncert=/c\npkey=/k\n").report;
     assert_eq!(names(&report.ignored), [(3, "cert"), (4, "pkey")]);
     assert_eq!(names(&report.converted), [(1, "user"), (2, "no-tls")]);
+    // coturn's mobility is turnd's, off unless asked for.
+    let (c, report) = config("user=a:b\nmobility\n");
+    assert!(c.mobility);
+    assert_eq!(names(&report.converted), [(1, "user"), (2, "mobility")]);
+    let (c, report) = config("user=a:b\nmobility=off\n");
+    assert!(!c.mobility);
+    assert_eq!(names(&report.ignored), [(2, "mobility")]);
 }
 
 #[test]
