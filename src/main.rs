@@ -42,12 +42,13 @@ struct OverrideArgs {
     /// UDP address to listen on (repeatable; replaces server.listen)
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
-    /// IP that relay sockets bind to (server.relay-ip)
+    /// IP that relay sockets bind to (repeatable: one IPv4, one IPv6; replaces server.relay-ip)
     #[arg(long, value_name = "IP")]
-    relay_ip: Option<String>,
-    /// Public IP given to clients, behind NAT (server.external-ip)
+    relay_ip: Vec<String>,
+    /// Public IP given to clients, behind NAT (repeatable: one per family; replaces
+    /// server.external-ip)
     #[arg(long, value_name = "PUBLIC[/PRIVATE]")]
-    external_ip: Option<String>,
+    external_ip: Vec<String>,
     /// Realm for long-term credentials (auth.realm)
     #[arg(long, value_name = "REALM")]
     realm: Option<String>,
@@ -371,6 +372,7 @@ fn run(path: Option<&Path>, overrides: &Overrides) -> ExitCode {
         listen = ?config.listen,
         relay_ip = %config.relay_ip,
         external_ip = ?config.external_ip,
+        second_relay = ?config.second_relay,
         ports = %format_args!("{}-{}", config.min_port, config.max_port),
         workers = config.workers,
         realm = %config.realm,

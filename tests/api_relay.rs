@@ -76,8 +76,8 @@ fn core(config: &Config) -> Server<NoRelay> {
         .collect();
     let credentials = Credentials::new(&config.realm, config.secrets.clone(), config.rest_separator, users);
     let settings = ServerConfig {
-        relay_ip: config.relay_ip,
-        external_ip: config.external_ip,
+        relays: config.relays(),
+        default_family: config.default_family,
         default_lifetime: Duration::from_secs(config.default_lifetime),
         max_lifetime: Duration::from_secs(config.max_lifetime),
         user_quota: config.user_quota,

@@ -80,8 +80,8 @@ fn request(method: Method, txid: u8, nonce: Option<&str>, body: impl FnOnce(&mut
 #[test]
 fn relaying_allocates_nothing_per_packet() {
     let config = ServerConfig {
-        relay_ip: "127.0.0.1".parse().unwrap(),
-        external_ip: None,
+        relays: turnd::turn::RelayAddrs::single("127.0.0.1".parse().unwrap(), None),
+        default_family: Default::default(),
         default_lifetime: Duration::from_secs(600),
         max_lifetime: Duration::from_secs(3600),
         user_quota: 0,

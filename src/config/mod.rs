@@ -21,6 +21,7 @@ pub mod import;
 mod nat;
 mod overrides;
 mod parse_errors;
+mod relay;
 mod secrets;
 mod tcp;
 #[cfg(test)]
@@ -59,10 +60,15 @@ pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 pub struct Config {
     /// UDP listening addresses (non-empty, no duplicates).
     pub listen: Vec<SocketAddr>,
-    /// IP that relay sockets bind to.
+    /// IP that relay sockets bind to (the first relay address; its family is the one
+    /// `relay-ip` names first).
     pub relay_ip: IpAddr,
     /// Public IP advertised in XOR-RELAYED-ADDRESS instead of `relay_ip` (NAT'd hosts).
     pub external_ip: Option<IpAddr>,
+    /// The relay address of the other family, when `relay-ip` (or `external-ip`) gives one.
+    pub second_relay: Option<crate::turn::RelayAddr>,
+    /// The family of a client that sends no REQUESTED-ADDRESS-FAMILY.
+    pub default_family: crate::turn::DefaultFamily,
     /// Lowest relay port (inclusive).
     pub min_port: u16,
     /// Highest relay port (inclusive), `>= min_port`.
@@ -165,6 +171,8 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("relay_ip", &self.relay_ip)
             .field("external_ip", &self.external_ip)
+            .field("second_relay", &self.second_relay)
+            .field("default_family", &self.default_family)
             .field("min_port", &self.min_port)
             .field("max_port", &self.max_port)
             .field("workers", &self.workers)
@@ -254,6 +262,12 @@ impl Config {
     /// Parse and validate TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         RawConfig::parse(text, origin)?.validate()
+    }
+
+    /// The relay addresses by family.
+    pub fn relays(&self) -> crate::turn::RelayAddrs {
+        let first = crate::turn::RelayAddrs::single(self.relay_ip, self.external_ip);
+        self.second_relay.map_or(first, |second| first.with(second))
     }
 
     /// Read, parse and validate a file; read errors name the path.
@@ -364,8 +378,9 @@ pub struct RawConfig {
 #[serde(expecting = "a [server] table")]
 struct RawServer {
     listen: List,
-    relay_ip: Opt<String>,
-    external_ip: Opt<String>,
+    relay_ip: Opt<relay::Ips>,
+    external_ip: Opt<relay::Ips>,
+    default_family: Opt<String>,
     min_port: Opt<i64>,
     max_port: Opt<i64>,
     workers: Opt<i64>,
@@ -489,7 +504,9 @@ impl RawConfig {
         let (server, auth, alloc) = (&self.server, &self.auth, &self.allocation);
         // [server]
         let listen = self.listen()?;
-        let (relay_ip, external_ip) = self.relay_and_external(&listen)?;
+        let relays = self.relays(&listen)?;
+        let default_family = self.default_family(&relays.first, relays.second.as_ref())?;
+        let (relay_ip, external_ip, second_relay) = (relays.first.ip, relays.first.external, relays.second);
         let min_port = self.int(&server.min_port, "server.min-port", 49152, PORTS)?;
         let max_port = self.int(&server.max_port, "server.max-port", 65535, PORTS)?;
         if min_port.value > max_port.value {
@@ -568,6 +585,8 @@ impl RawConfig {
             listen,
             relay_ip,
             external_ip,
+            second_relay,
+            default_family,
             min_port: min_port.value as u16,
             max_port: max_port.value as u16,
             workers,
@@ -657,64 +676,6 @@ impl RawConfig {
             let reason = format!("`{}`: `{part}` is not an IP address", item.value);
             self.err(key, item.at, reason)
         })
-    }
-
-    /// Resolve `relay-ip`: explicit value, else the PRIVATE part of `external-ip`,
-    /// else the IP of the first listen address when it is not unspecified.
-    fn relay_and_external(&self, listen: &[SocketAddr]) -> Checked<(IpAddr, Option<IpAddr>)> {
-        const RELAY: &str = "server.relay-ip";
-        const EXTERNAL: &str = "server.external-ip";
-        let (relay, external) = (&self.server.relay_ip, &self.server.external_ip);
-        let explicit = relay.as_ref().map(|r| self.ip(RELAY, r, &r.value)).transpose()?;
-        let relay_at = at(relay);
-        let (mut public, mut private, mut external_at) = (None, None, At::Default);
-        if let Some(e) = external {
-            let (first, second) = e.value.split_once('/').map_or((&*e.value, None), |(a, b)| (a, Some(b)));
-            public = Some(self.ip(EXTERNAL, e, first)?);
-            private = second.map(|p| self.ip(EXTERNAL, e, p)).transpose()?;
-            external_at = e.at;
-        }
-        if let (Some(relay), Some(private)) = (explicit, private) {
-            if relay != private {
-                let other = match relay_at {
-                    At::Flag(flag) => flag,
-                    _ => RELAY,
-                };
-                let reason = format!("PRIVATE address {private} conflicts with {other} = {relay}");
-                return Err(self.err(EXTERNAL, external_at, reason));
-            }
-        }
-        let relay_ip = match explicit.or(private) {
-            Some(ip) => ip,
-            None if !listen[0].ip().is_unspecified() => listen[0].ip(),
-            None => {
-                let at = at(&self.server.listen);
-                let reason = format!(
-                    "required because the first listen address {} is unspecified; set relay-ip \
-                     (--relay-ip) or external-ip = \"PUBLIC/PRIVATE\"",
-                    listen[0]
-                );
-                return Err(invalid(&self.origin, RELAY, self.line(at), reason));
-            }
-        };
-        let same_family = [public, private].into_iter().flatten().all(|ip| ip.is_ipv4() == relay_ip.is_ipv4());
-        if !same_family || public.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
-            let reason = "PUBLIC must be a unicast IP of the same family as PRIVATE and relay-ip";
-            return Err(self.err(EXTERNAL, external_at, reason));
-        }
-        if relay_ip.is_multicast() || (relay_ip.is_unspecified() && public.is_none()) {
-            let reason = format!("{relay_ip} cannot be told to clients; use a unicast IP of this host");
-            return Err(self.err(RELAY, relay_at, reason));
-        }
-        let outside = listen.iter().find(|a| !a.ip().is_loopback());
-        if let (true, None, Some(outside)) = (relay_ip.is_loopback(), public, outside) {
-            let reason = format!(
-                "{relay_ip} is loopback but listen address {outside} is not, so clients could not \
-                 reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
-            );
-            return Err(self.err(RELAY, relay_at, reason));
-        }
-        Ok((relay_ip, public))
     }
 
     fn users(&self, all_loopback: bool) -> Checked<Vec<User>> {

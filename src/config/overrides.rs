@@ -12,10 +12,11 @@ use super::{invalid, ConfigError, Item, RawApi, RawConfig, RawUser, CLI_ORIGIN};
 pub struct Overrides {
     /// `--listen ADDR:PORT` (repeatable): replaces `server.listen`.
     pub listen: Vec<String>,
-    /// `--relay-ip IP`.
-    pub relay_ip: Option<String>,
-    /// `--external-ip PUBLIC[/PRIVATE]`.
-    pub external_ip: Option<String>,
+    /// `--relay-ip IP` (repeatable: one IPv4, one IPv6): replaces `server.relay-ip`.
+    pub relay_ip: Vec<String>,
+    /// `--external-ip PUBLIC[/PRIVATE]` (repeatable: one per family): replaces
+    /// `server.external-ip`.
+    pub external_ip: Vec<String>,
     /// `--realm R`.
     pub realm: Option<String>,
     /// `--auth-secret S` (repeatable): replaces `auth.secrets`.
@@ -65,8 +66,6 @@ impl Overrides {
     pub fn apply(&self, raw: &mut RawConfig) -> Result<(), ConfigError> {
         let (server, auth) = (&mut raw.server, &mut raw.auth);
         let texts = [
-            (&mut server.relay_ip, &self.relay_ip, "--relay-ip"),
-            (&mut server.external_ip, &self.external_ip, "--external-ip"),
             (&mut server.log_level, &self.log_level, "--log-level"),
             (&mut server.cert, &self.cert, "--cert"),
             (&mut server.key, &self.key, "--key"),
@@ -83,6 +82,13 @@ impl Overrides {
         ];
         for (slot, value, flag) in numbers.into_iter().filter(|t| t.1.is_some()) {
             *slot = value.map(|v| Item::flag(i64::try_from(v).unwrap_or(i64::MAX), flag));
+        }
+        let ips = [
+            (&mut server.relay_ip, &self.relay_ip, "--relay-ip"),
+            (&mut server.external_ip, &self.external_ip, "--external-ip"),
+        ];
+        for (slot, values, flag) in ips.into_iter().filter(|t| !t.1.is_empty()) {
+            *slot = Some(Item::flag(super::relay::Ips::flag(values, flag), flag));
         }
         if self.secrets_file.is_some() {
             auth.static_auth_secret_file = None;

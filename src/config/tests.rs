@@ -142,7 +142,7 @@ fn unknown_keys_name_the_key_table_and_line() {
     }
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
-                    `relay-ip`, `external-ip`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
+                    `relay-ip`, `external-ip`, `default-family`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
                     `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`, `rfc5780`, \
                     `rfc5780-alternate`, `mobility`)";
     assert_eq!(err, expected);
@@ -203,6 +203,21 @@ fn validation_errors_name_the_key_and_line() {
             vec!["[server]", "relay-ip = '10.0.0.2'", "external-ip = '203.0.113.1/10.0.0.1'"],
             "server.external-ip", Some(3),
         ),
+        // relay-ip and external-ip lists, default-family
+        (vec!["[server]", "relay-ip = []"], "server.relay-ip", Some(2)),
+        (vec!["[server]", "relay-ip = ['127.0.0.1',", " '127.0.0.2']"], "server.relay-ip[1]", Some(3)),
+        (vec!["[server]", "relay-ip = ['127.0.0.1', 'x']"], "server.relay-ip[1]", Some(2)),
+        (
+            vec!["[server]", "listen = ['0.0.0.0:1']", "relay-ip = ['10.0.0.5', '::1']",
+                 "external-ip = ['203.0.113.1', '2001:db8::1', '198.51.100.1']"],
+            "server.external-ip[2]", Some(4),
+        ),
+        (
+            vec!["[server]", "relay-ip = ['127.0.0.1']", "external-ip = ['203.0.113.1', '2001:db8::1']"],
+            "server.external-ip[1]", Some(3),
+        ),
+        (vec!["[server]", "default-family = 'ipv5'"], "server.default-family", Some(2)),
+        (vec!["[server]", "default-family = 'ipv6'"], "server.default-family", Some(2)),
         (vec!["[server]", "min-port = 0"], "server.min-port", Some(2)),
         (vec!["[server]", "max-port = 65536"], "server.max-port", Some(2)),
         (vec!["[server]", "min-port = 60000", "max-port = 50000"], "server.min-port", Some(2)),
@@ -301,6 +316,38 @@ fn relay_ip_resolution() {
 }
 
 #[test]
+fn relay_addresses_per_family_and_default_family() {
+    use crate::turn::{DefaultFamily, RelayAddr};
+    // Today's single relay-ip: one family, the listener default.
+    let c = ok(&["[server]", "relay-ip = '127.0.0.1'"]);
+    assert_eq!((c.second_relay, c.default_family), (None, DefaultFamily::Listener));
+    // One IPv4 and one IPv6, in either order; the first is relay_ip.
+    let c = ok(&["[server]", "listen = ['127.0.0.1:1', '[::1]:1']", "relay-ip = ['::1', '127.0.0.1']"]);
+    assert_eq!(c.relay_ip, ip("::1"));
+    assert_eq!(c.second_relay, Some(RelayAddr { ip: ip("127.0.0.1"), external: None }));
+    assert_eq!((c.relays().v4.unwrap().ip, c.relays().v6.unwrap().ip), (ip("127.0.0.1"), ip("::1")));
+    // external-ip per family, PUBLIC/PRIVATE setting the relay IP of its family.
+    let c = ok(&[
+        "[server]",
+        "listen = ['0.0.0.0:1']",
+        "external-ip = ['203.0.113.10/10.0.0.5', '2001:db8::10/fd00::5']",
+        "default-family = 'ipv6'",
+    ]);
+    assert_eq!((c.relay_ip, c.external_ip), (ip("10.0.0.5"), Some(ip("203.0.113.10"))));
+    assert_eq!(c.second_relay, Some(RelayAddr { ip: ip("fd00::5"), external: Some(ip("2001:db8::10")) }));
+    assert_eq!(c.default_family, DefaultFamily::Ipv6);
+    // A repeated flag gives both families too.
+    let o = Overrides { relay_ip: vec!["127.0.0.1".into(), "::1".into()], ..Default::default() };
+    let c = load_with(None, &o).unwrap();
+    assert_eq!(c.second_relay.map(|r| r.ip), Some(ip("::1")));
+    let o = Overrides { relay_ip: vec!["127.0.0.1".into(), "127.0.0.2".into()], ..Default::default() };
+    match load_with(None, &o) {
+        Err(ConfigError::Invalid { key, line: None, .. }) => assert_eq!(key, "--relay-ip"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn demo_credentials_only_on_loopback() {
     let c = ok(&[
         "[server]",
@@ -314,7 +361,7 @@ fn demo_credentials_only_on_loopback() {
     assert_eq!((c.secrets.len(), c.users.len()), (1, 1));
     // The shipped file with a public listen address: the demo secret is refused first...
     let mut raw = RawConfig::parse(Config::EMBEDDED, EMBEDDED_ORIGIN).unwrap();
-    let o = Overrides { listen: vec!["0.0.0.0:3478".into()], relay_ip: Some("10.0.0.5".into()), ..Default::default() };
+    let o = Overrides { listen: vec!["0.0.0.0:3478".into()], relay_ip: vec!["10.0.0.5".into()], ..Default::default() };
     o.apply(&mut raw).unwrap();
     match raw.clone().validate() {
         Err(ConfigError::Invalid { origin, key, line: Some(_), reason }) => {
@@ -422,7 +469,7 @@ fn overrides_replace_lists_and_scalars() {
     // --external-ip PUBLIC/PRIVATE with an unspecified --listen.
     let o = Overrides {
         listen: vec!["0.0.0.0:3478".into()],
-        external_ip: Some("198.51.100.7/10.0.0.8".into()),
+        external_ip: vec!["198.51.100.7/10.0.0.8".into()],
         ..Default::default()
     };
     let c = load_text(AUTH, &o).unwrap();
@@ -438,10 +485,10 @@ fn bad_overrides_name_the_flag() {
     let cases: Vec<(Overrides, &str)> = vec![
         (Overrides { listen: strings(&["127.0.0.1"]), ..d() }, "--listen"),
         (Overrides { listen: strings(&["127.0.0.1:1", "127.0.0.1:1"]), ..d() }, "--listen"),
-        (Overrides { relay_ip: some("x"), ..d() }, "--relay-ip"),
-        (Overrides { relay_ip: some("0.0.0.0"), ..d() }, "--relay-ip"),
-        (Overrides { external_ip: some("1.2.3.4/x"), ..d() }, "--external-ip"),
-        (Overrides { external_ip: some("1.2.3.4/10.0.0.1"), ..d() }, "--external-ip"),
+        (Overrides { relay_ip: strings(&["x"]), ..d() }, "--relay-ip"),
+        (Overrides { relay_ip: strings(&["0.0.0.0"]), ..d() }, "--relay-ip"),
+        (Overrides { external_ip: strings(&["1.2.3.4/x"]), ..d() }, "--external-ip"),
+        (Overrides { external_ip: strings(&["1.2.3.4/10.0.0.1"]), ..d() }, "--external-ip"),
         (Overrides { realm: some(""), ..d() }, "--realm"),
         (Overrides { auth_secrets: strings(&[""]), ..d() }, "--auth-secret"),
         (Overrides { users: strings(&["nocolon"]), ..d() }, "--user"),

@@ -58,7 +58,11 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
     }
     let shared = Arc::new(Shared {
         server: Arc::new(server),
-        ports: Arc::new(PortPool::new(config.relay_ip, config.min_port, config.max_port)),
+        ports: Arc::new(PortPool::new(
+            &config.relays().iter().map(|r| r.ip).collect::<Vec<_>>(),
+            config.min_port,
+            config.max_port,
+        )),
         stats: Arc::new(Stats::new(config.workers)),
         connections: Arc::default(),
         tls: tls.as_ref().map(Certificates::server_config),
@@ -76,6 +80,7 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         listen = %bound,
         relay_ip = %config.relay_ip,
         external_ip = ?config.external_ip,
+        second_relay = ?config.second_relay,
         ports = %format_args!("{}-{}", config.min_port, config.max_port),
         workers = config.workers,
         realm = %config.realm,
@@ -228,7 +233,7 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     let restart_only = [
         ("server.listen", old.listen != new.listen),
         ("server.relay-ip", old.relay_ip != new.relay_ip),
-        ("server.external-ip", old.external_ip != new.external_ip),
+        ("server.external-ip", old.external_ip != new.external_ip || old.second_relay != new.second_relay),
         ("server.min-port/max-port", (old.min_port, old.max_port) != (new.min_port, new.max_port)),
         ("server.workers", old.workers != new.workers),
         ("server.rfc5780/rfc5780-alternate", old.rfc5780 != new.rfc5780),
@@ -246,6 +251,7 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     new.listen.clone_from(&old.listen);
     new.relay_ip = old.relay_ip;
     new.external_ip = old.external_ip;
+    new.second_relay = old.second_relay;
     (new.min_port, new.max_port, new.workers) = (old.min_port, old.max_port, old.workers);
     new.rfc5780 = old.rfc5780;
     (new.tcp, new.nonce_lifetime) = (old.tcp, old.nonce_lifetime);
@@ -310,8 +316,8 @@ pub fn server_settings(config: &Config) -> (ServerConfig, Credentials, PeerPolic
         .collect();
     let credentials = Credentials::new(&config.realm, config.secrets.clone(), config.rest_separator, users);
     let core = ServerConfig {
-        relay_ip: config.relay_ip,
-        external_ip: config.external_ip,
+        relays: config.relays(),
+        default_family: config.default_family,
         default_lifetime: std::time::Duration::from_secs(config.default_lifetime),
         max_lifetime: std::time::Duration::from_secs(config.max_lifetime),
         user_quota: config.user_quota,

@@ -83,48 +83,88 @@ impl Relay for RelaySocket {
     }
 }
 
-/// The relay port range. Ports are tried from a random starting point (RFC 6056) and then in
-/// order; the kernel's bind is the source of truth for which ports are free.
+/// The mio token of an allocation's relay socket of one family: the allocation id and the
+/// family, so the two sockets of a dual allocation are told apart.
+pub fn relay_token(id: AllocId, ipv6: bool) -> mio::Token {
+    mio::Token(((id.0 << 1) | u64::from(ipv6)) as usize)
+}
+
+/// The allocation and family of a relay socket's token.
+pub fn token_relay(token: mio::Token) -> (AllocId, bool) {
+    let t = token.0 as u64;
+    (AllocId(t >> 1), t & 1 == 1)
+}
+
+/// The relay port range, on the relay IP of each family. Ports are tried from a random starting
+/// point (RFC 6056) and then in order; the kernel's bind is the source of truth for which ports
+/// are free.
 pub struct PortPool {
-    ip: IpAddr,
+    v4: Option<IpAddr>,
+    v6: Option<IpAddr>,
     min: u16,
     span: u32,
     cursor: AtomicU32,
 }
 
 impl PortPool {
-    pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
+    /// A pool over `min..=max` on `ips` (at most one IP per family is used: the first).
+    pub fn new(ips: &[IpAddr], min: u16, max: u16) -> Self {
         let span = u32::from(max.saturating_sub(min)) + 1;
         let mut seed = [0u8; 4];
         // Without randomness the range is still walked in full; only the start is predictable.
         let _ = getrandom::getrandom(&mut seed);
-        PortPool { ip, min, span, cursor: AtomicU32::new(u32::from_ne_bytes(seed) % span) }
+        let v4 = ips.iter().copied().find(IpAddr::is_ipv4);
+        let v6 = ips.iter().copied().find(IpAddr::is_ipv6);
+        PortPool { v4, v6, min, span, cursor: AtomicU32::new(u32::from_ne_bytes(seed) % span) }
     }
 
-    /// Binds a socket on a free port of the range.
-    fn bind(&self, options: RelayOptions) -> Result<(Socket, u16), OpenError> {
-        if options.ipv6 != self.ip.is_ipv6() {
-            return Err(OpenError::FamilyNotSupported);
-        }
+    /// Binds a socket on a free port of the range; with `pair`, an even port and the port after
+    /// it (EVEN-PORT with the R bit), both free.
+    fn bind(&self, options: RelayOptions, pair: bool) -> Result<(Socket, u16, Option<Socket>), OpenError> {
+        let ip = if options.ipv6 { self.v6 } else { self.v4 };
+        let ip = ip.ok_or(OpenError::FamilyNotSupported)?;
         for _ in 0..self.span {
             let offset = self.cursor.fetch_add(1, Ordering::Relaxed) % self.span;
             let port = self.min + offset as u16;
-            if options.even_port && port % 2 != 0 {
+            if (options.even_port || pair) && port % 2 != 0 {
                 continue;
             }
-            let addr = SocketAddr::new(self.ip, port);
-            let bound = if options.tcp { bind_tcp(addr) } else { bind_udp(addr, options.dont_fragment) };
-            match bound {
-                Ok(socket) => return Ok((socket, port)),
-                Err(e) if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
-                    tracing::warn!("out of file descriptors for relay sockets");
-                    return Err(OpenError::Exhausted);
-                }
+            let next = match port.checked_add(1) {
+                Some(next) if pair && u32::from(next - self.min) < self.span => Some(next),
+                _ if pair => continue,
+                _ => None,
+            };
+            let socket = match bind(ip, port, options) {
+                Ok(socket) => socket,
+                Err(e) if out_of_fds(&e) => return Err(OpenError::Exhausted),
+                Err(_) => continue,
+            };
+            let Some(next) = next else { return Ok((socket, port, None)) };
+            match bind(ip, next, options) {
+                Ok(held) => return Ok((socket, port, Some(held))),
+                Err(e) if out_of_fds(&e) => return Err(OpenError::Exhausted),
                 Err(_) => continue,
             }
         }
         Err(OpenError::Exhausted)
     }
+}
+
+fn bind(ip: IpAddr, port: u16, options: RelayOptions) -> std::io::Result<Socket> {
+    let addr = SocketAddr::new(ip, port);
+    if options.tcp {
+        bind_tcp(addr)
+    } else {
+        bind_udp(addr, options.dont_fragment)
+    }
+}
+
+fn out_of_fds(e: &std::io::Error) -> bool {
+    let out = e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE);
+    if out {
+        tracing::warn!("out of file descriptors for relay sockets");
+    }
+    out
 }
 
 /// A TCP relay's listening socket. SO_REUSEPORT lets the connections turnd opens to peers
@@ -156,15 +196,19 @@ fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> std::io::Result<Socket> {
         if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
     set_int_option(&socket, level, recverr, 1)?;
     if dont_fragment {
-        // DF on everything the socket sends, for DONT-FRAGMENT (RFC 8656 §14.8).
-        let (name, value) = if ipv6 {
-            (libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_DO)
-        } else {
-            (libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)
-        };
-        set_int_option(&socket, level, name, value)?;
+        set_dont_fragment(&socket, ipv6)?;
     }
     Ok(socket)
+}
+
+/// DF on everything the socket sends, for DONT-FRAGMENT (RFC 8656 §14.8).
+fn set_dont_fragment(socket: &Socket, ipv6: bool) -> std::io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_DO)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)
+    };
+    set_int_option(socket, level, name, value)
 }
 
 fn set_int_option(socket: &Socket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
@@ -259,8 +303,43 @@ impl RelayProvider for WorkerRelays<'_> {
     type Relay = RelaySocket;
 
     fn open(&mut self, id: AllocId, options: RelayOptions) -> Result<(RelaySocket, u16), OpenError> {
-        let (socket, port) = self.pool.bind(options)?;
-        let token = mio::Token(id.0 as usize);
+        let (socket, port, _) = self.pool.bind(options, false)?;
+        Ok((self.register(id, socket, options)?, port))
+    }
+
+    fn open_pair(&mut self, id: AllocId, options: RelayOptions) -> Result<(RelaySocket, u16, RelaySocket), OpenError> {
+        let (socket, port, held) = self.pool.bind(options, true)?;
+        let held = held.ok_or(OpenError::Exhausted)?;
+        // Held unregistered: it serves nothing until adopted, and reads nothing meanwhile.
+        let held = RelaySocket::Udp(mio::net::UdpSocket::from_std(held.into()));
+        Ok((self.register(id, socket, options)?, port, held))
+    }
+
+    fn adopt(&mut self, id: AllocId, held: RelaySocket, options: RelayOptions) -> Result<RelaySocket, OpenError> {
+        let RelaySocket::Udp(mut udp) = held else { return Err(OpenError::Exhausted) };
+        if options.dont_fragment {
+            let ipv6 = options.ipv6;
+            let set = socket2::SockRef::from(&udp);
+            if let Err(e) = set_dont_fragment(&set, ipv6) {
+                tracing::warn!(error = %e, "cannot set DF on a reserved relay socket");
+                return Err(OpenError::Exhausted);
+            }
+        }
+        let token = relay_token(id, options.ipv6);
+        match self.registry.register(&mut udp, token, mio::Interest::READABLE) {
+            Ok(()) => Ok(RelaySocket::Udp(udp)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register a relay socket");
+                Err(OpenError::Exhausted)
+            }
+        }
+    }
+}
+
+impl WorkerRelays<'_> {
+    /// Registers a bound relay socket in this worker's epoll set.
+    fn register(&self, id: AllocId, socket: Socket, options: RelayOptions) -> Result<RelaySocket, OpenError> {
+        let token = relay_token(id, options.ipv6);
         let registered = if options.tcp {
             let mut listener = mio::net::TcpListener::from_std(socket.into());
             self.registry.register(&mut listener, token, mio::Interest::READABLE).map(|()| {
@@ -272,7 +351,7 @@ impl RelayProvider for WorkerRelays<'_> {
             self.registry.register(&mut udp, token, mio::Interest::READABLE).map(|()| RelaySocket::Udp(udp))
         };
         match registered {
-            Ok(relay) => Ok((relay, port)),
+            Ok(relay) => Ok(relay),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot register a relay socket");
                 Err(OpenError::Exhausted)

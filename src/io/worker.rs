@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::relay::{PortPool, RelaySocket, WorkerRelays};
+use super::relay::{token_relay, PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
 use crate::stats::{Counter, Side, Stats, WorkerStats};
 use crate::stun::{classify, Framing};
@@ -93,12 +93,12 @@ struct Buffers {
     /// Peer datagrams are received at `DATA_INDICATION_HEADROOM` so the header goes in front.
     relay: Box<[u8]>,
     events: mio::Events,
-    /// Relay sockets that still had data when their budget ran out (epoll is edge-triggered),
-    /// each with whether its error queue still had entries.
-    pending: Vec<(AllocId, bool)>,
+    /// Relay sockets (allocation, IPv6?) that still had data when their budget ran out (epoll
+    /// is edge-triggered), each with whether its error queue still had entries.
+    pending: Vec<(AllocId, bool, bool)>,
     /// Relay sockets to read this round (pending ones and new events), each with whether its
     /// error queue is to be read (epoll reported an error).
-    ready: Vec<(AllocId, bool)>,
+    ready: Vec<(AllocId, bool, bool)>,
 }
 
 /// Runs worker `index` on the current thread until its runtime fails.
@@ -306,15 +306,18 @@ impl Worker {
         ready.clear();
         ready.append(pending);
         self.poll.borrow_mut().poll(events, Some(Duration::ZERO))?;
-        ready.extend(events.iter().map(|e| (AllocId(e.token().0 as u64), e.is_error())));
+        ready.extend(events.iter().map(|e| {
+            let (id, ipv6) = token_relay(e.token());
+            (id, ipv6, e.is_error())
+        }));
         let now = super::now();
-        for &(id, errors) in ready.iter() {
+        for &(id, ipv6, errors) in ready.iter() {
             match self.server.table().with_id(id, |a| a.relay.is_tcp()) {
-                Some(true) if self.accept_peers(id, tx, now) => pending.push((id, false)),
+                Some(true) if self.accept_peers(id, tx, now) => pending.push((id, ipv6, false)),
                 Some(false) => {
-                    let errors_left = errors && self.drain_errors(id, tx, now);
-                    if self.drain_relay(id, relay, now) || errors_left {
-                        pending.push((id, errors_left));
+                    let errors_left = errors && self.drain_errors(id, ipv6, tx, now);
+                    if self.drain_relay(id, ipv6, relay, now) || errors_left {
+                        pending.push((id, ipv6, errors_left));
                     }
                 }
                 Some(true) | None => {}
@@ -323,12 +326,13 @@ impl Worker {
         Ok(!pending.is_empty())
     }
 
-    /// Reads up to [`BUDGET`] entries of allocation `id`'s relay error queue and sends the ICMP
+    /// Reads up to [`BUDGET`] entries of the error queue of allocation `id`'s relay of one family and sends the ICMP
     /// errors the core relays (RFC 8656 §11) to its client; true if entries remain. Every entry
     /// read is gone, relayed or not, so an error can never keep the socket ready.
-    fn drain_errors(&self, id: AllocId, out: &mut [u8], now: crate::turn::Now) -> bool {
+    fn drain_errors(&self, id: AllocId, ipv6: bool, out: &mut [u8], now: crate::turn::Now) -> bool {
         for _ in 0..BUDGET {
-            let (peer, icmp) = match self.server.table().with_id(id, |a| a.relay.recv_error()) {
+            let error = self.server.table().with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_error()));
+            let (peer, icmp) = match error.flatten() {
                 Some(Ok(Some(entry))) => entry,
                 // Not an ICMP error (consumed), or EINTR.
                 Some(Ok(None)) => continue,
@@ -350,12 +354,16 @@ impl Worker {
         true
     }
 
-    /// Relays up to [`BUDGET`] datagrams from allocation `id`'s relay socket to its client.
-    fn drain_relay(&self, id: AllocId, buf: &mut [u8], now: crate::turn::Now) -> bool {
+    /// Relays up to [`BUDGET`] datagrams from allocation `id`'s relay socket of one family to
+    /// its client.
+    fn drain_relay(&self, id: AllocId, ipv6: bool, buf: &mut [u8], now: crate::turn::Now) -> bool {
         let end = DATA_INDICATION_HEADROOM + MAX_DATAGRAM;
         for _ in 0..BUDGET {
-            let received =
-                self.server.table().with_id(id, |a| a.relay.recv_from(&mut buf[DATA_INDICATION_HEADROOM..end]));
+            let received = self
+                .server
+                .table()
+                .with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_from(&mut buf[DATA_INDICATION_HEADROOM..end])))
+                .flatten();
             let (len, peer) = match received {
                 Some(Ok(received)) => received,
                 // Drained (epoll says when more arrives), or the allocation has ended.

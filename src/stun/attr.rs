@@ -34,6 +34,9 @@ pub const RESPONSE_PORT: u16 = 0x0027;
 pub const CONNECTION_ID: u16 = 0x002A;
 // Comprehension-optional (0x8000-0xFFFF).
 pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+/// ADDITIONAL-ADDRESS-FAMILY under the code point of draft-ietf-tram-turnbis (SSODA), which
+/// coturn's clients still send.
+pub const ADDITIONAL_ADDRESS_FAMILY_DRAFT: u16 = 0x8032;
 pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
 pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
 pub const ALTERNATE_DOMAIN: u16 = 0x8003;
@@ -50,7 +53,7 @@ pub const MOBILITY_TICKET: u16 = 0x8030;
 
 /// The attributes the parser indexes (first occurrence of each), in index order.
 /// Comprehension-required types not in this list are "unknown" (RFC 8489 §15: 420).
-pub(crate) const INDEXED: [u16; 40] = [
+pub(crate) const INDEXED: [u16; 41] = [
     MAPPED_ADDRESS,
     CHANGE_REQUEST,
     USERNAME,
@@ -91,6 +94,7 @@ pub(crate) const INDEXED: [u16; 40] = [
     RESPONSE_ORIGIN,
     OTHER_ADDRESS,
     MOBILITY_TICKET,
+    ADDITIONAL_ADDRESS_FAMILY_DRAFT,
 ];
 
 /// Slot of an attribute type in [`INDEXED`], or `None` for a type turnd does not know.

@@ -103,7 +103,7 @@ impl<R: Relay> Server<R> {
         // installed, except one for turnd's own IP (allowed to reach another allocation). That
         // one must not reach other ports of this host: they go out only if the policy allows.
         let own_ip = self.is_own_ip(peer.ip());
-        let internal = own_ip && self.table.by_relayed_port(peer.port()).is_some();
+        let internal = own_ip && self.table.by_relayed(peer).is_some();
         if own_ip && !internal && self.live().policy.check(peer.ip()).is_err() {
             return Outcome::Dropped(Discard::NoPermission);
         }
@@ -120,10 +120,15 @@ impl<R: Relay> Server<R> {
             {
                 return Err(Discard::Bandwidth);
             }
+            // The relay of the peer's family (a permission exists only for a family the
+            // allocation has, RFC 8656 §9.1).
+            let Some((relay, relayed)) = a.relay_for(peer.is_ipv6()) else {
+                return Err(Discard::NoPermission);
+            };
             if internal {
-                return Ok(Route::Internal { from: a.relayed, to: peer });
+                return Ok(Route::Internal { from: relayed, to: peer });
             }
-            a.relay.send_to(payload, peer);
+            relay.send_to(payload, peer);
             Ok(Route::Sent)
         });
         match route {
@@ -137,7 +142,7 @@ impl<R: Relay> Server<R> {
     /// Delivers `payload`, sent by the allocation relayed at `from`, to the allocation relayed at
     /// `to` as if it had arrived from the network: the receiver's permissions and channels apply.
     fn deliver_internal(&self, now: Now, from: SocketAddr, to: SocketAddr, payload: &[u8], out: &mut [u8]) -> Outcome {
-        let Some(id) = self.table.by_relayed_port(to.port()) else {
+        let Some(id) = self.table.by_relayed(to) else {
             return Outcome::Dropped(Discard::NoAllocation);
         };
         let start = DATA_INDICATION_HEADROOM;

@@ -112,6 +112,11 @@ impl<R: Relay> Server<R> {
         lifetime: Duration,
     ) -> Outcome {
         let key = Some(&auth.key);
+        // REQUESTED-ADDRESS-FAMILY, already checked well-formed by `on_refresh`.
+        let family = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
+            Some([family, 0, 0, 0]) => Some(*family == attr::FAMILY_IPV6),
+            _ => None,
+        };
         if !self.live().config.mobility {
             return self.error(msg, out, ErrorCode::MobilityForbidden, key);
         }
@@ -140,6 +145,10 @@ impl<R: Relay> Server<R> {
             a.check_owner(&auth.username, now.mono)?;
             if a.tuple.transport != tuple.transport {
                 return Err(ErrorCode::MobilityForbidden);
+            }
+            // REQUESTED-ADDRESS-FAMILY of a family it has no relayed address of (RFC 8656 §7.3).
+            if family.is_some_and(|ipv6| !a.has_family(ipv6)) {
+                return Err(ErrorCode::PeerAddressFamilyMismatch);
             }
             if !lifetime.is_zero() {
                 a.expires = now.mono + lifetime;

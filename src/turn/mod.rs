@@ -6,10 +6,12 @@
 mod binding;
 pub mod counts;
 mod data;
+mod family;
 pub mod limit;
 mod mobility;
 pub mod policy;
 mod request;
+mod reserve;
 pub mod table;
 mod tcp;
 
@@ -26,8 +28,10 @@ use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageW
 pub use binding::{NatAddresses, CHANGE_IP, CHANGE_PORT};
 use counts::{AuthFailure, Counts, Ended, RequestCounts};
 pub use data::{PeerIcmp, DATA_INDICATION_HEADROOM, ICMP_PER_SECOND, PEER_TAILROOM};
+pub use family::{DefaultFamily, RelayAddr, RelayAddrs};
 use limit::{Gcra, SourceLimiter};
 use policy::PeerPolicy;
+pub use reserve::{MAX_RESERVATIONS, RESERVATION_LIFETIME};
 pub use table::{AllocId, Allocation, AllocationTable};
 pub use tcp::BIND_TIMEOUT;
 
@@ -90,6 +94,9 @@ pub struct RelayOptions {
     pub ipv6: bool,
     /// EVEN-PORT: the port must be even (RFC 8656 §14.6).
     pub even_port: bool,
+    /// EVEN-PORT with the R bit: port + 1 must be free too, and is held for a later Allocate
+    /// with the RESERVATION-TOKEN ([`RelayProvider::open_pair`]).
+    pub reserve_next: bool,
     /// DONT-FRAGMENT: set DF on what the relay sends (RFC 8656 §14.8).
     pub dont_fragment: bool,
     /// A TCP relay (RFC 6062): a listening socket on the relayed address.
@@ -114,8 +121,23 @@ pub trait Relay: Send + Sync {
 /// Opens relay sockets; implemented by the IO shell (and by fakes in tests).
 pub trait RelayProvider {
     type Relay: Relay;
-    /// Binds a relay socket for allocation `id` on the relay address; returns it and the port.
+    /// Binds a relay socket for allocation `id` on the relay address of `options.ipv6`'s
+    /// family; returns it and the port.
     fn open(&mut self, id: AllocId, options: RelayOptions) -> Result<(Self::Relay, u16), OpenError>;
+    /// EVEN-PORT with the R bit (RFC 8656 §7.2): binds an even port for allocation `id` and
+    /// port + 1 beside it. Returns the relay, its port, and the socket of port + 1, bound but
+    /// serving nothing until [`Self::adopt`] (dropping it frees the port).
+    /// By default there are no pairs: 508.
+    fn open_pair(&mut self, id: AllocId, options: RelayOptions) -> Result<(Self::Relay, u16, Self::Relay), OpenError> {
+        let _ = (id, options);
+        Err(OpenError::Exhausted)
+    }
+    /// Makes a socket held by [`Self::open_pair`] the relay of allocation `id`; by default it is
+    /// used as it is.
+    fn adopt(&mut self, id: AllocId, held: Self::Relay, options: RelayOptions) -> Result<Self::Relay, OpenError> {
+        let _ = (id, options);
+        Ok(held)
+    }
 }
 
 /// What the IO shell must do after [`Server::handle_client`] or [`Server::handle_peer`].
@@ -195,10 +217,10 @@ impl Discard {
 /// Static settings of the protocol core, derived from the config.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// IP the relay sockets are bound to.
-    pub relay_ip: IpAddr,
-    /// Public IP advertised in XOR-RELAYED-ADDRESS instead of `relay_ip` (NAT'd cloud VMs).
-    pub external_ip: Option<IpAddr>,
+    /// The relay addresses, one per family at most (with their external IPs, NAT'd VMs).
+    pub relays: RelayAddrs,
+    /// The family of a client that sends no REQUESTED-ADDRESS-FAMILY.
+    pub default_family: DefaultFamily,
     pub default_lifetime: Duration,
     pub max_lifetime: Duration,
     /// 0 = unlimited.
@@ -332,6 +354,8 @@ pub struct Server<R> {
     live: RwLock<Arc<Live>>,
     nonces: NonceMinter,
     table: AllocationTable<R>,
+    /// Ports held for EVEN-PORT reservations, by RESERVATION-TOKEN.
+    reservations: reserve::Reservations<R>,
     tcp: tcp::TcpConnections,
     /// Set when the process drains: no new allocations, existing ones keep relaying.
     draining: AtomicBool,
@@ -398,6 +422,7 @@ impl<R: Relay> Server<R> {
             live,
             nonces,
             table: AllocationTable::new(),
+            reservations: Default::default(),
             tcp: Default::default(),
             draining: AtomicBool::new(false),
             limits,
@@ -488,9 +513,11 @@ impl<R: Relay> Server<R> {
         }
     }
 
-    /// Ends expired allocations (closing their relays) and prunes permissions and channels.
+    /// Ends expired allocations (closing their relays) and reservations (freeing their ports),
+    /// and prunes permissions and channels.
     pub fn expire(&self, now: Instant) -> usize {
         self.tcp.expire(now);
+        self.reservations.expire(now);
         self.table.expire(now)
     }
 
@@ -716,21 +743,17 @@ impl<R: Relay> Server<R> {
         }
     }
 
-    /// The address clients see for a relay port (external IP when configured).
-    fn advertised(&self, port: u16) -> SocketAddr {
-        SocketAddr::new(self.config.external_ip.unwrap_or(self.config.relay_ip), port)
-    }
-
-    /// Whether `ip` is turnd's own relay IP, in its private (relay-ip) or advertised
-    /// (external-ip) form.
+    /// Whether `ip` is one of turnd's own relay IPs, in its private (relay-ip) or advertised
+    /// (external-ip) form, of either family; IPv4-embedding IPv6 forms are compared as IPv4.
     fn is_own_ip(&self, ip: IpAddr) -> bool {
         let ip = policy::canonical(ip);
-        ip == policy::canonical(self.config.relay_ip) || self.config.external_ip.map(policy::canonical) == Some(ip)
+        let own = |r: RelayAddr| policy::canonical(r.ip) == ip || r.external.map(policy::canonical) == Some(ip);
+        self.config.relays.iter().any(own)
     }
 
-    /// Whether `addr` is the relayed address of a live allocation of this server.
+    /// Whether `addr` (canonical) is the relayed address of a live allocation of this server.
     fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
-        self.is_own_ip(addr.ip()) && self.table.by_relayed_port(addr.port()).is_some()
+        self.is_own_ip(addr.ip()) && self.table.by_relayed(addr).is_some()
     }
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use crate::stun::{attr, valid_channel, Message};
 
 use super::counts::{AllocateRefusal, Ended, PeerRequest};
-use super::table::{Allocation, Channel, InsertError, QuotaError};
+use super::family::{self, Requested};
+use super::table::{Allocation, Channel, InsertError, QuotaError, SecondRelay};
 use super::{
-    Authenticated, ErrorCode, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server,
+    AllocId, Authenticated, ErrorCode, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server,
     CHANNEL_LIFETIME, PERMISSION_LIFETIME,
 };
 
@@ -40,17 +41,17 @@ impl<R: Relay> Server<R> {
         let key = Some(&auth.key);
         // A live allocation on this 5-tuple: a retransmission gets the same answer, anything
         // else 437. An expired one that the sweep has not reached yet is ended here.
-        let existing = self.table.with(tuple, |a| (a.expires > now.mono, a.txid, a.relayed, a.expires));
+        let existing = self.table.with(tuple, |a| (a.expires > now.mono, a.txid, Granted::of(a), a.expires));
         match existing {
-            Some((true, txid, relayed, expires)) if txid == *msg.transaction_id() => {
+            Some((true, txid, granted, expires)) if txid == *msg.transaction_id() => {
                 let lifetime = expires.saturating_duration_since(now.mono);
-                return self.allocate_success(tuple, msg, out, &auth, relayed, lifetime);
+                return self.allocate_success(tuple, msg, out, &auth, &granted, lifetime);
             }
             Some((true, ..)) => return self.error(msg, out, ErrorCode::AllocationMismatch, key),
             Some((false, ..)) => drop(self.table.remove(tuple, Ended::Expired)),
             None => {}
         }
-        let options = match self.allocate_options(tuple, msg) {
+        let (options, requested) = match self.allocate_options(now, tuple, msg) {
             Ok(options) => options,
             Err(code) => return self.error(msg, out, code, key),
         };
@@ -86,7 +87,7 @@ impl<R: Relay> Server<R> {
             }
         }
         let id = self.table.reserve_id(tuple);
-        let (relay, port) = match relays.open(id, options) {
+        let opened = match self.open_relays(now, id, msg, options, requested, relays) {
             Ok(opened) => opened,
             Err(e) => {
                 self.table.release_quota(&auth.username);
@@ -100,11 +101,13 @@ impl<R: Relay> Server<R> {
                 return self.error(msg, out, code, key);
             }
         };
-        let relayed = self.advertised(port);
         let alloc = Allocation {
             id,
             tuple: *tuple,
-            relayed,
+            relayed: opened.relayed,
+            second: opened.second,
+            address_error: opened.address_error,
+            reservation: opened.reservation,
             username: auth.username.as_ref().into(),
             key: auth.key,
             expires: now.mono + lifetime,
@@ -117,13 +120,83 @@ impl<R: Relay> Server<R> {
             to_peer: Default::default(),
             to_client: Default::default(),
             icmp: Default::default(),
-            relay,
+            relay: opened.relay,
         };
+        let granted = Granted::of(&alloc);
         if let Err(InsertError::Exists) = self.table.insert(alloc) {
             return self.error(msg, out, ErrorCode::AllocationMismatch, key);
         }
-        tracing::debug!(client = %tuple.client, %relayed, "allocation created");
-        self.allocate_success(tuple, msg, out, &auth, relayed, lifetime)
+        tracing::debug!(client = %tuple.client, relayed = %granted.relayed, "allocation created");
+        self.allocate_success(tuple, msg, out, &auth, &granted, lifetime)
+    }
+
+    /// Opens the relay sockets of a new allocation: the one a RESERVATION-TOKEN holds, a pair
+    /// for EVEN-PORT with the R bit (the second held under a new token), one of each family
+    /// for ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §7.2 step 9: one family failing is reported
+    /// in ADDRESS-ERROR-CODE; both failing is a 508), or one.
+    fn open_relays<P>(
+        &self,
+        now: Now,
+        id: AllocId,
+        msg: &Message<'_>,
+        options: RelayOptions,
+        requested: Requested,
+        relays: &mut P,
+    ) -> Result<Opened<R>, OpenError>
+    where
+        P: RelayProvider<Relay = R>,
+    {
+        let advertised = |ipv6: bool, port: u16| -> Result<SocketAddr, OpenError> {
+            let relay = self.config.relays.of(ipv6).ok_or(OpenError::FamilyNotSupported)?;
+            Ok(SocketAddr::new(relay.advertised(), port))
+        };
+        let one = |relay: R, relayed: SocketAddr| Opened {
+            relay,
+            relayed,
+            second: None,
+            address_error: None,
+            reservation: None,
+        };
+        if let Some(token) = msg.attr(attr::RESERVATION_TOKEN) {
+            // Checked valid by `allocate_options`; it may have expired since (508).
+            let (held, port, ipv6) = self.reservations.take(token, now.mono).ok_or(OpenError::Exhausted)?;
+            let relay = relays.adopt(id, held, RelayOptions { ipv6, ..options })?;
+            return Ok(one(relay, advertised(ipv6, port)?));
+        }
+        if options.reserve_next {
+            let (relay, port, held) = relays.open_pair(id, options)?;
+            let relayed = advertised(options.ipv6, port)?;
+            let token = self
+                .reservations
+                .insert(held, port.checked_add(1).ok_or(OpenError::Exhausted)?, options.ipv6, now.mono)
+                .map_err(|_| OpenError::Exhausted)?;
+            return Ok(Opened { reservation: Some(token), ..one(relay, relayed) });
+        }
+        if requested != Requested::Both {
+            let (relay, port) = relays.open(id, options)?;
+            return Ok(one(relay, advertised(options.ipv6, port)?));
+        }
+        let mut open = |ipv6: bool| -> Result<(R, SocketAddr), OpenError> {
+            advertised(ipv6, 0)?;
+            let (relay, port) = relays.open(id, RelayOptions { ipv6, ..options })?;
+            Ok((relay, advertised(ipv6, port)?))
+        };
+        let code = |e: OpenError| match e {
+            OpenError::Exhausted => ErrorCode::InsufficientCapacity,
+            OpenError::FamilyNotSupported => ErrorCode::AddressFamilyNotSupported,
+        };
+        match (open(false), open(true)) {
+            (Ok((relay, relayed)), Ok((relay6, relayed6))) => {
+                Ok(Opened { second: Some(SecondRelay { relayed: relayed6, relay: relay6 }), ..one(relay, relayed) })
+            }
+            (Ok((relay, relayed)), Err(e)) => {
+                Ok(Opened { address_error: Some((true, code(e))), ..one(relay, relayed) })
+            }
+            (Err(e), Ok((relay, relayed))) => {
+                Ok(Opened { address_error: Some((false, code(e))), ..one(relay, relayed) })
+            }
+            (Err(_), Err(_)) => Err(OpenError::Exhausted),
+        }
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8489#section-10
@@ -153,8 +226,14 @@ impl<R: Relay> Server<R> {
         })
     }
 
-    /// Checks the Allocate attributes that shape the relay (RFC 8656 §7.2 steps 3-6).
-    fn allocate_options(&self, tuple: &FiveTuple, msg: &Message<'_>) -> Result<RelayOptions, ErrorCode> {
+    /// Checks the Allocate attributes that shape the relay (RFC 8656 §7.2 steps 3-9) and picks
+    /// the family of the first relayed address.
+    fn allocate_options(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        msg: &Message<'_>,
+    ) -> Result<(RelayOptions, Requested), ErrorCode> {
         let tcp = match msg.attr(attr::REQUESTED_TRANSPORT) {
             Some([UDP, ..]) => false,
             //= https://www.rfc-editor.org/rfc/rfc6062#section-5.1
@@ -171,33 +250,45 @@ impl<R: Relay> Server<R> {
             Some([_, _, _, _]) => return Err(ErrorCode::UnsupportedTransport),
             _ => return Err(ErrorCode::BadRequest),
         };
-        let even_port = match msg.attr(attr::EVEN_PORT) {
-            None => false,
-            // The R bit asks for the next port to be reserved with a RESERVATION-TOKEN; turnd does
-            // not keep reservations, so it refuses rather than pretend (RFC 8656 §7.2 step 5).
-            Some([flags, ..]) if flags & 0x80 != 0 => return Err(ErrorCode::InsufficientCapacity),
-            Some([_]) => true,
+        let dont_fragment = msg.has(attr::DONT_FRAGMENT);
+        //= https://www.rfc-editor.org/rfc/rfc8656#section-7.2
+        // Step 5: a RESERVATION-TOKEN goes alone (no EVEN-PORT, no family attribute: 400) and
+        // must name a live reservation (508); it decides the family and the port.
+        if let Some(token) = msg.attr(attr::RESERVATION_TOKEN) {
+            if msg.has(attr::EVEN_PORT)
+                || msg.has(attr::REQUESTED_ADDRESS_FAMILY)
+                || family::additional(msg).is_some()
+                || token.len() != 8
+            {
+                return Err(ErrorCode::BadRequest);
+            }
+            if !self.reservations.is_valid(token, now.mono) {
+                return Err(ErrorCode::InsufficientCapacity);
+            }
+            let options = RelayOptions { dont_fragment, ..Default::default() };
+            return Ok((options, Requested::Default));
+        }
+        // Steps 6, 7 and 9.
+        let requested = family::requested(msg)?;
+        let default = self.live().config.default_family;
+        let ipv6 = match requested {
+            Requested::One { ipv6 } => family::choose(&self.config.relays, Some(ipv6), default, tuple.client)?,
+            Requested::Default => family::choose(&self.config.relays, None, default, tuple.client)?,
+            // Step 9: IPv4 first, IPv6 second; either may fail alone.
+            Requested::Both => false,
+        };
+        if tcp && requested == Requested::Both {
+            // RFC 6062 relays are single: one listening socket.
+            return Err(ErrorCode::BadRequest);
+        }
+        // Step 8: EVEN-PORT; its R bit asks for port + 1 to be held, not with a dual allocation.
+        let (even_port, reserve_next) = match msg.attr(attr::EVEN_PORT) {
+            None => (false, false),
+            Some([flags]) if flags & 0x80 != 0 && requested == Requested::Both => return Err(ErrorCode::BadRequest),
+            Some([flags]) => (true, flags & 0x80 != 0),
             Some(_) => return Err(ErrorCode::BadRequest),
         };
-        if msg.has(attr::RESERVATION_TOKEN) {
-            // A token turnd never issued is not valid (RFC 8656 §7.2 step 4); with EVEN-PORT or
-            // REQUESTED-ADDRESS-FAMILY it is a malformed request.
-            return Err(if msg.has(attr::EVEN_PORT) || msg.has(attr::REQUESTED_ADDRESS_FAMILY) {
-                ErrorCode::BadRequest
-            } else {
-                ErrorCode::InsufficientCapacity
-            });
-        }
-        let ipv6 = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
-            None => self.config.relay_ip.is_ipv6(),
-            Some([attr::FAMILY_IPV4, 0, 0, 0]) => false,
-            Some([attr::FAMILY_IPV6, 0, 0, 0]) => true,
-            Some(_) => return Err(ErrorCode::AddressFamilyNotSupported),
-        };
-        if ipv6 != self.config.relay_ip.is_ipv6() {
-            return Err(ErrorCode::AddressFamilyNotSupported);
-        }
-        Ok(RelayOptions { ipv6, even_port, dont_fragment: msg.has(attr::DONT_FRAGMENT), tcp })
+        Ok((RelayOptions { ipv6, even_port, reserve_next, dont_fragment, tcp }, requested))
     }
 
     fn allocate_success(
@@ -206,14 +297,25 @@ impl<R: Relay> Server<R> {
         msg: &Message<'_>,
         out: &mut [u8],
         auth: &Authenticated<'_>,
-        relayed: SocketAddr,
+        granted: &Granted,
         lifetime: Duration,
     ) -> Outcome {
         let ticket = self.table.with(tuple, |a| a.ticket).flatten();
+        let mut error = [0u8; 64];
+        let error_len =
+            granted.address_error.map_or(0, |(ipv6, code)| family::address_error_code(ipv6, code, &mut error));
         self.respond(msg, out, Some(&auth.key), |w| {
-            w.xor_address(attr::XOR_RELAYED_ADDRESS, relayed)
-                .u32_attr(attr::LIFETIME, secs(lifetime))
-                .xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+            w.xor_address(attr::XOR_RELAYED_ADDRESS, granted.relayed);
+            if let Some(second) = granted.second {
+                w.xor_address(attr::XOR_RELAYED_ADDRESS, second);
+            }
+            if error_len > 0 {
+                w.attr(attr::ADDRESS_ERROR_CODE, &error[..error_len]);
+            }
+            if let Some(token) = granted.reservation {
+                w.attr(attr::RESERVATION_TOKEN, &token);
+            }
+            w.u32_attr(attr::LIFETIME, secs(lifetime)).xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
             if let Some(ticket) = ticket {
                 w.attr(attr::MOBILITY_TICKET, ticket.as_bytes());
             }
@@ -232,9 +334,10 @@ impl<R: Relay> Server<R> {
             Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
             None => None,
         };
-        let family_ok = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
-            None => true,
-            Some([family, 0, 0, 0]) => (*family == attr::FAMILY_IPV6) == self.config.relay_ip.is_ipv6(),
+        // A family the allocation has no relayed address of is a 443 (RFC 8656 §7.3).
+        let family = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => None,
+            Some([family, 0, 0, 0]) => Some(*family == attr::FAMILY_IPV6),
             Some(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
         };
         let live = self.live();
@@ -244,14 +347,11 @@ impl<R: Relay> Server<R> {
             None => live.config.default_lifetime,
         };
         if msg.has(attr::MOBILITY_TICKET) {
-            if !family_ok {
-                return self.error(msg, out, ErrorCode::PeerAddressFamilyMismatch, key);
-            }
             return self.refresh_moving(now, tuple, msg, out, &auth, lifetime);
         }
         let checked = self.table.with_mut(tuple, |a| {
             a.check_owner(&auth.username, now.mono)?;
-            if !family_ok {
+            if family.is_some_and(|ipv6| !a.has_family(ipv6)) {
                 return Err(ErrorCode::PeerAddressFamilyMismatch);
             }
             if !lifetime.is_zero() {
@@ -313,6 +413,11 @@ impl<R: Relay> Server<R> {
         let expires = now.mono + PERMISSION_LIFETIME;
         let installed = self.table.with_mut(tuple, |a| {
             a.check_owner(&auth.username, now.mono)?;
+            //= https://www.rfc-editor.org/rfc/rfc8656#section-9.1
+            // A peer of a family the allocation has no relayed address of: 443.
+            if peers.iter().flatten().any(|ip| !a.has_family(ip.is_ipv6())) {
+                return Err(ErrorCode::PeerAddressFamilyMismatch);
+            }
             // All or nothing: refuse before installing any when the allocation is full.
             let new = peers.iter().flatten().filter(|ip| !a.permissions.iter().any(|p| p.ip == **ip)).count();
             if a.permissions.len() + new > super::table::MAX_PERMISSIONS {
@@ -351,6 +456,10 @@ impl<R: Relay> Server<R> {
                 // RFC 6062 §5: TCP allocations have no channels.
                 return Err(ErrorCode::BadRequest);
             }
+            //= https://www.rfc-editor.org/rfc/rfc8656#section-11.2
+            if !a.has_family(peer.is_ipv6()) {
+                return Err(ErrorCode::PeerAddressFamilyMismatch);
+            }
             bind_channel(a, number, peer, now)
         });
         match bound {
@@ -369,13 +478,14 @@ impl<R: Relay> Server<R> {
         }
     }
 
-    /// Peer checks shared by CreatePermission, ChannelBind and Connect: family (443) and policy
-    /// (403, counted for `request`). turnd's own relayed addresses are always allowed: data to
-    /// them is delivered in-process. Returns the canonical form of the peer (IPv4-mapped IPv6
-    /// becomes IPv4).
+    /// Peer checks shared by CreatePermission, ChannelBind and Connect: family (443 when turnd
+    /// has no relay address of it; the allocation's own families are checked under its lock)
+    /// and policy (403, counted for `request`). turnd's own relayed addresses are always
+    /// allowed: data to them is delivered in-process. Returns the canonical form of the peer
+    /// (IPv4-mapped IPv6 becomes IPv4).
     fn check_peer(&self, peer: SocketAddr, request: PeerRequest) -> Result<SocketAddr, ErrorCode> {
         let canonical = super::canonical_addr(peer);
-        if canonical.is_ipv6() != self.config.relay_ip.is_ipv6() {
+        if self.config.relays.of(canonical.is_ipv6()).is_none() {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
         }
         if self.is_own_relayed_address(canonical) {
@@ -407,6 +517,35 @@ fn bind_channel<R>(a: &mut Allocation<R>, number: u16, peer: SocketAddr, now: No
         None => a.channels.push(Channel { number, peer, expires }),
     }
     Ok(())
+}
+
+/// What a successful Allocate gets, kept in the allocation to answer retransmissions alike.
+#[derive(Clone, Copy)]
+struct Granted {
+    relayed: SocketAddr,
+    second: Option<SocketAddr>,
+    address_error: Option<(bool, ErrorCode)>,
+    reservation: Option<[u8; 8]>,
+}
+
+impl Granted {
+    fn of<R>(a: &Allocation<R>) -> Self {
+        Granted {
+            relayed: a.relayed,
+            second: a.second.as_ref().map(|s| s.relayed),
+            address_error: a.address_error,
+            reservation: a.reservation,
+        }
+    }
+}
+
+/// The relay sockets opened for a new allocation and what the answer reports about them.
+struct Opened<R> {
+    relay: R,
+    relayed: SocketAddr,
+    second: Option<SecondRelay<R>>,
+    address_error: Option<(bool, ErrorCode)>,
+    reservation: Option<[u8; 8]>,
 }
 
 fn secs(d: Duration) -> u32 {

@@ -1,7 +1,7 @@
-//! The allocation table: allocations keyed by 5-tuple, by relayed port and by mobility ticket,
-//! sharded by locks. Every method is synchronous, so no guard can cross an `.await`; a method
-//! takes at most one lock at a time (it releases one before taking the next), so there is no
-//! lock order to break.
+//! The allocation table: allocations keyed by 5-tuple, by relayed family and port and by
+//! mobility ticket, sharded by locks. Every method is synchronous, so no guard can cross an
+//! `.await`; a method takes at most one lock at a time (it releases one before taking the next),
+//! so there is no lock order to break.
 //!
 //! An allocation lives in the shard of its id; its 5-tuple's entry is in the shard the 5-tuple
 //! hashes to. The two are the same shard until a mobility Refresh (RFC 8016) moves the
@@ -54,12 +54,25 @@ pub struct Channel {
     pub expires: Instant,
 }
 
-/// One allocation and the relay socket it owns (dropping it closes the socket).
+/// The second relayed address of a dual allocation (RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY),
+/// of the other family than the first, and its relay socket.
+pub struct SecondRelay<R> {
+    pub relayed: SocketAddr,
+    pub relay: R,
+}
+
+/// One allocation and the relay sockets it owns (dropping it closes them).
 pub struct Allocation<R> {
     pub id: AllocId,
     pub tuple: FiveTuple,
     /// The relayed transport address as advertised to the client (external IP when configured).
     pub relayed: SocketAddr,
+    /// A dual allocation's relayed address of the other family.
+    pub second: Option<SecondRelay<R>>,
+    /// A dual allocation that got one family only: the other family and why (ADDRESS-ERROR-CODE).
+    pub address_error: Option<(bool, super::ErrorCode)>,
+    /// The RESERVATION-TOKEN of the port held next to this one (EVEN-PORT with the R bit).
+    pub reservation: Option<[u8; 8]>,
     pub username: Box<str>,
     pub key: super::Signer,
     pub expires: Instant,
@@ -92,6 +105,25 @@ impl<R> Allocation<R> {
             return Err(ErrorCode::WrongCredentials);
         }
         Ok(())
+    }
+
+    /// The relay socket and relayed address of a family (peers are reached from the relayed
+    /// address of their own family, RFC 8656 §9).
+    pub fn relay_for(&self, ipv6: bool) -> Option<(&R, SocketAddr)> {
+        if self.relayed.is_ipv6() == ipv6 {
+            return Some((&self.relay, self.relayed));
+        }
+        self.second.as_ref().filter(|s| s.relayed.is_ipv6() == ipv6).map(|s| (&s.relay, s.relayed))
+    }
+
+    /// Whether the allocation has a relayed address of this family.
+    pub fn has_family(&self, ipv6: bool) -> bool {
+        self.relay_for(ipv6).is_some()
+    }
+
+    /// Its relayed addresses: one, or two for a dual allocation.
+    pub fn relayed_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.relayed).chain(self.second.as_ref().map(|s| s.relayed))
     }
 
     /// Whether `ip` has an unexpired permission.
@@ -150,8 +182,9 @@ pub struct AllocationTable<R> {
     shards: Box<[RwLock<Shard<R>>]>,
     hasher: RandomState,
     next_seq: AtomicU64,
-    /// Relayed port → allocation, for delivering data between two allocations in the process.
-    by_port: RwLock<HashMap<u16, AllocId>>,
+    /// Relayed family (IPv6?) and port → allocation, for delivering data between two
+    /// allocations in the process.
+    by_port: RwLock<HashMap<(bool, u16), AllocId>>,
     /// Mobility ticket → allocation (RFC 8016), read only by Refresh requests that carry one.
     by_ticket: Mutex<HashMap<Ticket, AllocId>>,
     total: AtomicUsize,
@@ -231,7 +264,11 @@ impl<R> AllocationTable<R> {
     /// Inserts an allocation whose quota was taken. On error the allocation is dropped (its
     /// relay closed) and its quota released.
     pub fn insert(&self, alloc: Allocation<R>) -> Result<(), InsertError> {
-        let (id, tuple, port, ticket) = (alloc.id, alloc.tuple, alloc.relayed.port(), alloc.ticket);
+        let (id, tuple, ticket) = (alloc.id, alloc.tuple, alloc.ticket);
+        let mut keys = [None; 2];
+        for (key, addr) in keys.iter_mut().zip(alloc.relayed_addrs()) {
+            *key = Some(relayed_key(addr));
+        }
         {
             let mut shard = self.write(id.shard());
             if shard.by_tuple.contains_key(&tuple) {
@@ -244,7 +281,12 @@ impl<R> AllocationTable<R> {
             shard.by_tuple.insert(tuple, id);
             shard.allocs.insert(id, alloc);
         }
-        write(&self.by_port).insert(port, id);
+        {
+            let mut by_port = write(&self.by_port);
+            for key in keys.into_iter().flatten() {
+                by_port.insert(key, id);
+            }
+        }
         if let Some(ticket) = ticket {
             lock(&self.by_ticket).insert(ticket, id);
         }
@@ -380,9 +422,10 @@ impl<R> AllocationTable<R> {
         self.read(id.shard()).allocs.get(&id).map(f)
     }
 
-    /// The allocation whose relayed port is `port`.
-    pub fn by_relayed_port(&self, port: u16) -> Option<AllocId> {
-        read(&self.by_port).get(&port).copied()
+    /// The allocation with a relayed address of `addr`'s family and port (relay IPs are one
+    /// per family, so family and port name a relayed address, private or advertised).
+    pub fn by_relayed(&self, addr: SocketAddr) -> Option<AllocId> {
+        read(&self.by_port).get(&relayed_key(addr)).copied()
     }
 
     /// Removes expired allocations and prunes expired permissions and channels; returns how
@@ -423,8 +466,10 @@ impl<R> AllocationTable<R> {
         self.counts.ended(alloc.kind(), why);
         {
             let mut by_port = write(&self.by_port);
-            if by_port.get(&alloc.relayed.port()) == Some(&alloc.id) {
-                by_port.remove(&alloc.relayed.port());
+            for key in alloc.relayed_addrs().map(relayed_key) {
+                if by_port.get(&key) == Some(&alloc.id) {
+                    by_port.remove(&key);
+                }
             }
         }
         self.forget_ticket(alloc.ticket, alloc.id);
@@ -476,6 +521,11 @@ pub enum QuotaError {
     Total,
 }
 
+/// The key of a relayed address in the index: its family and port.
+fn relayed_key(addr: SocketAddr) -> (bool, u16) {
+    (super::canonical_addr(addr).is_ipv6(), addr.port())
+}
+
 // A poisoned lock means a panic happened while it was held; the table's invariants are kept by
 // short non-panicking critical sections, so carrying on with the data is sound.
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -517,6 +567,9 @@ mod tests {
             id,
             tuple: *at,
             relayed: "127.0.0.1:50000".parse().unwrap(),
+            second: None,
+            address_error: None,
+            reservation: None,
             username: "alice".into(),
             key: Signer { key: LongTermKey::Md5([0; 16]), sha256: false },
             expires,

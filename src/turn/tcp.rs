@@ -81,20 +81,27 @@ impl<R: Relay> Server<R> {
             if !a.tcp {
                 return Err(ErrorCode::BadRequest);
             }
-            Ok((a.id, a.relayed.port()))
+            Ok((a.id, a.relayed))
         });
-        let (allocation, port) = match found {
+        let (allocation, relayed) = match found {
             None => return self.error(msg, out, ErrorCode::AllocationMismatch, key),
             Some(Err(code)) => return self.error(msg, out, code, key),
             Some(Ok(found)) => found,
         };
+        let Some(relay) = self.config.relays.of(relayed.is_ipv6()) else {
+            return self.error(msg, out, ErrorCode::PeerAddressFamilyMismatch, key);
+        };
+        if canonical_addr(peer).is_ipv6() != relayed.is_ipv6() {
+            // RFC 6062 §5.2 with RFC 8656 §9: a peer of another family than the relayed address.
+            return self.error(msg, out, ErrorCode::PeerAddressFamilyMismatch, key);
+        }
         if self.tcp.lock().values().any(|c| c.allocation == allocation && c.peer == peer) {
             return self.error(msg, out, ErrorCode::ConnectionAlreadyExists, key);
         }
         let state = TcpState::Connecting { txid: *msg.transaction_id() };
         let connection = self.tcp.insert(TcpConnection { allocation, control: *tuple, peer, state });
         // The outgoing connection leaves from the relayed transport address.
-        let from = SocketAddr::new(self.config.relay_ip, port);
+        let from = SocketAddr::new(relay.ip, relayed.port());
         Outcome::Connect { connection, allocation, from, peer }
     }
 

@@ -69,8 +69,8 @@ impl Setup {
 
     pub(super) fn config(self) -> ServerConfig {
         ServerConfig {
-            relay_ip: self.relay_ip(),
-            external_ip: self.external_ip(),
+            relays: turnd::turn::RelayAddrs::single(self.relay_ip(), self.external_ip()),
+            default_family: Default::default(),
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             user_quota: u32::from((self.0 >> 2) & 3),

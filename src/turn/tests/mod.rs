@@ -48,6 +48,14 @@ impl RelayProvider for FakePorts {
         let port = pool.remove(pick);
         Ok((FakeRelay { port, sent: self.sent.clone(), pool: self.pool.clone() }, port))
     }
+
+    fn open_pair(&mut self, _id: AllocId, _options: RelayOptions) -> Result<(FakeRelay, u16, FakeRelay), OpenError> {
+        let mut pool = self.pool.lock().unwrap();
+        let port = *pool.iter().find(|&&p| p % 2 == 0 && pool.contains(&(p + 1))).ok_or(OpenError::Exhausted)?;
+        pool.retain(|&p| p != port && p != port + 1);
+        let relay = |port| FakeRelay { port, sent: self.sent.clone(), pool: self.pool.clone() };
+        Ok((relay(port), port, relay(port + 1)))
+    }
 }
 
 struct Harness {
@@ -59,8 +67,8 @@ struct Harness {
 
 fn config() -> ServerConfig {
     ServerConfig {
-        relay_ip: "127.0.0.1".parse().unwrap(),
-        external_ip: Some("203.0.113.7".parse().unwrap()),
+        relays: RelayAddrs::single("127.0.0.1".parse().unwrap(), Some("203.0.113.7".parse().unwrap())),
+        default_family: DefaultFamily::Listener,
         default_lifetime: Duration::from_secs(600),
         max_lifetime: Duration::from_secs(3600),
         user_quota: 0,
@@ -579,7 +587,7 @@ fn error_486_for_the_user_quota_and_508_for_total_quota_and_ports() {
 }
 
 #[test]
-fn even_port_is_honoured_and_reservations_refused() {
+fn even_port_is_honoured_and_unknown_tokens_refused() {
     let mut h = Harness::with(config(), vec![], 4);
     let t = tuple(1000);
     let creds = h.login(&t, alice());
@@ -725,6 +733,7 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 }
 
 mod counts;
+mod family;
 mod icmp;
 mod limits;
 mod mobility;
