@@ -25,7 +25,7 @@ pub fn tool(name: &str) -> PathBuf {
     panic!("coturn tool `{name}` not found in PATH: install coturn (e.g. `apt-get install -y coturn`) to run the interop tests");
 }
 
-/// `turnutils_peer`: a UDP echo peer on 127.0.0.1. Killed on drop.
+/// `turnutils_peer`: a UDP echo peer on 127.0.0.1 (or ::1). Killed on drop.
 pub struct Peer {
     child: Child,
     pub port: u16,
@@ -33,9 +33,14 @@ pub struct Peer {
 
 impl Peer {
     pub fn start() -> Peer {
+        Peer::start_on("127.0.0.1")
+    }
+
+    /// An echo peer on `ip` (a loopback address).
+    pub fn start_on(ip: &str) -> Peer {
         let port = free_udp_port();
         let child = Command::new(tool("turnutils_peer"))
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-L", ip, "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -43,11 +48,12 @@ impl Peer {
             .expect("spawn turnutils_peer");
         let mut peer = Peer { child, port };
         // Await readiness: the peer echoes datagrams once it is bound.
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ip: std::net::IpAddr = ip.parse().expect("a loopback IP");
+        let probe = UdpSocket::bind((ip, 0)).unwrap();
         probe.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut buf = [0u8; 64];
         for _ in 0..100 {
-            probe.send_to(b"probe", ("127.0.0.1", port)).unwrap();
+            probe.send_to(b"probe", (ip, port)).unwrap();
             if let Ok((n, _)) = probe.recv_from(&mut buf) {
                 assert_eq!(&buf[..n], b"probe", "turnutils_peer did not echo the probe");
                 return peer;
