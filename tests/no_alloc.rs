@@ -80,7 +80,9 @@ fn request(method: Method, txid: u8, nonce: Option<&str>, body: impl FnOnce(&mut
 #[test]
 fn relaying_allocates_nothing_per_packet() {
     let config = ServerConfig {
-        relays: turnd::turn::RelayAddrs::single("127.0.0.1".parse().unwrap(), None),
+        // Both families: the allocation below is a dual one, and both relays are exercised.
+        relays: turnd::turn::RelayAddrs::single("127.0.0.1".parse().unwrap(), None)
+            .with(turnd::turn::RelayAddr { ip: "::1".parse().unwrap(), external: None }),
         default_family: Default::default(),
         default_lifetime: Duration::from_secs(600),
         max_lifetime: Duration::from_secs(3600),
@@ -112,7 +114,7 @@ fn relaying_allocates_nothing_per_packet() {
     let Outcome::Reply(n) = server.handle_client(now, &tuple, &alloc(1), &mut NullPorts, &mut out) else { panic!() };
     let nonce = Message::parse(&out[..n]).unwrap().text(attr::NONCE).unwrap().unwrap().to_string();
     let req = request(Method::ALLOCATE, 2, Some(&nonce), |w| {
-        w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(attr::ADDITIONAL_ADDRESS_FAMILY, &[2, 0, 0, 0]);
     });
     assert!(matches!(server.handle_client(now, &tuple, &req, &mut NullPorts, &mut out), Outcome::Reply(_)));
     let req = request(Method::CHANNEL_BIND, 3, Some(&nonce), |w| {
@@ -120,10 +122,19 @@ fn relaying_allocates_nothing_per_packet() {
     });
     let Outcome::Reply(n) = server.handle_client(now, &tuple, &req, &mut NullPorts, &mut out) else { panic!() };
     assert_eq!(Message::parse(&out[..n]).unwrap().class(), Class::Success);
+    // An IPv6 peer on the dual allocation's IPv6 relay.
+    let peer6: SocketAddr = "[2606:4700::1111]:5000".parse().unwrap();
+    let req = request(Method::CHANNEL_BIND, 4, Some(&nonce), |w| {
+        w.attr(attr::CHANNEL_NUMBER, &[0x40, 0x02, 0, 0]).xor_address(attr::XOR_PEER_ADDRESS, peer6);
+    });
+    let Outcome::Reply(n) = server.handle_client(now, &tuple, &req, &mut NullPorts, &mut out) else { panic!() };
+    assert_eq!(Message::parse(&out[..n]).unwrap().class(), Class::Success);
     let id = server.table().with(&tuple, |a| a.id).unwrap();
 
     let mut channel_data = vec![0x40, 0x01, 0x04, 0xB0];
     channel_data.resize(4 + 1200, 7);
+    let mut channel_data6 = channel_data.clone();
+    channel_data6[1] = 0x02;
     let mut peer_buf = vec![0u8; DATA_INDICATION_HEADROOM + 1200 + PEER_TAILROOM];
     let unbound_peer: SocketAddr = "8.8.8.8:6000".parse().unwrap();
 
@@ -134,9 +145,16 @@ fn relaying_allocates_nothing_per_packet() {
             // Peer → client as ChannelData (bound peer) and as a Data indication (same IP, other port).
             assert!(server.handle_peer(now, id, peer, &mut peer_buf, 1200).is_ok());
             assert!(server.handle_peer(now, id, unbound_peer, &mut peer_buf, 1200).is_ok());
+            // The same on the IPv6 relay.
+            let outcome = server.handle_client(now, &tuple, &channel_data6, &mut NullPorts, &mut out);
+            assert_eq!(outcome, Outcome::Relayed { bytes: 1200 });
+            assert!(server.handle_peer(now, id, peer6, &mut peer_buf, 1200).is_ok());
         }
     });
-    assert_eq!(counted, 0, "heap allocations on 3,000 relayed packets");
-    let sent = server.table().with(&tuple, |a| a.relay.0.load(std::sync::atomic::Ordering::Relaxed)).unwrap();
-    assert_eq!(sent, 1000);
+    assert_eq!(counted, 0, "heap allocations on 5,000 relayed packets");
+    let sent = |a: &turnd::turn::Allocation<NullRelay>| {
+        let second = a.second.as_ref().map(|s| s.relay.0.load(std::sync::atomic::Ordering::Relaxed));
+        (a.relay.0.load(std::sync::atomic::Ordering::Relaxed), second)
+    };
+    assert_eq!(server.table().with(&tuple, sent), Some((1000, Some(1000))), "each family out of its own relay");
 }

@@ -232,8 +232,8 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     let api_restart = |a: &ApiConfig| (a.listen, a.rate_per_ip, a.rate_per_user, a.cors_origins.clone(), a.metrics);
     let restart_only = [
         ("server.listen", old.listen != new.listen),
-        ("server.relay-ip", old.relay_ip != new.relay_ip),
-        ("server.external-ip", old.external_ip != new.external_ip || old.second_relay != new.second_relay),
+        ("server.relay-ip", old.relays().iter().map(|r| r.ip).ne(new.relays().iter().map(|r| r.ip))),
+        ("server.external-ip", old.relays().iter().map(|r| r.external).ne(new.relays().iter().map(|r| r.external))),
         ("server.min-port/max-port", (old.min_port, old.max_port) != (new.min_port, new.max_port)),
         ("server.workers", old.workers != new.workers),
         ("server.rfc5780/rfc5780-alternate", old.rfc5780 != new.rfc5780),
