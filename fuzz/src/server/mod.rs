@@ -325,7 +325,10 @@ impl Harness {
     fn allocation(&self, target: Target) -> AllocId {
         let id = match target {
             Target::Client(c) => self.server.table().with(&c.tuple(), |a| a.id),
-            Target::Port(n) => self.server.table().by_relayed_port(FIRST_PORT + u16::from(n) % PORTS),
+            Target::Port(n) => {
+                let port = FIRST_PORT + u16::from(n) % PORTS;
+                self.server.table().by_relayed(SocketAddr::new(self.setup.relay_ip(), port))
+            }
             Target::Id(id) => Some(AllocId(id)),
         };
         id.unwrap_or(AllocId(u64::MAX))
