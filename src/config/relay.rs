@@ -130,7 +130,8 @@ impl RawConfig {
             order.push(public.is_ipv6());
             *slot = Some(Entry { value: (public, private), at: e.at, key: e.key });
         }
-        let mut relays: [Option<(RelayAddr, At)>; 2] = [None, None];
+        // Per family: the relay address, and where it came from (for errors).
+        let mut relays: [Option<(RelayAddr, At, &str)>; 2] = [None, None];
         for family in 0..2 {
             let ext = external[family].as_ref();
             let private = ext.and_then(|e| e.value.1);
@@ -144,11 +145,11 @@ impl RawConfig {
                     let ext = ext.map_or((EXTERNAL, At::Default), |e| (e.key.as_str(), e.at));
                     return Err(self.err(ext.0, ext.1, reason));
                 }
-                (Some(relay), _) => Some((relay.value, relay.at)),
-                (None, Some(private)) => Some((private, ext.map_or(At::Default, |e| e.at))),
+                (Some(relay), _) => Some((relay.value, relay.at, relay.key.as_str())),
+                (None, Some(private)) => ext.map(|e| (private, e.at, e.key.as_str())),
                 (None, None) => None,
             };
-            relays[family] = ip.map(|(ip, at)| (RelayAddr { ip, external: ext.map(|e| e.value.0) }, at));
+            relays[family] = ip.map(|(ip, at, key)| (RelayAddr { ip, external: ext.map(|e| e.value.0) }, at, key));
         }
         if relays.iter().all(Option::is_none) {
             // Neither relay-ip nor PRIVATE: the first listen IP, with the external IP of its family.
@@ -166,6 +167,7 @@ impl RawConfig {
             relays[family] = Some((
                 RelayAddr { ip, external: external[family].as_ref().map(|e| e.value.0) },
                 at(&self.server.relay_ip),
+                RELAY,
             ));
             order.insert(0, ip.is_ipv6());
         }
@@ -176,11 +178,11 @@ impl RawConfig {
                 return Err(self.err(&e.key, e.at, reason));
             }
         }
-        for (relay, relay_at) in relays.iter().flatten() {
-            self.check_relay(relay, *relay_at, listen)?;
+        for (relay, relay_at, key) in relays.iter().flatten() {
+            self.check_relay(relay, *relay_at, key, listen)?;
         }
         let first = order.first().copied().unwrap_or(false);
-        let pick = |ipv6: bool| relays[usize::from(ipv6)].map(|(r, _)| r);
+        let pick = |ipv6: bool| relays[usize::from(ipv6)].map(|(r, ..)| r);
         match (pick(first), pick(!first)) {
             (Some(first), second) => Ok(Relays { first, second }),
             (None, Some(first)) => Ok(Relays { first, second: None }),
@@ -189,11 +191,11 @@ impl RawConfig {
     }
 
     /// A relay IP clients can be told and reach.
-    fn check_relay(&self, relay: &RelayAddr, relay_at: At, listen: &[SocketAddr]) -> Checked<()> {
+    fn check_relay(&self, relay: &RelayAddr, relay_at: At, key: &str, listen: &[SocketAddr]) -> Checked<()> {
         let ip = relay.ip;
         if ip.is_multicast() || (ip.is_unspecified() && relay.external.is_none()) {
             let reason = format!("{ip} cannot be told to clients; use a unicast IP of this host");
-            return Err(self.err(RELAY, relay_at, reason));
+            return Err(self.err(key, relay_at, reason));
         }
         let outside = listen.iter().find(|a| !a.ip().is_loopback());
         if let (true, None, Some(outside)) = (ip.is_loopback(), relay.external, outside) {
@@ -201,7 +203,7 @@ impl RawConfig {
                 "{ip} is loopback but listen address {outside} is not, so clients could not \
                  reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
             );
-            return Err(self.err(RELAY, relay_at, reason));
+            return Err(self.err(key, relay_at, reason));
         }
         Ok(())
     }

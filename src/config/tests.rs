@@ -217,6 +217,8 @@ fn validation_errors_name_the_key_and_line() {
             "server.external-ip[1]", Some(3),
         ),
         (vec!["[server]", "default-family = 'ipv5'"], "server.default-family", Some(2)),
+        (vec!["[server]", "relay-ip = ['127.0.0.1', 'ff02::1']"], "server.relay-ip[1]", Some(2)),
+        (vec!["[server]", "external-ip = '2001:db8::1/ff02::1'"], "server.external-ip", Some(2)),
         (vec!["[server]", "default-family = 'ipv6'"], "server.default-family", Some(2)),
         (vec!["[server]", "min-port = 0"], "server.min-port", Some(2)),
         (vec!["[server]", "max-port = 65536"], "server.max-port", Some(2)),

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How long a reservation is held. RFC 8656 §7.2 (as RFC 5766 §6.2) recommends about 30 s.
+/// How long a reservation is held: about 30 s, the period RFC 8656 §7.2 (as RFC 5766 §6.2)
+/// suggests; long enough for a client to send its second Allocate.
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 /// Reservations held at once; beyond it EVEN-PORT with the R bit gets 508. Each holds a port and
 /// a file descriptor for up to [`RESERVATION_LIFETIME`].
