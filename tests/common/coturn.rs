@@ -106,6 +106,13 @@ impl Coturn {
     }
 }
 
+impl Coturn {
+    /// The process id (for `turnd bench --server-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Coturn {
     fn drop(&mut self) {
         let _ = self.child.kill();
