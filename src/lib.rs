@@ -3,6 +3,7 @@
 //! Dependency direction: `io`, `api`, `main` → `turn` → `auth` → `stun`.
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod io;
 pub mod probe;

@@ -183,6 +183,11 @@ enum Command {
         #[arg(long, requires = "user")]
         password: Option<String>,
     },
+    /// Load a TURN server (turnd or coturn) over UDP: throughput, bursts, Allocate rate,
+    /// latency percentiles or held allocations, with the server's CPU and RSS given its PID.
+    /// Exits 0, 1 when the run failed, 2 for bad options (a non-loopback target without
+    /// --allow-remote)
+    Bench(Box<turnd::bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -226,6 +231,11 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Probe { server, secret, user, password }) => probe(&server, secret, user, password),
+        Some(Command::Bench(args)) => match turnd::bench::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ turnd::bench::BenchError::Usage(_)) => fail(EXIT_CONFIG, &format!("bench: {e}")),
+            Err(e) => fail(EXIT_RUNTIME, &format!("bench: {e}")),
+        },
         None => run(cli.config.as_deref(), &cli.overrides.into()),
     }
 }

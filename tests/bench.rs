@@ -1,0 +1,134 @@
+//! `turnd bench` against a turnd started here (and coturn's turnserver): every mode runs
+//! briefly (about a second, a few allocations, low rates) and prints a JSON line that parses,
+//! with relayed traffic, sane loss outside flood, exact allocation counts and no failed
+//! refreshes. No timing is asserted. A non-loopback target is refused before anything is sent.
+
+mod common;
+
+use std::process::Command;
+
+use common::coturn::Coturn;
+use common::{config, Config, Server};
+use serde_json::Value;
+
+/// A turnd that allows loopback peers, without the per-source rate limits.
+fn server() -> Server {
+    Server::turnd(&config(0, "[limits]\nallocate-rate = 0\nchallenge-rate = 0\n"))
+}
+
+/// Runs `turnd bench TARGET --json ARGS` (a one-second window unless ARGS set one) and returns
+/// its JSON line.
+fn bench(target: &str, args: &[&str]) -> Value {
+    let window: &[&str] = if args.contains(&"--duration") { &[] } else { &["--duration", "1"] };
+    let out = Command::new(env!("CARGO_BIN_EXE_turnd"))
+        .args(["bench", target, "--json", "--warmup", "0.2"])
+        .args(window)
+        .args(args)
+        .output()
+        .expect("run turnd bench");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench {args:?} failed: {stdout}\n{stderr}");
+    let line = stdout.lines().last().unwrap_or_else(|| panic!("bench {args:?} printed nothing\n{stderr}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bench {args:?}: not JSON ({e}): {line}"))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// Relayed traffic, and loss (payloads sent in the window that never arrived) under `max_loss`.
+fn assert_relayed(v: &Value, max_loss: f64) {
+    assert!(num(v, "sent") > 0.0 && num(v, "relayed_pps") > 0.0 && num(v, "mbps") > 0.0, "{v}");
+    let loss = num(v, "loss");
+    assert!((0.0..=max_loss).contains(&loss), "loss {loss}: {v}");
+}
+
+#[test]
+fn every_mode_runs_against_turnd() {
+    let server = server();
+    let target = server.addr.to_string();
+    let pid = server.pid().to_string();
+    let creds = ["--secret", "s3cret", "--server-pid", &pid];
+
+    let one_way = bench(&target, &[&creds[..], &["--mode", "throughput", "-n", "4", "--rate", "2000"]].concat());
+    assert_eq!((one_way["mode"].as_str(), one_way["framing"].as_str()), (Some("throughput"), Some("channel")));
+    assert_relayed(&one_way, 0.5);
+    assert!(one_way["p50_us"].is_null(), "one-way has no round trips: {one_way}");
+    assert!(num(&one_way, "server_cpu_s") >= 0.0 && num(&one_way, "rss_kib") > 0.0, "{one_way}");
+
+    // Echoed over Send/Data indications from two worker threads, with the static user.
+    let user = ["--user", "alice", "--password", "wonderland"];
+    let echo = bench(
+        &target,
+        &[&user[..], &["-n", "4", "--rate", "1000", "--echo", "--send-indications", "--threads", "2"]].concat(),
+    );
+    assert_eq!(echo["framing"].as_str(), Some("send"));
+    assert_relayed(&echo, 0.5);
+    assert!(num(&echo, "p50_us") <= num(&echo, "p99_us"), "{echo}");
+
+    let bursts = bench(
+        &target,
+        &[&creds[..], &["--mode", "bursts", "-n", "4", "--burst", "5", "--frame-interval", "20", "--echo"]].concat(),
+    );
+    assert_eq!(bursts["burst"].as_u64(), Some(5));
+    assert_relayed(&bursts, 0.5);
+
+    let latency = bench(&target, &[&creds[..], &["--mode", "latency", "-n", "2", "--rate", "500"]].concat());
+    assert_relayed(&latency, 0.5);
+    let (p50, p99, p999) = (num(&latency, "p50_us"), num(&latency, "p99_us"), num(&latency, "p999_us"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{latency}");
+
+    // Flood: something is relayed; loss is whatever the machine makes of it.
+    let flood = bench(&target, &[&creds[..], &["-n", "2", "--rate", "0", "--size", "100"]].concat());
+    assert_relayed(&flood, 1.0);
+
+    for delete in [false, true] {
+        let args = [&creds[..], &["--mode", "alloc", "-n", "30", "--duration", "30", "--threads", "2"]].concat();
+        let alloc = bench(&target, &[&args[..], if delete { &["--delete"][..] } else { &[] }].concat());
+        assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(30), Some(0)), "{alloc}");
+        assert!(num(&alloc, "allocs_per_s") > 0.0 && alloc["p50_us"].is_number(), "{alloc}");
+        assert!(alloc["server_cpu_s"].is_number(), "{alloc}");
+    }
+
+    let hold = bench(&target, &[&creds[..], &["--mode", "hold", "-n", "40", "--refresh-every", "0.3"]].concat());
+    assert_eq!(hold["allocs"].as_u64(), Some(40), "{hold}");
+    assert_eq!(hold["failed_refreshes"].as_u64(), Some(0), "{hold}");
+    assert!(num(&hold, "refreshes") >= 40.0 && hold["rss_per_1000_allocs_kib"].is_number(), "{hold}");
+}
+
+#[test]
+fn refuses_non_loopback_targets_and_names_a_refused_peer() {
+    // Refused before any socket is opened: nothing is sent to the documentation address.
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_turnd")).args(["bench", "192.0.2.1:3478", "--secret", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to load 192.0.2.1:3478") && stderr.contains("--allow-remote"), "{stderr}");
+
+    // turnd's default policy denies loopback peers: the error says how to allow the tool's peer.
+    let server = Config { allowed: None, ..Config::default() }.start();
+    let out = Command::new(env!("CARGO_BIN_EXE_turnd"))
+        .args(["bench", &server.addr.to_string(), "--secret", "s3cret", "-n", "1", "--duration", "0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error 403") && stderr.contains("--allow-peer 127.0.0.1/32"), "{stderr}");
+}
+
+#[test]
+fn works_against_coturn() {
+    let coturn = Coturn::start();
+    let target = format!("127.0.0.1:{}", coturn.port);
+    let pid = coturn.pid().to_string();
+    let user = ["--user", "alice", "--password", "wonderland", "--server-pid", &pid];
+    for framing in [&[][..], &["--send-indications"]] {
+        let v = bench(&target, &[&user[..], &["-n", "4", "--rate", "1000", "--echo"], framing].concat());
+        assert_relayed(&v, 0.5);
+        assert!(v["server_cpu_s"].is_number(), "{v}");
+    }
+    let alloc = bench(&target, &[&user[..], &["--mode", "alloc", "-n", "20", "--delete", "--duration", "30"]].concat());
+    assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(20), Some(0)), "{alloc}");
+    let hold = bench(&target, &[&user[..], &["--mode", "hold", "-n", "20", "--refresh-every", "0.3"]].concat());
+    assert_eq!(hold["failed_refreshes"].as_u64(), Some(0), "{hold}");
+}
