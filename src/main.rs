@@ -186,7 +186,8 @@ enum Command {
     /// Load a TURN server (turnd or coturn) over UDP: throughput, bursts, Allocate rate,
     /// latency percentiles or held allocations, with the server's CPU and RSS given its PID.
     /// Exits 0, 1 when the run failed, 2 for bad options (a non-loopback target without
-    /// --allow-remote)
+    /// --allow-remote). A flag given twice takes its last value
+    #[command(args_override_self = true)]
     Bench(Box<turnd::bench::BenchArgs>),
 }
 

@@ -65,6 +65,27 @@ impl Client {
         Ok(Client { socket, server, creds, challenge, txid: 0 })
     }
 
+    /// A new client with an allocation. A 437 means the server still knows the new socket's
+    /// 5-tuple from an allocation of an earlier socket on the same port (coturn keeps deleted
+    /// ones a while): the allocation is tried again from another port, while the first socket
+    /// stays open so that the kernel does not hand out its port again.
+    pub fn allocated(
+        server: SocketAddr,
+        creds: &Arc<Credentials>,
+        challenge: Option<Challenge>,
+        lifetime: Option<u32>,
+    ) -> Result<Client, RequestError> {
+        let mut stale = Vec::new();
+        loop {
+            let mut client = Client::new(server, creds.clone(), challenge.clone())?;
+            match client.allocate(lifetime) {
+                Ok(_) => return Ok(client),
+                Err(RequestError::Error(437, _)) if stale.len() < 3 => stale.push(client),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Allocate (UDP relay, optional LIFETIME): the relayed address.
     pub fn allocate(&mut self, lifetime: Option<u32>) -> Result<SocketAddr, RequestError> {
         let bytes = self.request(Method::ALLOCATE, &|w| {

@@ -245,6 +245,8 @@ fn traffic_run(
         warmup: seconds("--warmup", args.warmup)?,
         window: seconds("--duration", args.duration)?.max(Duration::from_millis(1)),
         threads,
+        // Its socket drops are this host's to read only when it runs here.
+        server_port: if server.ip().is_loopback() { server.port() } else { 0 },
     };
     let peers = (0..threads)
         .map(|_| peer_socket(args.peer_ip))
@@ -254,9 +256,13 @@ fn traffic_run(
     let mut challenge = None;
     for i in 0..args.allocations {
         let peer = peers[i % threads].local_addr().map_err(|e| BenchError::run("peer socket", e))?;
-        let client = Client::new(server, creds.clone(), challenge.clone()).map_err(|e| BenchError::run("socket", e))?;
-        let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);
-        match Flow::open(client, peer, &plan) {
+        let opened = Client::allocated(server, creds, challenge.clone(), None)
+            .map_err(|e| BenchError::run("allocate", e))
+            .and_then(|client| {
+                let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);
+                Flow::open(client, peer, &plan)
+            });
+        match opened {
             Ok(flow) => {
                 challenge = flow_challenge(&flow);
                 flows.push(flow);

@@ -48,6 +48,25 @@ impl ServerProc {
     }
 }
 
+/// Datagrams the kernel dropped (receive buffer full) on the UDP sockets bound to any of
+/// `ports`, summed from the `drops` column of /proc/net/udp and /proc/net/udp6 (this network
+/// namespace: the tool's own sockets, and a loopback server's).
+pub fn udp_drops(ports: &[u16]) -> u64 {
+    let mut total = 0;
+    for file in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(table) = std::fs::read_to_string(file) else { continue };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port =
+                fields.get(1).and_then(|a| a.rsplit_once(':')).and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if port.is_some_and(|p| ports.contains(&p)) {
+                total += fields.last().and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
 /// One run's results. Fields that do not apply to the mode are `null` in JSON and left out of
 /// the table.
 #[derive(Debug, Default, Serialize)]
@@ -76,6 +95,10 @@ pub struct Report {
     pub mbps: Option<f64>,
     /// 1 - delivered/sent.
     pub loss: Option<f64>,
+    /// Datagrams dropped in the window by the kernel on the tool's peer sockets (the tool's own
+    /// share of the loss) and on the server's listening port.
+    pub peer_drops: Option<u64>,
+    pub server_drops: Option<u64>,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
     pub p999_us: Option<f64>,
@@ -151,6 +174,8 @@ impl Report {
             ("relayed pps", self.relayed_pps.map(f)),
             ("relayed Mbps", self.mbps.map(f)),
             ("loss", self.loss.map(|l| format!("{:.4}%", l * 100.0))),
+            ("dropped at the tool's peer", self.peer_drops.map(|v| v.to_string())),
+            ("dropped at the server's port", self.server_drops.map(|v| v.to_string())),
             ("p50 (µs)", self.p50_us.map(f)),
             ("p99 (µs)", self.p99_us.map(f)),
             ("p99.9 (µs)", self.p999_us.map(f)),
@@ -193,6 +218,12 @@ mod tests {
         assert!(me.cpu_seconds().unwrap() >= 0.0);
         assert!(me.rss_kib().unwrap() > 0);
         assert!(ServerProc::new(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn udp_drops_are_read_for_bound_ports() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(udp_drops(&[socket.local_addr().unwrap().port()]), 0);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use super::client::{Client, Credentials};
 use super::report::{latency_histogram, Report};
 use super::BenchError;
 
+/// Sockets of deleted allocations an alloc thread keeps open.
+const RECENT: usize = 2048;
+
 /// What `alloc` does.
 pub struct AllocPlan {
     pub allocations: usize,
@@ -88,6 +91,10 @@ fn alloc_thread(
     deadline: Instant,
 ) -> AllocTally {
     let mut t = AllocTally { made: 0, failed: 0, first_error: None, latency: latency_histogram(), kept: Vec::new() };
+    // Deleted allocations' sockets stay open a while so that the next sockets get other ports:
+    // coturn keeps a deleted allocation's 5-tuple for a moment and answers an Allocate from
+    // the same port 437.
+    let mut recent = std::collections::VecDeque::with_capacity(RECENT);
     for i in 0..count {
         if rate > 0.0 {
             // Allocate i of this thread is due at i/rate seconds.
@@ -98,17 +105,20 @@ fn alloc_thread(
             break;
         }
         let began = Instant::now();
-        let result = Client::new(server, creds.clone(), None)
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| c.allocate(None).map(|_| c).map_err(|e| e.to_string()));
-        match result {
+        match Client::allocated(server, &creds, None, None) {
             Ok(mut client) => {
                 t.made += 1;
                 let _ = t.latency.record((began.elapsed().as_nanos() as u64).max(1));
                 if !delete {
                     t.kept.push(client);
-                } else if let Err(e) = client.refresh(0) {
-                    t.first_error.get_or_insert_with(|| format!("delete: {e}"));
+                } else {
+                    if let Err(e) = client.refresh(0) {
+                        t.first_error.get_or_insert_with(|| format!("delete: {e}"));
+                    }
+                    if recent.len() == RECENT {
+                        recent.pop_front();
+                    }
+                    recent.push_back(client);
                 }
             }
             Err(e) => {
@@ -142,13 +152,16 @@ pub fn hold(
     let mut clients = Vec::with_capacity(plan.allocations);
     let mut challenge = None;
     for _ in 0..plan.allocations {
-        let mut c = Client::new(server, creds.clone(), challenge.clone()).map_err(|e| BenchError::run("socket", e))?;
-        if let Err(e) = c.allocate(Some(plan.lifetime)) {
-            delete_all(&mut clients);
-            return Err(BenchError::Run(format!("allocate {} of {}: {e}", clients.len() + 1, plan.allocations)));
+        match Client::allocated(server, creds, challenge.clone(), Some(plan.lifetime)) {
+            Ok(c) => {
+                challenge = c.challenge.clone();
+                clients.push(c);
+            }
+            Err(e) => {
+                delete_all(&mut clients);
+                return Err(BenchError::Run(format!("allocate {} of {}: {e}", clients.len() + 1, plan.allocations)));
+            }
         }
-        challenge = c.challenge.clone();
-        clients.push(c);
     }
     let rss_held = rss();
     let start = Instant::now();
@@ -157,7 +170,7 @@ pub fn hold(
     let mut round = 1u32;
     loop {
         let due = start + plan.refresh_every * round;
-        if due > start + plan.hold {
+        if due >= start + plan.hold {
             break;
         }
         std::thread::sleep(due.saturating_duration_since(Instant::now()));

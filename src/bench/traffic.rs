@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use super::client::Client;
 use super::mmsg::{Batch, BATCH};
-use super::report::{latency_histogram, Report};
+use super::report::{latency_histogram, udp_drops, Report};
 use super::BenchError;
 use crate::stun::{attr, classify, ChannelData, Class, Framing, Message, MessageType, MessageWriter, Method};
 
@@ -48,6 +48,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub window: Duration,
     pub threads: usize,
+    /// The server's port, for its socket drops; 0 when it is not on this host.
+    pub server_port: u16,
 }
 
 /// One client socket with its allocation and the frame it sends.
@@ -61,9 +63,8 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Allocates, permits the peer and (with channels) binds [`CHANNEL`] to it.
+    /// Permits the peer on an allocated client and (with channels) binds [`CHANNEL`] to it.
     pub fn open(mut client: Client, peer: SocketAddr, plan: &Plan) -> Result<Self, BenchError> {
-        client.allocate(None).map_err(|e| BenchError::run("allocate", e))?;
         client.create_permission(peer).map_err(|e| peer_refused("create-permission", peer, e))?;
         if plan.channels {
             client.channel_bind(CHANNEL, peer).map_err(|e| peer_refused("channel-bind", peer, e))?;
@@ -144,6 +145,7 @@ pub fn run(
 ) -> Result<(Vec<Flow>, Report), BenchError> {
     let nflows = flows.len();
     let plan = Arc::new(plan);
+    let peer_ports: Vec<u16> = peers.iter().filter_map(|p| p.local_addr().ok()).map(|a| a.port()).collect();
     let mut shares: Vec<Vec<Flow>> = peers.iter().map(|_| Vec::new()).collect();
     for (i, flow) in flows.into_iter().enumerate() {
         shares[i % peers.len()].push(flow);
@@ -170,9 +172,12 @@ pub fn run(
         handles.push(handle);
     }
     std::thread::sleep(plan.warmup);
+    let drops = || (udp_drops(&peer_ports), udp_drops(&[plan.server_port]));
+    let drops_before = drops();
     sample(true);
     std::thread::sleep((start + plan.warmup + plan.window).saturating_duration_since(Instant::now()));
     sample(false);
+    let drops_after = drops();
     let mut flows = Vec::with_capacity(nflows);
     let mut total =
         Tally { sent: 0, peer_rx: 0, client_rx: 0, relayed_bytes: 0, send_errors: 0, latency: latency_histogram() };
@@ -202,6 +207,8 @@ pub fn run(
         offered_pps: Some(total.sent as f64 / secs),
         relayed_pps: Some(relayed as f64 / secs),
         mbps: Some(total.relayed_bytes as f64 * 8.0 / secs / 1e6),
+        peer_drops: Some(drops_after.0.saturating_sub(drops_before.0)),
+        server_drops: (plan.server_port != 0).then(|| drops_after.1.saturating_sub(drops_before.1)),
         loss: Some(if total.sent == 0 { 0.0 } else { 1.0 - delivered.min(total.sent) as f64 / total.sent as f64 }),
         ..Report::default()
     };
@@ -418,6 +425,7 @@ mod tests {
             warmup: Duration::ZERO,
             window: Duration::ZERO,
             threads: 1,
+            server_port: 0,
         }
     }
 
