@@ -576,5 +576,20 @@ mod tests {
         assert!(Cli::try_parse_from(["turnd", "--listen", "127.0.0.1:1", "check-config", "x"]).is_err());
         let cli = Cli::try_parse_from(["turnd", "--config", "a.toml"]).unwrap();
         assert_eq!(cli.config.as_deref(), Some(Path::new("a.toml")));
+        // bench: defaults, and a flag given twice takes its last value (scripts add their own).
+        let cli =
+            Cli::try_parse_from(["turnd", "bench", "127.0.0.1:3478", "--secret", "s", "--duration", "1"]).unwrap();
+        let Some(Command::Bench(args)) = cli.command else {
+            panic!("not bench");
+        };
+        assert_eq!(
+            (args.mode, args.allocations, args.size, args.duration),
+            (turnd::bench::Mode::Throughput, 16, 200, 1.0)
+        );
+        let twice = ["turnd", "bench", "127.0.0.1:1", "--secret", "s", "--duration", "1", "--duration", "30"];
+        let Some(Command::Bench(args)) = Cli::try_parse_from(twice).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!(args.duration, 30.0);
     }
 }
