@@ -264,7 +264,7 @@ fn traffic_run(
             });
         match opened {
             Ok(flow) => {
-                challenge = flow_challenge(&flow);
+                challenge = flow.client().challenge.clone();
                 flows.push(flow);
             }
             Err(e) => {
@@ -283,10 +283,6 @@ fn traffic_run(
     report.burst = burst;
     report.frame_interval_ms = interval;
     Ok(report)
-}
-
-fn flow_challenge(flow: &Flow) -> Option<client::Challenge> {
-    flow.client().challenge.clone()
 }
 
 fn delete_flows(flows: Vec<Flow>) {

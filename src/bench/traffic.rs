@@ -126,6 +126,10 @@ struct Tally {
 }
 
 impl Tally {
+    fn new() -> Self {
+        Tally { sent: 0, peer_rx: 0, client_rx: 0, relayed_bytes: 0, send_errors: 0, latency: latency_histogram() }
+    }
+
     fn delivered(&self, echo: bool) -> u64 {
         if echo {
             self.client_rx
@@ -179,8 +183,7 @@ pub fn run(
     sample(false);
     let drops_after = drops();
     let mut flows = Vec::with_capacity(nflows);
-    let mut total =
-        Tally { sent: 0, peer_rx: 0, client_rx: 0, relayed_bytes: 0, send_errors: 0, latency: latency_histogram() };
+    let mut total = Tally::new();
     for handle in handles {
         let (tally, share) = handle.join().map_err(|_| BenchError::Run("a worker thread panicked".into()))?;
         total.sent += tally.sent;
@@ -229,8 +232,7 @@ struct Worker {
 impl Worker {
     fn work(mut self) -> (Tally, Vec<Flow>) {
         let plan = self.plan.clone();
-        let mut tally =
-            Tally { sent: 0, peer_rx: 0, client_rx: 0, relayed_bytes: 0, send_errors: 0, latency: latency_histogram() };
+        let mut tally = Tally::new();
         let (mut tx, mut rx) = (Batch::new(), Batch::new());
         let mut fds: Vec<libc::pollfd> = self
             .flows
