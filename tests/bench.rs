@@ -118,7 +118,7 @@ fn refuses_non_loopback_targets_and_names_a_refused_peer() {
 
 #[test]
 fn works_against_coturn() {
-    let coturn = Coturn::start();
+    let coturn = Coturn::start(&[]);
     let target = format!("127.0.0.1:{}", coturn.port);
     let pid = coturn.pid().to_string();
     let user = ["--user", "alice", "--password", "wonderland", "--server-pid", &pid];
