@@ -36,11 +36,13 @@ pub enum Counter {
     ConnectionsRefused,
     /// ICMP errors from the network relayed to clients (Data indications with ICMP).
     IcmpToClient,
+    /// Runs of same-size frames to one UDP client sent in one GSO send.
+    GsoSends,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 17] = [
         Counter::PacketsToPeer,
         Counter::ChannelDataFromClient,
         Counter::SendIndicationsFromClient,
@@ -57,6 +59,7 @@ impl Counter {
         Counter::TlsClosed,
         Counter::ConnectionsRefused,
         Counter::IcmpToClient,
+        Counter::GsoSends,
     ];
 }
 

@@ -359,3 +359,41 @@ fn harness_ready_line_and_config_merge() {
     assert!(t.contains("allowed = []") && !t.contains("127.0.0.0/8"), "{t}");
     assert_eq!(t.matches("[peers]").count(), 1, "{t}");
 }
+
+// A peer's burst reaches the client whole and in order, whatever runs of it turnd batches into
+// one GSO send: runs of one size, a shorter datagram ending a run, a longer one starting the
+// next, and datagrams without a channel (Data indications) in between.
+#[test]
+fn a_peer_burst_of_mixed_sizes_arrives_whole_and_in_order() {
+    let server = Config::default().start();
+    let (mut c, relayed) = allocated(&server);
+    let (peer, peer_addr) = peer_socket();
+    let (unbound, unbound_addr) = peer_socket();
+    c.channel_bind(0x4001, peer_addr).expect("ChannelBind");
+    c.create_permission(unbound_addr).expect("CreatePermission");
+    let sizes = [1200, 1200, 1200, 1200, 300, 1200, 1200, 1200, 1400, 1400, 1400, 20, 1200, 1200];
+    let mut expected = Vec::new();
+    // 42 datagrams: well within the client socket's default receive buffer.
+    for round in 0..3u8 {
+        for (i, &size) in sizes.iter().enumerate() {
+            let payload = vec![round.wrapping_mul(31).wrapping_add(i as u8); size];
+            // Every fifth datagram comes from the peer without a channel.
+            let (from, channel) = if i % 5 == 4 { (&unbound, None) } else { (&peer, Some(0x4001)) };
+            from.send_to(&payload, relayed).unwrap();
+            expected.push((channel, payload));
+        }
+    }
+    for (n, (channel, payload)) in expected.iter().enumerate() {
+        match (c.recv_data(WAIT), channel) {
+            (Some(Incoming::ChannelData { channel: got, data }), Some(want)) => {
+                assert_eq!((got, data.len()), (*want, payload.len()), "datagram {n}");
+                assert_eq!(&data, payload, "datagram {n}");
+            }
+            (Some(Incoming::Data { peer, data }), None) => {
+                assert_eq!(peer, unbound_addr, "datagram {n}");
+                assert_eq!(&data, payload, "datagram {n}");
+            }
+            (other, _) => panic!("datagram {n} of {}: {other:?}", expected.len()),
+        }
+    }
+}

@@ -32,6 +32,7 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::TlsClosed => ("turnd_connections_closed_total", Some(("transport", "tls"))),
         Counter::ConnectionsRefused => ("turnd_connections_refused_total", None),
         Counter::IcmpToClient => ("turnd_icmp_relayed_total", None),
+        Counter::GsoSends => ("turnd_gso_sends_total", None),
     }
 }
 
@@ -65,6 +66,10 @@ impl Exporter {
                 "Packets dropped without an answer, by where they came from and why."
             );
             describe_counter!("turnd_stun_responses_total", "STUN requests answered.");
+            describe_counter!(
+                "turnd_gso_sends_total",
+                "Bursts of same-size frames to one UDP client sent in one GSO send."
+            );
             describe_counter!(
                 "turnd_icmp_relayed_total",
                 "ICMP errors about relayed datagrams sent to clients as Data indications (RFC 8656 §11)."

@@ -3,6 +3,7 @@
 //! address; all protocol decisions are the sans-IO `turn::Server`'s.
 //! Depends on `turn`, `auth`, `config`, and `api`, which it starts.
 
+mod gso;
 mod relay;
 mod stream;
 mod tls;

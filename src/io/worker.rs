@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, UdpSocket};
 
+use super::gso;
 use super::relay::{token_relay, PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
 use crate::stats::{Counter, Side, Stats, WorkerStats};
@@ -23,6 +24,12 @@ use crate::turn::{
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// One peer datagram's room in the relay buffer: headroom for the ChannelData or Data
+/// indication header, the datagram, and ChannelData padding.
+const SLOT: usize = DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM;
+/// Peer datagrams read before what they became is sent: a run of them to one client, all of
+/// one size (a burst of a video frame), leaves in one GSO send.
+const SLOTS: usize = 16;
 /// Packets handled per socket before yielding, so one busy socket cannot starve the others.
 const BUDGET: usize = 256;
 /// Relay events fetched per epoll_wait.
@@ -81,6 +88,8 @@ pub(super) struct Worker {
     listeners: Vec<UdpSocket>,
     /// The listeners' local addresses, read once (a syscall each).
     listener_addrs: Vec<std::net::SocketAddr>,
+    /// GSO works here (cleared, for good, by the first send the kernel refuses as unsupported).
+    gso: std::cell::Cell<bool>,
     poll: RefCell<mio::Poll>,
     bufs: RefCell<Buffers>,
 }
@@ -90,8 +99,11 @@ struct Buffers {
     rx: Box<[u8]>,
     /// Responses and in-process forwards are written here.
     tx: Box<[u8]>,
-    /// Peer datagrams are received at `DATA_INDICATION_HEADROOM` so the header goes in front.
+    /// [`SLOTS`] slots of [`SLOT`] bytes; peer datagrams are received at
+    /// `DATA_INDICATION_HEADROOM` into a slot so the header goes in front.
     relay: Box<[u8]>,
+    /// What the filled slots became, in order: the client and the frame's range in its slot.
+    frames: Vec<(FiveTuple, std::ops::Range<usize>)>,
     events: mio::Events,
     /// Relay sockets (allocation, IPv6?) that still had data when their budget ran out (epoll
     /// is edge-triggered), each with whether its error queue still had entries.
@@ -115,11 +127,13 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
             shared,
             listeners,
             listener_addrs,
+            gso: std::cell::Cell::new(true),
             poll: RefCell::new(mio::Poll::new()?),
             bufs: RefCell::new(Buffers {
                 rx: vec![0; MAX_DATAGRAM].into_boxed_slice(),
                 tx: vec![0; DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM].into_boxed_slice(),
-                relay: vec![0; DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM].into_boxed_slice(),
+                relay: vec![0; SLOTS * SLOT].into_boxed_slice(),
+                frames: Vec::with_capacity(SLOTS),
                 events: mio::Events::with_capacity(EVENTS),
                 pending: Vec::new(),
                 ready: Vec::new(),
@@ -302,7 +316,7 @@ impl Worker {
     /// Reads ready relay sockets; true if some still have data (budget spent).
     fn drain_relays(&self) -> std::io::Result<bool> {
         let mut bufs = self.bufs.borrow_mut();
-        let Buffers { relay, tx, events, pending, ready, .. } = &mut *bufs;
+        let Buffers { relay, frames, tx, events, pending, ready, .. } = &mut *bufs;
         ready.clear();
         ready.append(pending);
         self.poll.borrow_mut().poll(events, Some(Duration::ZERO))?;
@@ -316,7 +330,7 @@ impl Worker {
                 Some(true) if self.accept_peers(id, tx, now) => pending.push((id, ipv6, false)),
                 Some(false) => {
                     let errors_left = errors && self.drain_errors(id, ipv6, tx, now);
-                    if self.drain_relay(id, ipv6, relay, now) || errors_left {
+                    if self.drain_relay(id, ipv6, relay, frames, now) || errors_left {
                         pending.push((id, ipv6, errors_left));
                     }
                 }
@@ -326,9 +340,10 @@ impl Worker {
         Ok(!pending.is_empty())
     }
 
-    /// Reads up to [`BUDGET`] entries of the error queue of allocation `id`'s relay of one family and sends the ICMP
-    /// errors the core relays (RFC 8656 §11) to its client; true if entries remain. Every entry
-    /// read is gone, relayed or not, so an error can never keep the socket ready.
+    /// Reads up to [`BUDGET`] entries of the error queue of allocation `id`'s relay of one
+    /// family and sends the ICMP errors the core relays (RFC 8656 §11) to its client; true if
+    /// entries remain. Every entry read is gone, relayed or not, so an error can never keep the
+    /// socket ready.
     fn drain_errors(&self, id: AllocId, ipv6: bool, out: &mut [u8], now: crate::turn::Now) -> bool {
         for _ in 0..BUDGET {
             let error = self.server.table().with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_error()));
@@ -355,40 +370,120 @@ impl Worker {
     }
 
     /// Relays up to [`BUDGET`] datagrams from allocation `id`'s relay socket of one family to
-    /// its client.
-    fn drain_relay(&self, id: AllocId, ipv6: bool, buf: &mut [u8], now: crate::turn::Now) -> bool {
-        let end = DATA_INDICATION_HEADROOM + MAX_DATAGRAM;
+    /// its client, [`SLOTS`] at a time (see [`Worker::flush_frames`]).
+    fn drain_relay(
+        &self,
+        id: AllocId,
+        ipv6: bool,
+        slots: &mut [u8],
+        frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>,
+        now: crate::turn::Now,
+    ) -> bool {
+        frames.clear();
+        let mut drained = false;
         for _ in 0..BUDGET {
+            // The next free slot: every frame took one, in order.
+            let slot = &mut slots[frames.len() * SLOT..][..SLOT];
+            let payload = DATA_INDICATION_HEADROOM..DATA_INDICATION_HEADROOM + MAX_DATAGRAM;
             let received = self
                 .server
                 .table()
-                .with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_from(&mut buf[DATA_INDICATION_HEADROOM..end])))
+                .with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_from(&mut slot[payload])))
                 .flatten();
             let (len, peer) = match received {
                 Some(Ok(received)) => received,
                 // Drained (epoll says when more arrives), or the allocation has ended.
-                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return false,
-                None => return false,
+                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
+                None => {
+                    drained = true;
+                    break;
+                }
                 // An ICMP error reported on this read (its error-queue entry is read on the
                 // epoll error event), or EINTR: the next read goes on.
                 Some(Err(_)) => continue,
             };
             let stats = self.counters();
-            match self.server.handle_peer(now, id, peer, buf, len) {
+            match self.server.handle_peer(now, id, peer, slot, len) {
                 Ok((to, range)) => {
                     // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
-                    let kind = match classify(&buf[range.clone()]) {
+                    let kind = match classify(&slot[range.clone()]) {
                         Framing::ChannelData => Counter::ChannelDataToClient,
                         _ => Counter::DataIndicationsToClient,
                     };
                     stats.add(kind, 1);
                     stats.add(Counter::BytesToClient, len as u64);
-                    self.send_to_client(&to, &buf[range]);
+                    frames.push((to, range));
+                    if frames.len() == SLOTS {
+                        self.flush_frames(slots, frames);
+                    }
                 }
                 Err(why) => stats.drop(Side::Peer, why),
             }
         }
-        true
+        self.flush_frames(slots, frames);
+        !drained
+    }
+
+    /// Sends the frames of the filled slots to their clients, in order: a run of two or more
+    /// to one UDP client, all of one size but the last, goes in one GSO send (a video frame's
+    /// burst); anything else one datagram (or one outbox push) at a time.
+    fn flush_frames(&self, slots: &[u8], frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>) {
+        let frame = |k: usize| &slots[k * SLOT..][frames[k].1.clone()];
+        let mut i = 0;
+        while i < frames.len() {
+            let (to, size) = (frames[i].0, frames[i].1.len());
+            // The run: frames to the same client of the first one's size, ended by a shorter one
+            // (GSO's last segment may be short), within GSO's limits.
+            let mut j = i + 1;
+            if to.transport == Transport::Udp && self.gso.get() {
+                let mut total = size;
+                while j < frames.len() && j - i < gso::MAX_SEGMENTS {
+                    let (next_to, next) = (frames[j].0, frames[j].1.len());
+                    if next_to != to || next > size || total + next > gso::MAX_BYTES {
+                        break;
+                    }
+                    total += next;
+                    j += 1;
+                    if next < size {
+                        break;
+                    }
+                }
+            }
+            let listener = self.listener_addrs.iter().position(|a| *a == to.server);
+            match listener {
+                Some(l) if j - i >= 2 => {
+                    let mut segments: [&[u8]; SLOTS] = [&[]; SLOTS];
+                    for (k, segment) in (i..j).zip(segments.iter_mut()) {
+                        *segment = frame(k);
+                    }
+                    match gso::send_segments(self.listeners[l].as_raw_fd(), to.client, &segments[..j - i]) {
+                        Ok(()) => self.counters().add(Counter::GsoSends, 1),
+                        // A full socket buffer drops the burst, as it would each datagram.
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            if gso::unsupported(&e) {
+                                tracing::info!(error = %e, "UDP GSO refused: sending one datagram at a time");
+                                self.gso.set(false);
+                            }
+                            // This burst goes one datagram at a time (e.g. over the route's MTU).
+                            for k in i..j {
+                                self.send_to_client(&to, frame(k));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for k in i..j {
+                        self.send_to_client(&to, frame(k));
+                    }
+                }
+            }
+            i = j;
+        }
+        frames.clear();
     }
 
     /// Accepts up to [`BUDGET`] peer connections on TCP relay `id` (RFC 6062 §5.3): a peer with
