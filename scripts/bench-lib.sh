@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# Server setup shared by scripts/bench and benches/compare.sh (sourced, not run): turnd and
+# coturn's turnserver on a 127.0.0.1 port with equivalent configurations (one relay thread's
+# worth of CPU: turnd `workers = 1`, coturn pinned to one CPU; REST credentials with the secret
+# $BENCH_SECRET; loopback peers allowed; no per-source rate limits; UDP only), each pinned to
+# one CPU with taskset. The caller sets `set -euo pipefail`, cds to the repository and traps
+# EXIT to call bench_stop_server.
+
+BENCH_SECRET=s3cret
+bench_server_pid=
+
+# Sets TURND_BIN: the caller's, or a release build of this repository.
+bench_build_turnd() {
+  if [[ -z ${TURND_BIN:-} ]]; then
+    cargo build --release --quiet
+    TURND_BIN=${CARGO_TARGET_DIR:-target}/release/turnd
+  fi
+}
+
+# Fails unless coturn's turnserver is installed; with `install`, installs Debian's coturn
+# first when it is missing (root or sudo).
+bench_need_coturn() {
+  command -v turnserver >/dev/null && return 0
+  if [[ ${1:-} == install ]]; then
+    local sudo=
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    echo "bench: installing coturn from Debian" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends coturn >/dev/null
+  fi
+  command -v turnserver >/dev/null || { echo "bench: coturn's turnserver is not installed" >&2; return 1; }
+}
+
+# Prints a UDP port free on 127.0.0.1 now.
+bench_free_port() {
+  python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_start_server SERVER CPU PORT DIR: starts turnd or coturn on 127.0.0.1:PORT pinned to
+# CPU (config and log in DIR), sets bench_server_pid, and waits until a `turnd probe` round
+# trip through the relay works (bounded: 10 s). Returns 1 if it never does.
+bench_start_server() {
+  local server=$1 cpu=$2 port=$3 dir=$4
+  if [[ $server == turnd ]]; then
+    cat >"$dir/turnd.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$port"]
+relay-ip = "127.0.0.1"
+workers = 1
+tcp = false
+[auth]
+realm = "turnd.test"
+secrets = ["$BENCH_SECRET"]
+[peers]
+allowed = ["127.0.0.1/32"]
+[limits]
+allocate-rate = 0
+challenge-rate = 0
+EOF
+    taskset -c "$cpu" "$TURND_BIN" --config "$dir/turnd.toml" >/dev/null 2>"$dir/turnd.log" &
+  else
+    taskset -c "$cpu" turnserver -n --no-cli --no-tls --no-dtls --no-tcp --listening-ip 127.0.0.1 \
+      --listening-port "$port" --relay-ip 127.0.0.1 --min-port 49152 --max-port 65535 --realm turnd.test \
+      --use-auth-secret --static-auth-secret "$BENCH_SECRET" --allow-loopback-peers --no-stdout-log \
+      --log-file /dev/null >/dev/null 2>&1 &
+  fi
+  bench_server_pid=$!
+  local _
+  for _ in $(seq 50); do
+    "$TURND_BIN" probe --server "127.0.0.1:$port" --secret "$BENCH_SECRET" >/dev/null 2>&1 && return 0
+    kill -0 "$bench_server_pid" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+# Stops the server bench_start_server started, if any.
+bench_stop_server() {
+  if [[ -n $bench_server_pid ]]; then
+    kill "$bench_server_pid" 2>/dev/null || true
+    wait "$bench_server_pid" 2>/dev/null || true
+    bench_server_pid=
+  fi
+}
