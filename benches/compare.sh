@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# turnd against coturn, A/B interleaved (issue 9): every workload is one `turnd bench` run
+# against a fresh turnd and one against a fresh coturn (Debian's turnserver, installed when
+# missing, root or sudo), COMPARE_ROUNDS times (default 3), the server that goes first
+# alternating each round; then a markdown table with, per workload and figure, the median for
+# each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
+#
+#     ./benches/compare.sh                                   # about twelve minutes
+#     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
+#
+# The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
+# on a free 127.0.0.1 port pinned to CPU COMPARE_SERVER_CPU (default 0), REST credentials,
+# loopback peers allowed, no per-source rate limits; the load is pinned to COMPARE_LOAD_CPU
+# (default 1). Builds turnd (`cargo build --release`; TURND_BIN to use a built one).
+#
+# Workloads, each measured for COMPARE_SECONDS (default 5) after a 1 s warm-up:
+#   rate-*   ChannelData at COMPARE_RATE payloads a second over all flows (default 20,000),
+#            100 and 1,200 bytes, 10 and 200 allocations, one-way
+#   flood-*  the same flat out (--rate 0)
+#   send-*   Send indications, 100 bytes, 10 allocations, COMPARE_RATE
+#   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, echoed
+#   latency  echoed round trips, 100 bytes, 10 flows, COMPARE_LATENCY_RATE (default 2,000) pps
+#   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
+#            deleted at once
+#   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
+# Every run is one JSON line (`turnd bench --json` plus "server", "workload" and "round"; a run
+# that failed has "error" instead of figures) in COMPARE_OUT (default target/compare.jsonl); the
+# table goes to stdout and to the same path with .md. A fresh server per run: RSS is per run.
+# Server CPU seconds have the kernel's 10 ms tick: short windows give coarse per-CPU-second
+# figures. Every run is bounded by `timeout`; only 127.0.0.1 carries traffic; the server is
+# stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/bench-lib.sh
+
+seconds=${COMPARE_SECONDS:-5}
+rounds=${COMPARE_ROUNDS:-3}
+rate=${COMPARE_RATE:-20000}
+latency_rate=${COMPARE_LATENCY_RATE:-2000}
+out=${COMPARE_OUT:-target/compare.jsonl}
+server_cpu=${COMPARE_SERVER_CPU:-0}
+load_cpu=${COMPARE_LOAD_CPU:-1}
+for n in "$seconds" "$rounds" "$rate" "$latency_rate"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE take whole numbers" >&2; exit 2; }
+done
+((seconds > 0 && rounds > 0 && rate > 0)) || { echo "compare: seconds, rounds and rate must be > 0" >&2; exit 2; }
+
+bench_build_turnd
+bench_need_coturn install
+
+work=$(mktemp -d)
+cleanup() {
+  bench_stop_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# name|flags (after --duration $seconds --warmup 1: a later --duration wins).
+workloads=(
+  "rate-100B-n10|--mode throughput -n 10 --rate $rate --size 100"
+  "rate-100B-n200|--mode throughput -n 200 --rate $rate --size 100"
+  "rate-1200B-n10|--mode throughput -n 10 --rate $rate --size 1200"
+  "rate-1200B-n200|--mode throughput -n 200 --rate $rate --size 1200"
+  "flood-100B-n10|--mode throughput -n 10 --rate 0 --size 100"
+  "flood-100B-n200|--mode throughput -n 200 --rate 0 --size 100"
+  "flood-1200B-n10|--mode throughput -n 10 --rate 0 --size 1200"
+  "flood-1200B-n200|--mode throughput -n 200 --rate 0 --size 1200"
+  "send-100B-n10|--mode throughput -n 10 --rate $rate --size 100 --send-indications"
+  "bursts|--mode bursts -n 50 --burst 10 --frame-interval 33 --size 1200 --echo"
+  "latency|--mode latency -n 10 --rate $latency_rate --size 100"
+  "alloc|--mode alloc -n $((1000 * seconds)) --delete --duration $((12 * seconds))"
+  "hold|--mode hold -n 2000 --duration $((2 * seconds)) --refresh-every $seconds"
+)
+# Longest run: hold's 2,000 Allocates plus its window, or alloc's upper bound, plus start-up.
+limit=$((15 * seconds + 60))
+
+# run_one SERVER WORKLOAD FLAGS ROUND: one fresh server, one bench run, one JSON line to $out.
+run_one() {
+  local server=$1 name=$2 flags=$3 round=$4 port line status=0
+  local tag="\"server\":\"$server\",\"workload\":\"$name\",\"round\":$round"
+  echo "== round $round/$rounds $name $server: $flags" >&2
+  port=$(bench_free_port)
+  if ! bench_start_server "$server" "$server_cpu" "$port" "$work"; then
+    bench_stop_server
+    echo "compare: $server did not relay the probe within 10 s" >&2
+    echo "{$tag,\"error\":\"server did not start\"}" >>"$out"
+    return
+  fi
+  # shellcheck disable=SC2086 # flags is a list of flags
+  line=$(taskset -c "$load_cpu" timeout "$limit" "$TURND_BIN" bench "127.0.0.1:$port" \
+    --secret "$BENCH_SECRET" --duration "$seconds" --warmup 1 --server-pid "$bench_server_pid" \
+    --json $flags 2>"$work/bench.err") || status=$?
+  bench_stop_server
+  if [[ $status == 0 && $line == "{"* ]]; then
+    echo "{$tag,${line#\{}" | tee -a "$out" >&2
+  else
+    echo "compare: that run failed (exit $status): $(tail -n 3 "$work/bench.err")" >&2
+    echo "{$tag,\"error\":\"bench exit $status\"}" >>"$out"
+  fi
+}
+
+mkdir -p "$(dirname "$out")"
+: >"$out"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "compare: ${#workloads[@]} workloads x 2 servers x $rounds rounds, ${seconds} s windows" >&2
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2)); then order=(turnd coturn); else order=(coturn turnd); fi
+  for workload in "${workloads[@]}"; do
+    for server in "${order[@]}"; do
+      run_one "$server" "${workload%%|*}" "${workload#*|}" "$round"
+    done
+  done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The table: medians per workload, server and figure, and the turnd/coturn ratio.
+python3 - "$out" "${out%.jsonl}.md" "$seconds" "$rounds" "$load_before" "$load_after" \
+  "${workloads[@]}" <<'EOF'
+import json, statistics, sys
+
+out, md, seconds, rounds, load_before, load_after = sys.argv[1:7]
+workloads = [w.split("|", 1) for w in sys.argv[7:]]
+runs = [json.loads(line) for line in open(out) if line.strip()]
+figures = [  # key, label, better when, format
+    ("relayed_pps", "relayed pps", "higher", "{:,.0f}"),
+    ("relayed_per_cpu_s", "relayed per server CPU-s", "higher", "{:,.0f}"),
+    ("loss", "loss", "lower", "{:.2%}"),
+    ("p99_us", "p99 µs", "lower", "{:,.0f}"),
+    ("allocs_per_cpu_s", "allocations per server CPU-s", "higher", "{:,.0f}"),
+    ("alloc_failures", "allocation failures", "lower", "{:,.0f}"),
+    ("rss_per_1000_allocs_kib", "RSS KiB per 1,000 allocations", "lower", "{:,.0f}"),
+]
+
+def values(name, server, key):
+    return [r[key] for r in runs if r.get("workload") == name and r.get("server") == server
+            and r.get(key) is not None]
+
+lines = [f"{seconds} s windows, {rounds} interleaved rounds, load average {load_before} before, "
+         f"{load_after} after. Medians of the runs that completed (a median of fewer says how many);",
+         "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). turnd/coturn > 1 is",
+         "turnd ahead where higher is better, behind where lower is better.", "",
+         "| workload | `turnd bench` flags | figure | turnd | coturn | turnd/coturn | better |",
+         "| --- | --- | --- | --- | --- | --- | --- |"]
+for name, flags in workloads:
+    failed = {s: sum(1 for r in runs if r.get("workload") == name and r.get("server") == s
+                     and "error" in r) for s in ("turnd", "coturn")}
+    cell = f"{name} ({failed['turnd']} + {failed['coturn']} failed)" if any(failed.values()) else name
+    first = True
+    for key, label, better, fmt in figures:
+        t, c = values(name, "turnd", key), values(name, "coturn", key)
+        if not t and not c or key == "alloc_failures" and not any(t + c):
+            continue
+        mt = statistics.median(t) if t else None
+        mc = statistics.median(c) if c else None
+        ratio = f"{mt / mc:.2f}" if mt is not None and mc else "–"
+        show = lambda m, n: "–" if m is None else fmt.format(m) + ("" if n == int(rounds) else f" ({n} runs)")
+        lines.append(f"| {cell if first else ''} | {'`' + flags + '`' if first else ''} | {label} | "
+                     f"{show(mt, len(t))} | {show(mc, len(c))} | {ratio} | {better} |")
+        first = False
+    if first:
+        lines.append(f"| {cell} | `{flags}` | every run failed | – | – | – | |")
+table = "\n".join(lines) + "\n"
+open(md, "w").write(table)
+print(table, end="")
+EOF
