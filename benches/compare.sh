@@ -5,7 +5,7 @@
 # alternating each round; then a markdown table with, per workload and figure, the median for
 # each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
 #
-#     ./benches/compare.sh                                   # about twelve minutes
+#     ./benches/compare.sh                                   # about eleven minutes
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
