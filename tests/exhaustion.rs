@@ -8,12 +8,12 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::client::*;
-use common::{Config, Server};
+use common::{peer_socket, Config, Server};
 
 const USER: &str = "alice";
 const PASS: &str = "wonderland";
@@ -37,18 +37,10 @@ fn free_port_run(n: u16) -> u16 {
     panic!("no {n} consecutive free UDP ports in {QUIET_PORTS:?}");
 }
 
-/// A peer socket for relayed data.
-fn peer_socket() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
 /// `client`'s allocation relays out to a peer and back (over channel 0x4000).
 fn relays(client: &mut TurnClient, while_: &str) {
     let relayed = client.relayed.expect("an allocation");
-    let (peer, peer_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     client.channel_bind(0x4000, peer_addr).unwrap_or_else(|e| panic!("{while_}: ChannelBind: {e}"));
     client.channel_data(0x4000, b"out");
     let mut buf = [0u8; 64];

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::client::*;
 use common::coturn::{parse_uclient, run_with_timeout, tool, Coturn, Peer, UCLIENT_TIMEOUT};
-use common::{Config, Server};
+use common::{peer_socket, recv_peer, Config, Server};
 
 const MOBILITY_TICKET: u16 = 0x8030;
 const WAIT: Duration = Duration::from_secs(5);
@@ -42,19 +42,6 @@ fn move_client(c: &mut TurnClient, ticket: &[u8]) -> (UdpSocket, Response) {
     (old, resp)
 }
 
-fn peer_socket() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-fn recv_peer(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (n, from) = s.recv_from(&mut buf).expect("peer received nothing from the relay within the timeout");
-    (buf[..n].to_vec(), from)
-}
-
 /// Whether `sock` has a datagram waiting (without waiting for one).
 fn has_datagram(sock: &UdpSocket) -> bool {
     sock.set_nonblocking(true).unwrap();
@@ -66,7 +53,7 @@ fn has_datagram(sock: &UdpSocket) -> bool {
 #[test]
 fn an_allocation_moves_to_a_new_socket_and_keeps_relaying() {
     let server = mobile_server();
-    let (peer, peer_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     let mut c = TurnClient::new(server.addr);
     let (relayed, resp) = allocate_mobile(&mut c, "alice", "wonderland");
     let mut current = ticket(&resp);
@@ -103,7 +90,7 @@ fn an_allocation_moves_to_a_new_socket_and_keeps_relaying() {
 #[test]
 fn only_the_owner_can_move_an_allocation() {
     let server = mobile_server();
-    let (peer, peer_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     let mut alice = TurnClient::new(server.addr);
     let (relayed, resp) = allocate_mobile(&mut alice, "alice", "wonderland");
     let stolen = ticket(&resp);

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::client::*;
-use common::{free_udp_port, unix_now, Config, Server};
+use common::{free_udp_port, peer_socket, recv_peer, unix_now, Config, Server};
 
 const USER: &str = "alice";
 const PASS: &str = "wonderland";
@@ -23,19 +23,6 @@ fn allocated(server: &Server) -> (TurnClient, SocketAddr) {
 
 fn code(r: &Response) -> Option<u16> {
     r.error_code()
-}
-
-fn peer_socket() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-fn recv_peer(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (n, from) = s.recv_from(&mut buf).expect("peer received nothing from the relay within the timeout");
-    (buf[..n].to_vec(), from)
 }
 
 #[test]
@@ -154,7 +141,7 @@ fn second_allocate_on_same_five_tuple_is_437() {
 fn data_round_trip_with_indications_and_channels() {
     let server = Config::default().start();
     let (mut c, relayed) = allocated(&server);
-    let (peer, peer_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     c.create_permission(peer_addr).expect("CreatePermission for a 127.0.0.1 peer (allowed in config)");
 
     c.send_indication(peer_addr, b"hello peer");
@@ -200,7 +187,7 @@ fn data_round_trip_with_indications_and_channels() {
 fn data_from_peer_without_permission_is_dropped() {
     let server = Config::default().start();
     let (mut c, relayed) = allocated(&server);
-    let (peer, peer_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     // Permissions are per IP address (any port), so the stranger uses another loopback IP.
     let stranger = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2 (Linux loopback covers 127/8)");
     c.create_permission(peer_addr).expect("CreatePermission");
@@ -304,7 +291,7 @@ fn create_permission_without_peer_address_is_400() {
 fn channel_bind_with_invalid_channel_is_400() {
     let server = Config::default().start();
     let (mut c, _) = allocated(&server);
-    let (_peer, peer_addr) = peer_socket();
+    let (_peer, peer_addr) = peer_socket("127.0.0.1");
     let e = c.channel_bind(0x3FFF, peer_addr).expect_err("channel 0x3FFF is out of range");
     assert_eq!(e.code, 400, "{e}");
     c.channel_bind(0x4000, peer_addr).expect("a valid channel still binds");
@@ -367,8 +354,8 @@ fn harness_ready_line_and_config_merge() {
 fn a_peer_burst_of_mixed_sizes_arrives_whole_and_in_order() {
     let server = Config::default().start();
     let (mut c, relayed) = allocated(&server);
-    let (peer, peer_addr) = peer_socket();
-    let (unbound, unbound_addr) = peer_socket();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
+    let (unbound, unbound_addr) = peer_socket("127.0.0.1");
     c.channel_bind(0x4001, peer_addr).expect("ChannelBind");
     c.create_permission(unbound_addr).expect("CreatePermission");
     let sizes = [1200, 1200, 1200, 1200, 300, 1200, 1200, 1200, 1400, 1400, 1400, 20, 1200, 1200];

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::client::*;
 use common::message::decode_xor_addr;
-use common::{Config, Server};
+use common::{peer_socket, recv_peer, Config, Server};
 
 const USER: &str = "alice";
 const PASS: &str = "wonderland";
@@ -24,19 +24,6 @@ fn server(listen: &str, relays: &str) -> Server {
     let text = Config { listen: vec![listen.into()], ..Config::default() }.to_toml();
     let text = text.replace("relay-ip = \"127.0.0.1\"", &format!("relay-ip = {relays}"));
     Server::turnd(&text)
-}
-
-fn peer(ip: &str) -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-fn recv_peer(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (n, from) = s.recv_from(&mut buf).expect("peer received nothing from the relay within the timeout");
-    (buf[..n].to_vec(), from)
 }
 
 /// Every XOR-RELAYED-ADDRESS of a response, in order.
@@ -69,7 +56,7 @@ fn ipv6_client_relays_to_an_ipv6_peer() {
     // No REQUESTED-ADDRESS-FAMILY, as browsers: the listener's family (IPv6).
     let relayed = c.allocate(USER, PASS).unwrap();
     assert_eq!(relayed.ip().to_string(), "::1");
-    let (p, pa) = peer("[::1]");
+    let (p, pa) = peer_socket("[::1]");
     c.create_permission(pa).unwrap();
     round_trip(&mut c, relayed, &p, b"over ipv6");
     // Channels work on the IPv6 relay too.
@@ -87,7 +74,7 @@ fn requested_family_picks_the_relay_and_440_without_one() {
     let mut c = TurnClient::new(s.addr);
     let relayed = c.allocate_with(USER, PASS, vec![(REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0])]).unwrap();
     assert_eq!(relayed.ip().to_string(), "::1", "IPv6 relay for an IPv4 client");
-    let (p, pa) = peer("[::1]");
+    let (p, pa) = peer_socket("[::1]");
     c.create_permission(pa).unwrap();
     round_trip(&mut c, relayed, &p, b"v4 client, v6 peer");
 
@@ -111,8 +98,8 @@ fn dual_allocation_relays_to_both_families() {
     assert_eq!(relayed.len(), 2, "{}", resp.describe());
     assert_eq!((relayed[0].ip().to_string(), relayed[1].ip().to_string()), ("127.0.0.1".into(), "::1".into()));
     assert!(!resp.has(ADDRESS_ERROR_CODE));
-    let (p4, pa4) = peer("127.0.0.1");
-    let (p6, pa6) = peer("[::1]");
+    let (p4, pa4) = peer_socket("127.0.0.1");
+    let (p6, pa6) = peer_socket("[::1]");
     c.create_permissions(&[pa4, pa6]).unwrap();
     round_trip(&mut c, relayed[0], &p4, b"to the ipv4 peer");
     round_trip(&mut c, relayed[1], &p6, b"to the ipv6 peer");
@@ -155,7 +142,7 @@ fn even_port_reservation_gives_the_next_port_to_the_token() {
         rtcp.allocate_with(USER, PASS, vec![(RESERVATION_TOKEN, token.clone())]).expect("the token is accepted");
     assert_eq!(relayed.port(), port + 1);
     // The RTCP allocation relays like any other.
-    let (p, pa) = peer("127.0.0.1");
+    let (p, pa) = peer_socket("127.0.0.1");
     rtcp.create_permission(pa).unwrap();
     round_trip(&mut rtcp, relayed, &p, b"rtcp");
     // Used once.

@@ -10,16 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::client::{long_term_key, rest_credentials, TurnClient, ALLOCATE, REQUESTED_TRANSPORT, UDP};
-use common::{api, merge_toml, unix_now, Config, Server};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-fn peer() -> (UdpSocket, SocketAddr) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(WAIT)).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
-}
+use common::{api, merge_toml, peer_socket, unix_now, Config, Server};
 
 /// Sends through `client`'s allocation and checks that the peer receives it.
 fn relays(client: &TurnClient, peer: &UdpSocket, peer_addr: SocketAddr, payload: &[u8]) {
@@ -40,7 +31,7 @@ fn rest_client(server: &Server, secret: &str, user: &str) -> (TurnClient, Result
 fn sighup_reloads_secrets_and_keeps_allocations_relaying() {
     let config = Config::default();
     let server = config.start();
-    let (peer, peer_addr) = peer();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     let (mut old, allocated) = rest_client(&server, "s3cret", "carol");
     allocated.expect("allocation with the first secret");
     old.create_permission(peer_addr).unwrap();
@@ -76,7 +67,7 @@ fn sighup_rereads_the_secrets_file() {
     let config = Config { secrets: vec![], ..Config::default() };
     let file_key = format!("[auth]\nsecrets-file = \"{}\"\n", secrets.display());
     let server = Server::turnd(&merge_toml(&config.to_toml(), &file_key));
-    let (peer, peer_addr) = peer();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     let (mut old, allocated) = rest_client(&server, "file-old", "carol");
     allocated.expect("allocation with the secret of the file");
     old.create_permission(peer_addr).unwrap();
@@ -109,7 +100,7 @@ fn sighup_rereads_the_secrets_file() {
 fn sigterm_drains_then_exits_when_the_last_allocation_ends() {
     let (server, http) = api::server("[limits]\ndrain-time = 60\n");
     assert_eq!(http.get("/readyz", &[], &[]).status, 200);
-    let (peer, peer_addr) = peer();
+    let (peer, peer_addr) = peer_socket("127.0.0.1");
     let mut existing = TurnClient::new(server.addr);
     existing.allocate("alice", "wonderland").expect("allocation before the drain");
     existing.create_permission(peer_addr).unwrap();

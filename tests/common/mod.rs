@@ -459,3 +459,22 @@ pub fn drain_datagrams(socket: &UdpSocket) -> usize {
         }
     }
 }
+
+/// How long a peer socket from [`peer_socket`] waits for a relayed datagram.
+pub const PEER_WAIT: Duration = Duration::from_secs(5);
+
+/// A UDP peer on loopback `ip` (`"127.0.0.1"`, `"[::1]"`) whose reads wait [`PEER_WAIT`].
+pub fn peer_socket(ip: &str) -> (UdpSocket, SocketAddr) {
+    let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+    s.set_read_timeout(Some(PEER_WAIT)).unwrap();
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+/// The next datagram at a peer from [`peer_socket`] and where it came from; panics when none
+/// comes in time.
+pub fn recv_peer(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = s.recv_from(&mut buf).expect("peer received nothing from the relay within the timeout");
+    (buf[..n].to_vec(), from)
+}
