@@ -36,13 +36,15 @@ pub enum Counter {
     ConnectionsRefused,
     /// ICMP errors from the network relayed to clients (Data indications with ICMP).
     IcmpToClient,
-    /// Runs of same-size frames to one UDP client sent in one GSO send.
+    /// Runs of same-size frames to one UDP client or peer sent in one GSO send.
     GsoSends,
+    /// Receives (listener or relay) that held a GRO burst of two or more datagrams.
+    GroReceives,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 17] = [
+    pub const ALL: [Counter; 18] = [
         Counter::PacketsToPeer,
         Counter::ChannelDataFromClient,
         Counter::SendIndicationsFromClient,
@@ -60,6 +62,7 @@ impl Counter {
         Counter::ConnectionsRefused,
         Counter::IcmpToClient,
         Counter::GsoSends,
+        Counter::GroReceives,
     ];
 }
 

@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::api::{config_text, sample, Http, SECRET};
@@ -357,4 +358,44 @@ fn connections_over_the_per_ip_limit_are_refused_and_counted() {
     assert_eq!(second.read(&mut [0u8; 1]).unwrap_or(0), 0, "the refused connection is closed");
     wait_for(&http, &[("turnd_connections_refused_total", 1.0)]);
     first.handled_so_far();
+}
+
+/// A video frame's packets sent as one UDP GSO send, which on loopback stays one until the
+/// receiving socket (as a NIC's GRO would deliver a burst): turnd reads each burst in one GRO
+/// receive and relays it whole and in order, the client's to the peer in one GSO send and the
+/// peer's back to the client in another; every datagram is still counted.
+#[test]
+fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
+    let (server, http) = start("");
+    let (peer, peer_addr) = common::peer_socket("127.0.0.1");
+    let mut client = TurnClient::new(server.addr);
+    let relayed = client.allocate("alice", "wonderland").unwrap();
+    client.channel_bind(0x4000, peer_addr).unwrap();
+    // Nine payloads of 1,200 bytes and a last, shorter one.
+    let payloads: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; if i == 9 { 500 } else { 1200 }]).collect();
+    let frames: Vec<Vec<u8>> = payloads.iter().map(|p| encode_channel_data(0x4000, p, false)).collect();
+    let segments: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    turnd::io::gso::send_segments(client.sock.as_raw_fd(), server.addr, &segments).expect("a GSO send on loopback");
+    for (i, payload) in payloads.iter().enumerate() {
+        let (got, from) = common::recv_peer(&peer);
+        assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
+    }
+    let back: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    turnd::io::gso::send_segments(peer.as_raw_fd(), relayed, &back).expect("a GSO send on loopback");
+    for (i, payload) in payloads.iter().enumerate() {
+        match client.recv_data(Duration::from_secs(5)) {
+            Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),
+            other => panic!("payload {i} at the client: {other:?}"),
+        }
+    }
+    wait_for(
+        &http,
+        &[
+            ("turnd_relayed_packets_total{direction=\"client_to_peer\"}", 10.0),
+            ("turnd_relayed_packets_total{direction=\"peer_to_client\"}", 10.0),
+            ("turnd_client_payloads_total{kind=\"channel_data\"}", 10.0),
+            ("turnd_gro_receives_total", 2.0),
+            ("turnd_gso_sends_total", 2.0),
+        ],
+    );
 }

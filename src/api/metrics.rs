@@ -33,6 +33,7 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::ConnectionsRefused => ("turnd_connections_refused_total", None),
         Counter::IcmpToClient => ("turnd_icmp_relayed_total", None),
         Counter::GsoSends => ("turnd_gso_sends_total", None),
+        Counter::GroReceives => ("turnd_gro_receives_total", None),
     }
 }
 
@@ -68,7 +69,11 @@ impl Exporter {
             describe_counter!("turnd_stun_responses_total", "STUN requests answered.");
             describe_counter!(
                 "turnd_gso_sends_total",
-                "Bursts of same-size frames to one UDP client sent in one GSO send."
+                "Bursts of same-size frames to one UDP client or peer sent in one GSO send."
+            );
+            describe_counter!(
+                "turnd_gro_receives_total",
+                "Receives that held a GRO burst of two or more same-size datagrams from one client or peer."
             );
             describe_counter!(
                 "turnd_icmp_relayed_total",

@@ -11,6 +11,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most segments one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
 pub const MAX_SEGMENTS: usize = 64;
@@ -64,6 +65,22 @@ pub fn send_segments(fd: RawFd, to: SocketAddr, segments: &[&[u8]]) -> io::Resul
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Cleared, for good, by the first send the kernel refuses as unsupported.
+static AVAILABLE: AtomicBool = AtomicBool::new(true);
+
+/// Whether GSO sends are worth trying: true until one failed with [`unsupported`].
+pub fn available() -> bool {
+    AVAILABLE.load(Ordering::Relaxed)
+}
+
+/// Looks at a failed GSO send: when it means GSO cannot work here at all, says so once and
+/// turns GSO off for every socket from now on.
+pub fn note_failure(e: &io::Error) {
+    if unsupported(e) && AVAILABLE.swap(false, Ordering::Relaxed) {
+        tracing::info!(error = %e, "UDP GSO refused: sending one datagram at a time");
+    }
 }
 
 /// Whether a failed GSO send means this kernel or device cannot do GSO at all (then send one

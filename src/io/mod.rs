@@ -3,7 +3,8 @@
 //! address; all protocol decisions are the sans-IO `turn::Server`'s.
 //! Depends on `turn`, `auth`, `config`, and `api`, which it starts.
 
-mod gso;
+mod gro;
+pub mod gso;
 mod relay;
 mod stream;
 mod tls;
@@ -483,6 +484,8 @@ fn listener_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(LISTENER_BUFFER);
     let _ = socket.set_send_buffer_size(LISTENER_BUFFER);
     socket.set_nonblocking(true)?;
+    // A client's burst (a video frame's ChannelData) is read in one receive.
+    gro::enable(&socket);
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::{gro, gso};
 use crate::turn::{AllocId, OpenError, PeerIcmp, Relay, RelayOptions, RelayProvider};
 
 /// A relay socket, registered in one worker's epoll set under its allocation's id.
@@ -24,6 +25,14 @@ impl RelaySocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
         match self {
             RelaySocket::Udp(socket) => socket.recv_from(buf),
+            RelaySocket::Tcp { .. } => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Receives one datagram, or a GRO burst of them (non-blocking); a TCP relay has none.
+    pub fn recv_burst(&self, buf: &mut [u8]) -> std::io::Result<gro::Received> {
+        match self {
+            RelaySocket::Udp(socket) => gro::recv_from(socket.as_raw_fd(), buf),
             RelaySocket::Tcp { .. } => Err(std::io::ErrorKind::WouldBlock.into()),
         }
     }
@@ -80,6 +89,24 @@ impl Relay for RelaySocket {
                 }
             }
         }
+    }
+
+    fn send_run(&self, payloads: &[&[u8]], peer: SocketAddr) -> bool {
+        let RelaySocket::Udp(socket) = self else { return false };
+        if payloads.len() >= 2 && gso::available() {
+            match gso::send_segments(socket.as_raw_fd(), peer, payloads) {
+                Ok(()) => return true,
+                // A full send buffer drops the run, as it would each datagram.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                // Unsupported, over the path's MTU, or an ICMP error reported on this send:
+                // one datagram at a time, with send_to's handling of each.
+                Err(e) => gso::note_failure(&e),
+            }
+        }
+        for payload in payloads {
+            self.send_to(payload, peer);
+        }
+        false
     }
 }
 
@@ -195,6 +222,8 @@ fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> std::io::Result<Socket> {
     let (level, recverr) =
         if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
     set_int_option(&socket, level, recverr, 1)?;
+    // A peer's burst (a video frame) is read in one receive.
+    gro::enable(&socket);
     if dont_fragment {
         set_dont_fragment(&socket, ipv6)?;
     }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::gso;
 use super::relay::{token_relay, PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
+use super::{gro, gso};
 use crate::stats::{Counter, Side, Stats, WorkerStats};
 use crate::stun::{classify, Framing};
 use crate::turn::{
@@ -24,12 +24,17 @@ use crate::turn::{
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
-/// One peer datagram's room in the relay buffer: headroom for the ChannelData or Data
-/// indication header, the datagram, and ChannelData padding.
-const SLOT: usize = DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM;
-/// Peer datagrams read before what they became is sent: a run of them to one client, all of
-/// one size (a burst of a video frame), leaves in one GSO send.
-const SLOTS: usize = 16;
+/// Room one receive needs in the relay buffer: headroom for the ChannelData or Data indication
+/// header, the datagram (or GRO burst), and ChannelData padding.
+const RECEIVE_ROOM: usize = DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM;
+/// The relay buffer: peer datagrams are received one after the other into it, each with its
+/// headroom and tailroom, until what they became is sent (a run of them to one client, all of
+/// one size, a burst of a video frame, leaves in one GSO send).
+const RELAY_BUF: usize = 4 * RECEIVE_ROOM;
+/// Frames gathered before they are sent.
+const FLUSH_AT: usize = gso::MAX_SEGMENTS;
+/// Frames the list holds without growing: [`FLUSH_AT`] and one GRO burst spread out.
+const FRAMES: usize = FLUSH_AT + 2 * gso::MAX_SEGMENTS;
 /// Packets handled per socket before yielding, so one busy socket cannot starve the others.
 const BUDGET: usize = 256;
 /// Relay events fetched per epoll_wait.
@@ -88,8 +93,6 @@ pub(super) struct Worker {
     listeners: Vec<UdpSocket>,
     /// The listeners' local addresses, read once (a syscall each).
     listener_addrs: Vec<std::net::SocketAddr>,
-    /// GSO works here (cleared, for good, by the first send the kernel refuses as unsupported).
-    gso: std::cell::Cell<bool>,
     poll: RefCell<mio::Poll>,
     bufs: RefCell<Buffers>,
 }
@@ -99,10 +102,12 @@ struct Buffers {
     rx: Box<[u8]>,
     /// Responses and in-process forwards are written here.
     tx: Box<[u8]>,
-    /// [`SLOTS`] slots of [`SLOT`] bytes; peer datagrams are received at
-    /// `DATA_INDICATION_HEADROOM` into a slot so the header goes in front.
+    /// [`RELAY_BUF`] bytes; each peer datagram is received `DATA_INDICATION_HEADROOM` after
+    /// the last one's end (the datagrams of a GRO burst are spread out so), so the header goes
+    /// in front of it without moving it.
     relay: Box<[u8]>,
-    /// What the filled slots became, in order: the client and the frame's range in its slot.
+    /// What the received datagrams became, in order: the client and the frame's range in
+    /// `relay`.
     frames: Vec<(FiveTuple, std::ops::Range<usize>)>,
     events: mio::Events,
     /// Relay sockets (allocation, IPv6?) that still had data when their budget ran out (epoll
@@ -127,13 +132,12 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
             shared,
             listeners,
             listener_addrs,
-            gso: std::cell::Cell::new(true),
             poll: RefCell::new(mio::Poll::new()?),
             bufs: RefCell::new(Buffers {
                 rx: vec![0; MAX_DATAGRAM].into_boxed_slice(),
                 tx: vec![0; DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM].into_boxed_slice(),
-                relay: vec![0; SLOTS * SLOT].into_boxed_slice(),
-                frames: Vec::with_capacity(SLOTS),
+                relay: vec![0; RELAY_BUF].into_boxed_slice(),
+                frames: Vec::with_capacity(FRAMES),
                 events: mio::Events::with_capacity(EVENTS),
                 pending: Vec::new(),
                 ready: Vec::new(),
@@ -170,7 +174,8 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
 }
 
 impl Worker {
-    /// Handles up to [`BUDGET`] datagrams from listener `i`; true if it stopped on the budget.
+    /// Handles up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from listener `i`;
+    /// true if it stopped on the budget.
     fn drain_listener(&self, i: usize) -> bool {
         let socket = &self.listeners[i];
         let server_addr = self.listener_addrs[i];
@@ -180,32 +185,72 @@ impl Worker {
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let now = super::now();
         for _ in 0..BUDGET {
-            let (len, client) = match socket.try_recv_from(rx) {
+            let got = match socket
+                .try_io(tokio::io::Interest::READABLE, || gro::recv_from(socket.as_raw_fd(), &mut rx[..]))
+            {
                 Ok(received) => received,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 // ICMP errors surface on later reads; they are not the listener failing.
                 Err(_) => continue,
             };
-            let tuple = FiveTuple { client, server: server_addr, transport: Transport::Udp };
-            let outcome = self.server.handle_client(now, &tuple, &rx[..len], &mut relays, tx);
-            self.count(&rx[..len], &outcome);
-            match outcome {
-                Outcome::Reply(n) => {
-                    let _ = socket.try_send_to(&tx[..n], client);
-                }
-                // RFC 5780 CHANGE-REQUEST: this worker's own socket on the other address.
-                Outcome::ReplyFrom { len, from } => {
-                    if let Some(i) = self.listener_addrs.iter().position(|a| *a == from) {
-                        let _ = self.listeners[i].try_send_to(&tx[..len], client);
+            let tuple = FiveTuple { client: got.from, server: server_addr, transport: Transport::Udp };
+            if got.datagrams() == 1 {
+                self.answer(i, &tuple, &rx[..got.len], &mut relays, tx, now);
+                continue;
+            }
+            self.counters().add(Counter::GroReceives, 1);
+            let mut at = 0;
+            while at < got.len {
+                let rest = &rx[at..got.len];
+                // A run of ChannelData goes to its peers in as few sends as it can; the
+                // message that stops it, and anything else, is handled on its own.
+                if matches!(classify(rest), Framing::ChannelData) {
+                    let run = self.server.relay_channel_data_run(now, &tuple, rest, got.segment);
+                    if run.messages > 0 {
+                        let stats = self.counters();
+                        stats.add(Counter::PacketsToPeer, run.messages as u64);
+                        stats.add(Counter::ChannelDataFromClient, run.messages as u64);
+                        stats.add(Counter::BytesToPeer, run.bytes as u64);
+                        stats.add(Counter::GsoSends, run.batched as u64);
+                        at += run.messages * got.segment;
+                        continue;
                     }
                 }
-                Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
-                // RFC 6062 outcomes need a stream control connection; the core never gives
-                // them for UDP, and if it did there would be nothing to do with them here.
-                Outcome::Relayed { .. } | Outcome::Dropped(_) | Outcome::Connect { .. } | Outcome::Bound { .. } => {}
+                let end = (at + got.segment).min(got.len);
+                self.answer(i, &tuple, &rx[at..end], &mut relays, tx, now);
+                at = end;
             }
         }
         true
+    }
+
+    /// Handles one datagram from the client of `tuple` on listener `i`.
+    fn answer(
+        &self,
+        i: usize,
+        tuple: &FiveTuple,
+        packet: &[u8],
+        relays: &mut WorkerRelays<'_>,
+        tx: &mut [u8],
+        now: crate::turn::Now,
+    ) {
+        let outcome = self.server.handle_client(now, tuple, packet, relays, tx);
+        self.count(packet, &outcome);
+        match outcome {
+            Outcome::Reply(n) => {
+                let _ = self.listeners[i].try_send_to(&tx[..n], tuple.client);
+            }
+            // RFC 5780 CHANGE-REQUEST: this worker's own socket on the other address.
+            Outcome::ReplyFrom { len, from } => {
+                if let Some(i) = self.listener_addrs.iter().position(|a| *a == from) {
+                    let _ = self.listeners[i].try_send_to(&tx[..len], tuple.client);
+                }
+            }
+            Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
+            // RFC 6062 outcomes need a stream control connection; the core never gives them
+            // for UDP, and if it did there would be nothing to do with them here.
+            Outcome::Relayed { .. } | Outcome::Dropped(_) | Outcome::Connect { .. } | Outcome::Bound { .. } => {}
+        }
     }
 
     pub(super) fn counters(&self) -> &WorkerStats {
@@ -330,7 +375,7 @@ impl Worker {
                 Some(true) if self.accept_peers(id, tx, now) => pending.push((id, ipv6, false)),
                 Some(false) => {
                     let errors_left = errors && self.drain_errors(id, ipv6, tx, now);
-                    if self.drain_relay(id, ipv6, relay, frames, now) || errors_left {
+                    if self.drain_relay(id, ipv6, relay, tx, frames, now) || errors_left {
                         pending.push((id, ipv6, errors_left));
                     }
                 }
@@ -369,28 +414,33 @@ impl Worker {
         true
     }
 
-    /// Relays up to [`BUDGET`] datagrams from allocation `id`'s relay socket of one family to
-    /// its client, [`SLOTS`] at a time (see [`Worker::flush_frames`]).
+    /// Relays up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from allocation
+    /// `id`'s relay socket of one family to its client; what they became is sent
+    /// [`FLUSH_AT`] frames at a time and at the end (see [`Worker::flush_frames`]). True if the
+    /// socket may still have data.
     fn drain_relay(
         &self,
         id: AllocId,
         ipv6: bool,
-        slots: &mut [u8],
+        buf: &mut [u8],
+        tx: &mut [u8],
         frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>,
         now: crate::turn::Now,
     ) -> bool {
+        const HEAD: usize = DATA_INDICATION_HEADROOM;
         frames.clear();
+        // Where the next datagram's headroom starts.
+        let mut at = 0;
         let mut drained = false;
         for _ in 0..BUDGET {
-            // The next free slot: every frame took one, in order.
-            let slot = &mut slots[frames.len() * SLOT..][..SLOT];
-            let payload = DATA_INDICATION_HEADROOM..DATA_INDICATION_HEADROOM + MAX_DATAGRAM;
-            let received = self
-                .server
-                .table()
-                .with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_from(&mut slot[payload])))
-                .flatten();
-            let (len, peer) = match received {
+            if at + RECEIVE_ROOM > buf.len() || frames.len() >= FLUSH_AT {
+                self.flush_frames(buf, frames);
+                at = 0;
+            }
+            let room = &mut buf[at + HEAD..][..MAX_DATAGRAM];
+            let received =
+                self.server.table().with_id(id, |a| a.relay_for(ipv6).map(|(r, _)| r.recv_burst(room))).flatten();
+            let got = match received {
                 Some(Ok(received)) => received,
                 // Drained (epoll says when more arrives), or the allocation has ended.
                 Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => {
@@ -405,40 +455,86 @@ impl Worker {
                 // epoll error event), or EINTR: the next read goes on.
                 Some(Err(_)) => continue,
             };
-            let stats = self.counters();
-            match self.server.handle_peer(now, id, peer, slot, len) {
-                Ok((to, range)) => {
-                    // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
-                    let kind = match classify(&slot[range.clone()]) {
-                        Framing::ChannelData => Counter::ChannelDataToClient,
-                        _ => Counter::DataIndicationsToClient,
-                    };
-                    stats.add(kind, 1);
-                    stats.add(Counter::BytesToClient, len as u64);
-                    frames.push((to, range));
-                    if frames.len() == SLOTS {
-                        self.flush_frames(slots, frames);
-                    }
+            let count = got.datagrams();
+            if count == 1 {
+                let slot = &mut buf[at..][..HEAD + got.len + PEER_TAILROOM];
+                self.relay_to_client(id, got.from, slot, got.len, at, frames, now);
+                at += HEAD + got.len + PEER_TAILROOM;
+                continue;
+            }
+            self.counters().add(Counter::GroReceives, 1);
+            let segment = |j: usize| got.segment.min(got.len - j * got.segment);
+            let stride = HEAD + got.segment + PEER_TAILROOM;
+            if at + count * stride <= buf.len() && frames.len() + count <= FRAMES {
+                // Each datagram of the burst gets its own headroom and tailroom: moved up from
+                // the last, so none is overwritten before it has moved.
+                for j in (1..count).rev() {
+                    let from = at + HEAD + j * got.segment;
+                    buf.copy_within(from..from + segment(j), at + j * stride + HEAD);
                 }
-                Err(why) => stats.drop(Side::Peer, why),
+                for j in 0..count {
+                    let start = at + j * stride;
+                    let slot = &mut buf[start..][..stride];
+                    self.relay_to_client(id, got.from, slot, segment(j), start, frames, now);
+                }
+                at += count * stride;
+            } else {
+                // A burst of many tiny datagrams: one at a time through `tx`, in order.
+                self.flush_frames(buf, frames);
+                for j in 0..count {
+                    let from = at + HEAD + j * got.segment;
+                    tx[HEAD..][..segment(j)].copy_from_slice(&buf[from..][..segment(j)]);
+                    self.relay_to_client(id, got.from, tx, segment(j), 0, frames, now);
+                    self.flush_frames(tx, frames);
+                }
+                at = 0;
             }
         }
-        self.flush_frames(slots, frames);
+        self.flush_frames(buf, frames);
         !drained
     }
 
-    /// Sends the frames of the filled slots to their clients, in order: a run of two or more
-    /// to one UDP client, all of one size but the last, goes in one GSO send (a video frame's
-    /// burst); anything else one datagram (or one outbox push) at a time.
-    fn flush_frames(&self, slots: &[u8], frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>) {
-        let frame = |k: usize| &slots[k * SLOT..][frames[k].1.clone()];
+    /// Makes the `len`-byte datagram from `peer` at `HEADROOM` into `slot` (which starts at
+    /// `base` of its buffer) a frame for allocation `id`'s client, and lists it.
+    #[allow(clippy::too_many_arguments)]
+    fn relay_to_client(
+        &self,
+        id: AllocId,
+        peer: std::net::SocketAddr,
+        slot: &mut [u8],
+        len: usize,
+        base: usize,
+        frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>,
+        now: crate::turn::Now,
+    ) {
+        let stats = self.counters();
+        match self.server.handle_peer(now, id, peer, slot, len) {
+            Ok((to, range)) => {
+                // ChannelData starts with 0b01, a Data indication (STUN) with 0b00.
+                let kind = match classify(&slot[range.clone()]) {
+                    Framing::ChannelData => Counter::ChannelDataToClient,
+                    _ => Counter::DataIndicationsToClient,
+                };
+                stats.add(kind, 1);
+                stats.add(Counter::BytesToClient, len as u64);
+                frames.push((to, base + range.start..base + range.end));
+            }
+            Err(why) => stats.drop(Side::Peer, why),
+        }
+    }
+
+    /// Sends the listed frames of `buf` to their clients, in order: a run of two or more to one
+    /// UDP client, all of one size but the last, goes in one GSO send (a video frame's burst);
+    /// anything else one datagram (or one outbox push) at a time.
+    fn flush_frames(&self, buf: &[u8], frames: &mut Vec<(FiveTuple, std::ops::Range<usize>)>) {
+        let frame = |k: usize| &buf[frames[k].1.clone()];
         let mut i = 0;
         while i < frames.len() {
             let (to, size) = (frames[i].0, frames[i].1.len());
             // The run: frames to the same client of the first one's size, ended by a shorter one
             // (GSO's last segment may be short), within GSO's limits.
             let mut j = i + 1;
-            if to.transport == Transport::Udp && self.gso.get() {
+            if to.transport == Transport::Udp && gso::available() {
                 let mut total = size;
                 while j < frames.len() && j - i < gso::MAX_SEGMENTS {
                     let (next_to, next) = (frames[j].0, frames[j].1.len());
@@ -455,7 +551,7 @@ impl Worker {
             let listener = self.listener_addrs.iter().position(|a| *a == to.server);
             match listener {
                 Some(l) if j - i >= 2 => {
-                    let mut segments: [&[u8]; SLOTS] = [&[]; SLOTS];
+                    let mut segments: [&[u8]; gso::MAX_SEGMENTS] = [&[]; gso::MAX_SEGMENTS];
                     for (k, segment) in (i..j).zip(segments.iter_mut()) {
                         *segment = frame(k);
                     }
@@ -464,10 +560,7 @@ impl Worker {
                         // A full socket buffer drops the burst, as it would each datagram.
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                         Err(e) => {
-                            if gso::unsupported(&e) {
-                                tracing::info!(error = %e, "UDP GSO refused: sending one datagram at a time");
-                                self.gso.set(false);
-                            }
+                            gso::note_failure(&e);
                             // This burst goes one datagram at a time (e.g. over the route's MTU).
                             for k in i..j {
                                 self.send_to_client(&to, frame(k));

@@ -4,6 +4,7 @@
 //! Depends on `auth` and `stun`.
 
 mod binding;
+mod burst;
 pub mod counts;
 mod data;
 mod family;
@@ -26,6 +27,7 @@ use crate::auth::{
 };
 use crate::stun::{attr, classify, Class, Framing, Message, MessageType, MessageWriter, Method};
 pub use binding::{NatAddresses, CHANGE_IP, CHANGE_PORT};
+pub use burst::{RunRelayed, RUN_MAX, RUN_MAX_BYTES};
 use counts::{AuthFailure, Counts, Ended, RequestCounts};
 pub use data::{PeerIcmp, DATA_INDICATION_HEADROOM, ICMP_PER_SECOND, PEER_TAILROOM};
 pub use family::{DefaultFamily, RelayAddr, RelayAddrs};
@@ -116,6 +118,16 @@ pub enum OpenError {
 pub trait Relay: Send + Sync {
     /// Sends `payload` to `peer`; failures are the IO shell's to count.
     fn send_to(&self, payload: &[u8], peer: SocketAddr);
+
+    /// Sends `payloads` to `peer` in order: all of the first one's length but the last, which
+    /// may be shorter (at most [`RUN_MAX`] of them and [`RUN_MAX_BYTES`] in all). True when they
+    /// left in one send (UDP GSO); by default each is sent on its own.
+    fn send_run(&self, payloads: &[&[u8]], peer: SocketAddr) -> bool {
+        for payload in payloads {
+            self.send_to(payload, peer);
+        }
+        false
+    }
 }
 
 /// Opens relay sockets; implemented by the IO shell (and by fakes in tests).

@@ -27,6 +27,16 @@ impl Relay for FakeRelay {
     fn send_to(&self, payload: &[u8], peer: SocketAddr) {
         self.sent.lock().unwrap().push((peer, payload.to_vec()));
     }
+
+    /// Records a run as one entry: the payloads joined, to tell runs apart from datagrams.
+    fn send_run(&self, payloads: &[&[u8]], peer: SocketAddr) -> bool {
+        if payloads.len() < 2 {
+            payloads.iter().for_each(|p| self.send_to(p, peer));
+            return false;
+        }
+        self.sent.lock().unwrap().push((peer, payloads.join(&b"|"[..])));
+        true
+    }
 }
 
 impl Drop for FakeRelay {
@@ -732,6 +742,7 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
     assert_eq!(code(&again), None, "a retransmitted Allocate is still answered");
 }
 
+mod burst;
 mod counts;
 mod family;
 mod icmp;
