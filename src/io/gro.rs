@@ -47,6 +47,7 @@ impl Received {
 }
 
 /// Control-message room for one `int` (the GRO segment size), aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct Control([u8; 32]);
 
@@ -59,39 +60,90 @@ pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut control = Control([0; 32]);
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len() as _;
+    point(&mut msg, &mut name, &mut iov, &mut control);
     // SAFETY: `msg` points at `name`, `iov` (over `buf`) and `control`, which outlive the call,
     // with their sizes; the kernel writes within them.
     let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
     let len = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    received(&msg, &name, len).ok_or_else(|| io::ErrorKind::InvalidData.into())
+}
+
+/// Entries one [`recv_batch`] fills at most.
+pub const BATCH: usize = 16;
+/// One entry's room in [`recv_batch`]'s buffer: the largest datagram or GRO burst.
+pub const ENTRY: usize = 65_535;
+
+/// What an entry of [`recv_batch`] holds before it is filled.
+pub const NOTHING: Received = Received {
+    len: 0,
+    from: SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)),
+    segment: 1,
+};
+
+/// Receives up to [`BATCH`] datagrams or GRO bursts from `fd` in one `recvmmsg` (non-blocking:
+/// `WouldBlock` when nothing is queued): entry `i` at `buf[i * ENTRY..]`, described by
+/// `got[i]`. Returns how many entries it filled; fewer than `BATCH` means the queue was empty
+/// when it returned. `buf` holds `BATCH * ENTRY` bytes (fewer entries if it is shorter).
+pub fn recv_batch(fd: RawFd, buf: &mut [u8], got: &mut [Received; BATCH]) -> io::Result<usize> {
+    let entries = (buf.len() / ENTRY).min(BATCH);
+    // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
+    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut controls = [Control([0; 32]); BATCH];
+    let rooms = buf.chunks_exact_mut(ENTRY);
+    for ((((hdr, iov), name), control), room) in
+        hdrs.iter_mut().zip(&mut iovs).zip(&mut names).zip(&mut controls).zip(rooms).take(entries)
+    {
+        *iov = libc::iovec { iov_base: room.as_mut_ptr().cast(), iov_len: room.len() };
+        point(&mut hdr.msg_hdr, name, iov, control);
+    }
+    // SAFETY: the first `entries` headers point at their own name, iovec (over a disjoint
+    // ENTRY-byte part of `buf`) and control buffer, all of which outlive the call.
+    let n = unsafe { libc::recvmmsg(fd, hdrs.as_mut_ptr(), entries as u32, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    for i in 0..n.min(entries) {
+        // An entry without a source address (never seen) reads as nothing.
+        got[i] = received(&hdrs[i].msg_hdr, &names[i], hdrs[i].msg_len as usize).unwrap_or(NOTHING);
+    }
+    Ok(n.min(entries))
+}
+
+/// Points `msg` at a name, one iovec and a control buffer.
+fn point(msg: &mut libc::msghdr, name: &mut libc::sockaddr_storage, iov: &mut libc::iovec, control: &mut Control) {
+    msg.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+}
+
+/// What a `recvmsg` of `len` bytes got, read from its header: the source, and the GRO
+/// segment size if the control message has one.
+fn received(msg: &libc::msghdr, name: &libc::sockaddr_storage, len: usize) -> Option<Received> {
     // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `name`.
-    let from = unsafe { socket2::SockAddr::new(name, msg.msg_namelen) }
-        .as_socket()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    let from = unsafe { socket2::SockAddr::new(*name, msg.msg_namelen) }.as_socket()?;
     let mut segment = len;
     // SAFETY: the CMSG_* walk stays inside `msg_control`/`msg_controllen` as the kernel set
     // them; the header's length is checked before its int is read (unaligned).
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let full = (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
             if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO && full {
-                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
-                // A size of 0, or over the length, would be the kernel's oddity: one datagram.
-                if let Ok(size @ 1..) = usize::try_from(size) {
-                    segment = size.min(len.max(1));
+                // A size of 0 would be the kernel's oddity: one datagram.
+                if let Ok(size @ 1..) =
+                    usize::try_from(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>()))
+                {
+                    segment = size;
                 }
                 break;
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok(Received { len, from, segment: segment.max(1).min(len.max(1)) })
+    Some(Received { len, from, segment: segment.min(len).max(1) })
 }
 
 #[cfg(test)]
@@ -137,5 +189,31 @@ mod tests {
         assert_eq!(&buf[..5], b"hello");
         let nothing = recv_from(rx.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn a_batch_holds_datagrams_and_bursts_of_several_sources_in_order() {
+        let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        enable(&rx);
+        let to = rx.local_addr().unwrap();
+        a.send_to(b"one", to).unwrap();
+        super::super::gso::send_segments(b.as_raw_fd(), to, &[b"2222", b"3333", b"44"]).unwrap();
+        a.send_to(b"five", to).unwrap();
+        let mut buf = vec![0u8; BATCH * ENTRY];
+        let mut got = [NOTHING; BATCH];
+        let mut fd = libc::pollfd { fd: rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one live pollfd.
+        assert_eq!(unsafe { libc::poll(&mut fd, 1, 5_000) }, 1);
+        let n = recv_batch(rx.as_raw_fd(), &mut buf, &mut got).unwrap();
+        assert_eq!(n, 3, "fewer than a batch: the queue is empty");
+        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let entries: Vec<(SocketAddr, usize, &[u8])> =
+            (0..n).map(|i| (got[i].from, got[i].segment, &buf[i * ENTRY..][..got[i].len])).collect();
+        assert_eq!(entries, [(a, 3, &b"one"[..]), (b, 4, &b"2222333344"[..]), (a, 4, &b"five"[..])]);
+        assert_eq!(got[1].datagrams(), 3);
+        let empty = recv_batch(rx.as_raw_fd(), &mut buf, &mut got).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
     }
 }

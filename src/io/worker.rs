@@ -98,7 +98,7 @@ pub(super) struct Worker {
 }
 
 struct Buffers {
-    /// Client packets are received here.
+    /// Client packets are received here: [`gro::BATCH`] entries of [`gro::ENTRY`] bytes.
     rx: Box<[u8]>,
     /// Responses and in-process forwards are written here.
     tx: Box<[u8]>,
@@ -134,7 +134,7 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
             listener_addrs,
             poll: RefCell::new(mio::Poll::new()?),
             bufs: RefCell::new(Buffers {
-                rx: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+                rx: vec![0; gro::BATCH * gro::ENTRY].into_boxed_slice(),
                 tx: vec![0; DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM].into_boxed_slice(),
                 relay: vec![0; RELAY_BUF].into_boxed_slice(),
                 frames: Vec::with_capacity(FRAMES),
@@ -174,54 +174,81 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
 }
 
 impl Worker {
-    /// Handles up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from listener `i`;
-    /// true if it stopped on the budget.
+    /// Handles up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from listener `i`,
+    /// [`gro::BATCH`] per `recvmmsg`; true if it stopped on the budget.
     fn drain_listener(&self, i: usize) -> bool {
         let socket = &self.listeners[i];
-        let server_addr = self.listener_addrs[i];
         let mut bufs = self.bufs.borrow_mut();
         let Buffers { rx, tx, .. } = &mut *bufs;
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
-        let now = super::now();
-        for _ in 0..BUDGET {
-            let got = match socket
-                .try_io(tokio::io::Interest::READABLE, || gro::recv_from(socket.as_raw_fd(), &mut rx[..]))
-            {
-                Ok(received) => received,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                // ICMP errors surface on later reads; they are not the listener failing.
-                Err(_) => continue,
-            };
-            let tuple = FiveTuple { client: got.from, server: server_addr, transport: Transport::Udp };
-            if got.datagrams() == 1 {
-                self.answer(i, &tuple, &rx[..got.len], &mut relays, tx, now);
-                continue;
-            }
-            self.counters().add(Counter::GroReceives, 1);
-            let mut at = 0;
-            while at < got.len {
-                let rest = &rx[at..got.len];
-                // A run of ChannelData goes to its peers in as few sends as it can; the
-                // message that stops it, and anything else, is handled on its own.
-                if matches!(classify(rest), Framing::ChannelData) {
-                    let run = self.server.relay_channel_data_run(now, &tuple, rest, got.segment);
-                    if run.messages > 0 {
-                        let stats = self.counters();
-                        stats.add(Counter::PacketsToPeer, run.messages as u64);
-                        stats.add(Counter::ChannelDataFromClient, run.messages as u64);
-                        stats.add(Counter::BytesToPeer, run.bytes as u64);
-                        stats.add(Counter::GsoSends, run.batched as u64);
-                        at += run.messages * got.segment;
-                        continue;
-                    }
+        let mut got = [gro::NOTHING; gro::BATCH];
+        for _ in 0..BUDGET / gro::BATCH {
+            let mut n = 0;
+            // Fewer than a batch means the queue was empty: that is reported as WouldBlock so
+            // the runtime clears the readiness now, not after one more (empty) receive.
+            // Readiness that arrives meanwhile is newer and stays.
+            let receive = || {
+                n = gro::recv_batch(socket.as_raw_fd(), rx, &mut got)?;
+                if n < gro::BATCH {
+                    return Err(std::io::Error::from(ErrorKind::WouldBlock));
                 }
-                let end = (at + got.segment).min(got.len);
-                self.answer(i, &tuple, &rx[at..end], &mut relays, tx, now);
-                at = end;
+                Ok(())
+            };
+            let drained = match socket.try_io(tokio::io::Interest::READABLE, receive) {
+                Ok(()) => false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => true,
+                // ICMP errors surface on later reads; they are not the listener failing.
+                Err(_) => false,
+            };
+            let now = super::now();
+            for (k, received) in got.iter().take(n).enumerate() {
+                self.answer_burst(i, received, &rx[k * gro::ENTRY..][..received.len], &mut relays, tx, now);
+            }
+            if drained {
+                return false;
             }
         }
         true
+    }
+
+    /// Handles one receive from listener `i`: a datagram, or a GRO burst of them from one client.
+    fn answer_burst(
+        &self,
+        i: usize,
+        got: &gro::Received,
+        packets: &[u8],
+        relays: &mut WorkerRelays<'_>,
+        tx: &mut [u8],
+        now: crate::turn::Now,
+    ) {
+        let tuple = FiveTuple { client: got.from, server: self.listener_addrs[i], transport: Transport::Udp };
+        if got.datagrams() == 1 {
+            self.answer(i, &tuple, packets, relays, tx, now);
+            return;
+        }
+        self.counters().add(Counter::GroReceives, 1);
+        let mut at = 0;
+        while at < packets.len() {
+            let rest = &packets[at..];
+            // A run of ChannelData goes to its peers in as few sends as it can; the message
+            // that stops it, and anything else, is handled on its own.
+            if matches!(classify(rest), Framing::ChannelData) {
+                let run = self.server.relay_channel_data_run(now, &tuple, rest, got.segment);
+                if run.messages > 0 {
+                    let stats = self.counters();
+                    stats.add(Counter::PacketsToPeer, run.messages as u64);
+                    stats.add(Counter::ChannelDataFromClient, run.messages as u64);
+                    stats.add(Counter::BytesToPeer, run.bytes as u64);
+                    stats.add(Counter::GsoSends, run.batched as u64);
+                    at += run.messages * got.segment;
+                    continue;
+                }
+            }
+            let end = (at + got.segment).min(packets.len());
+            self.answer(i, &tuple, &packets[at..end], relays, tx, now);
+            at = end;
+        }
     }
 
     /// Handles one datagram from the client of `tuple` on listener `i`.
