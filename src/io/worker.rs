@@ -185,17 +185,13 @@ impl Worker {
         let mut got = [gro::NOTHING; gro::BATCH];
         for _ in 0..BUDGET / gro::BATCH {
             let mut n = 0;
-            // Fewer than a batch means the queue was empty: that is reported as WouldBlock so
-            // the runtime clears the readiness now, not after one more (empty) receive.
-            // Readiness that arrives meanwhile is newer and stays.
-            let receive = || {
+            // Read until the queue is empty (WouldBlock). Stopping at the first short batch
+            // would save that last, empty receive but cost more wake-ups: a client's packets
+            // arrive in clumps, and the rest of a clump lands while the first is handled.
+            let drained = match socket.try_io(tokio::io::Interest::READABLE, || {
                 n = gro::recv_batch(socket.as_raw_fd(), rx, &mut got)?;
-                if n < gro::BATCH {
-                    return Err(std::io::Error::from(ErrorKind::WouldBlock));
-                }
                 Ok(())
-            };
-            let drained = match socket.try_io(tokio::io::Interest::READABLE, receive) {
+            }) {
                 Ok(()) => false,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => true,
                 // ICMP errors surface on later reads; they are not the listener failing.
