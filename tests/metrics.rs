@@ -375,13 +375,14 @@ fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
     let payloads: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; if i == 9 { 500 } else { 1200 }]).collect();
     let frames: Vec<Vec<u8>> = payloads.iter().map(|p| encode_channel_data(0x4000, p, false)).collect();
     let segments: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-    turnd::io::gso::send_segments(client.sock.as_raw_fd(), server.addr, &segments).expect("a GSO send on loopback");
+    turnd::io::gso::send_segments(client.sock.as_raw_fd(), Some(server.addr), &segments)
+        .expect("a GSO send on loopback");
     for (i, payload) in payloads.iter().enumerate() {
         let (got, from) = common::recv_peer(&peer);
         assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
     }
     let back: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-    turnd::io::gso::send_segments(peer.as_raw_fd(), relayed, &back).expect("a GSO send on loopback");
+    turnd::io::gso::send_segments(peer.as_raw_fd(), Some(relayed), &back).expect("a GSO send on loopback");
     for (i, payload) in payloads.iter().enumerate() {
         match client.recv_data(Duration::from_secs(5)) {
             Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),

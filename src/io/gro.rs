@@ -167,7 +167,7 @@ mod tests {
         rx.set_nonblocking(true).unwrap();
         enable(&rx);
         let (a, b, c) = ([1u8; 1200], [2u8; 1200], [3u8; 500]);
-        super::super::gso::send_segments(tx.as_raw_fd(), rx.local_addr().unwrap(), &[&a, &b, &c]).unwrap();
+        super::super::gso::send_segments(tx.as_raw_fd(), Some(rx.local_addr().unwrap()), &[&a, &b, &c]).unwrap();
         let mut buf = vec![0u8; 65_535];
         let got = receive(&rx, &mut buf);
         assert_eq!(got, Received { len: 2900, from: tx.local_addr().unwrap(), segment: 1200 });
@@ -199,7 +199,7 @@ mod tests {
         enable(&rx);
         let to = rx.local_addr().unwrap();
         a.send_to(b"one", to).unwrap();
-        super::super::gso::send_segments(b.as_raw_fd(), to, &[b"2222", b"3333", b"44"]).unwrap();
+        super::super::gso::send_segments(b.as_raw_fd(), Some(to), &[b"2222", b"3333", b"44"]).unwrap();
         a.send_to(b"five", to).unwrap();
         let mut buf = vec![0u8; BATCH * ENTRY];
         let mut got = [NOTHING; BATCH];

@@ -2,7 +2,7 @@
 //! sends to one client in a row: a burst of peer datagrams of one size (a video frame's
 //! packets) leaves in one `sendmsg` instead of one `sendto` each, and the kernel cuts it into
 //! the same datagrams the client would have got. The frames stay where they are (one iovec
-//! each, no copy).
+//! each, no copy). `turnd bench` sends its clients' bursts the same way, on connected sockets.
 //!
 //! Hand-written because the crate that does this well, `quinn-udp`, configures the socket for
 //! QUIC when it is set up (DF on everything it sends, GRO, ECN and PKTINFO on receive), which a
@@ -18,11 +18,12 @@ pub const MAX_SEGMENTS: usize = 64;
 /// Most bytes one GSO send may carry (a UDP datagram's payload limit, less headroom).
 pub const MAX_BYTES: usize = 65_000;
 
-/// Sends `segments` to `to` from the UDP socket `fd` in one `sendmsg` with `UDP_SEGMENT`: every
-/// segment but the last must have the first one's length, the last may be shorter; at most
-/// [`MAX_SEGMENTS`] of them and [`MAX_BYTES`] in all. Non-blocking. An error means none went
-/// out (`WouldBlock` when the socket buffer is full).
-pub fn send_segments(fd: RawFd, to: SocketAddr, segments: &[&[u8]]) -> io::Result<()> {
+/// Sends `segments` to `to` (`None`: the address a connected socket is connected to) from the
+/// UDP socket `fd` in one `sendmsg` with `UDP_SEGMENT`: every segment but the last must have
+/// the first one's length, the last may be shorter; at most [`MAX_SEGMENTS`] of them and
+/// [`MAX_BYTES`] in all. Non-blocking. An error means none went out (`WouldBlock` when the
+/// socket buffer is full).
+pub fn send_segments(fd: RawFd, to: Option<SocketAddr>, segments: &[&[u8]]) -> io::Result<()> {
     let Some(first) = segments.first() else { return Ok(()) };
     let size = first.len();
     let total: usize = segments.iter().map(|s| s.len()).sum();
@@ -35,15 +36,17 @@ pub fn send_segments(fd: RawFd, to: SocketAddr, segments: &[&[u8]]) -> io::Resul
     for (v, s) in iov.iter_mut().zip(segments) {
         *v = libc::iovec { iov_base: s.as_ptr() as *mut libc::c_void, iov_len: s.len() };
     }
-    let name = socket2::SockAddr::from(to);
+    let name = to.map(socket2::SockAddr::from);
     // One cmsghdr with a u16, aligned as cmsghdr wants.
     #[repr(C, align(8))]
     struct Control([u8; 32]);
     let mut control = Control([0; 32]);
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = name.as_ptr() as *mut libc::c_void;
-    msg.msg_namelen = name.len();
+    if let Some(name) = &name {
+        msg.msg_name = name.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = name.len();
+    }
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = segments.len() as _;
     msg.msg_control = control.0.as_mut_ptr().cast();
@@ -62,6 +65,22 @@ pub fn send_segments(fd: RawFd, to: SocketAddr, segments: &[&[u8]]) -> io::Resul
     // all of which outlive the call.
     let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT) };
     if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this kernel knows `UDP_SEGMENT` on the UDP socket `fd` (Linux 4.18+): it reads the
+/// option and changes nothing. An error (`ENOPROTOOPT` on an older kernel) means GSO sends
+/// cannot work on it.
+pub fn probe(fd: RawFd) -> io::Result<()> {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a pointer to a c_int and its length, both live across the call.
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_UDP, libc::UDP_SEGMENT, (&mut size as *mut libc::c_int).cast(), &mut len)
+    };
+    if rc != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -103,7 +122,7 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let (a, b, c) = ([1u8; 1204], [2u8; 1204], [3u8; 300]);
-        send_segments(tx.as_raw_fd(), rx.local_addr().unwrap(), &[&a, &b, &c]).expect("GSO send on loopback");
+        send_segments(tx.as_raw_fd(), Some(rx.local_addr().unwrap()), &[&a, &b, &c]).expect("GSO send on loopback");
         let mut buf = [0u8; 4096];
         for expected in [&a[..], &b[..], &c[..]] {
             let (n, from) = rx.recv_from(&mut buf).unwrap();
@@ -113,14 +132,31 @@ mod tests {
     }
 
     #[test]
+    fn a_connected_socket_sends_to_its_peer_and_the_probe_tells_udp_from_tcp() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        probe(tx.as_raw_fd()).expect("this kernel has UDP_SEGMENT");
+        send_segments(tx.as_raw_fd(), None, &[b"abcd", b"efgh"]).expect("GSO send on a connected socket");
+        let mut buf = [0u8; 16];
+        for expected in [b"abcd", b"efgh"] {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(probe(tcp.as_raw_fd()).is_err(), "a socket without UDP_SEGMENT");
+    }
+
+    #[test]
     fn segments_of_other_sizes_or_too_many_are_refused_before_the_kernel() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = tx.local_addr().unwrap();
-        let kind = |segments: &[&[u8]]| send_segments(tx.as_raw_fd(), to, segments).unwrap_err().kind();
+        let kind = |segments: &[&[u8]]| send_segments(tx.as_raw_fd(), Some(to), segments).unwrap_err().kind();
         assert_eq!(kind(&[&[0; 10], &[0; 20]]), io::ErrorKind::InvalidInput, "a longer last segment");
         assert_eq!(kind(&[&[0; 10], &[0; 9], &[0; 10]]), io::ErrorKind::InvalidInput, "a short middle one");
         let many = [&[0u8; 8][..]; MAX_SEGMENTS + 1];
         assert_eq!(kind(&many), io::ErrorKind::InvalidInput);
-        assert!(send_segments(tx.as_raw_fd(), to, &[]).is_ok(), "nothing to send");
+        assert!(send_segments(tx.as_raw_fd(), Some(to), &[]).is_ok(), "nothing to send");
     }
 }

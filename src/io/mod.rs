@@ -3,7 +3,7 @@
 //! address; all protocol decisions are the sans-IO `turn::Server`'s.
 //! Depends on `turn`, `auth`, `config`, and `api`, which it starts.
 
-mod gro;
+pub mod gro;
 pub mod gso;
 mod relay;
 mod stream;

@@ -94,7 +94,7 @@ impl Relay for RelaySocket {
     fn send_run(&self, payloads: &[&[u8]], peer: SocketAddr) -> bool {
         let RelaySocket::Udp(socket) = self else { return false };
         if payloads.len() >= 2 && gso::available() {
-            match gso::send_segments(socket.as_raw_fd(), peer, payloads) {
+            match gso::send_segments(socket.as_raw_fd(), Some(peer), payloads) {
                 Ok(()) => return true,
                 // A full send buffer drops the run, as it would each datagram.
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,

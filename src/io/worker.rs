@@ -578,7 +578,7 @@ impl Worker {
                     for (k, segment) in (i..j).zip(segments.iter_mut()) {
                         *segment = frame(k);
                     }
-                    match gso::send_segments(self.listeners[l].as_raw_fd(), to.client, &segments[..j - i]) {
+                    match gso::send_segments(self.listeners[l].as_raw_fd(), Some(to.client), &segments[..j - i]) {
                         Ok(()) => self.counters().add(Counter::GsoSends, 1),
                         // A full socket buffer drops the burst, as it would each datagram.
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
