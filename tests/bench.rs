@@ -1,7 +1,9 @@
 //! `turnd bench` against a turnd started here (and coturn's turnserver): every mode runs
 //! briefly (about a second, a few allocations, low rates) and prints a JSON line that parses,
 //! with relayed traffic, sane loss outside flood, exact allocation counts and no failed
-//! refreshes. No timing is asserted. A non-loopback target is refused before anything is sent.
+//! refreshes. Bursts reach turnd as GSO sends (and, with --no-gso, as single datagrams) and
+//! every frame comes back. No timing is asserted. A non-loopback target is refused before
+//! anything is sent.
 
 mod common;
 
@@ -97,6 +99,24 @@ fn every_mode_runs_against_turnd() {
 }
 
 #[test]
+fn bursts_with_and_without_gso_deliver_every_frame() {
+    let server = server();
+    let target = server.addr.to_string();
+    let args = ["--secret", "s3cret", "--mode", "bursts", "-n", "4", "--burst", "8", "--size", "1200", "--echo"];
+    for (gso, flag) in [(true, &[][..]), (false, &["--no-gso"][..])] {
+        let v = bench(&target, &[&args[..], flag].concat());
+        assert_eq!(v["gso"].as_bool(), Some(gso), "{v}");
+        let (sent, delivered) = (v["sent"].as_u64(), v["delivered"].as_u64());
+        assert!(sent.is_some_and(|s| s > 0), "{v}");
+        assert_eq!(delivered, sent, "every frame went there and back: {v}");
+        assert_eq!(num(&v, "loss"), 0.0, "{v}");
+        // relayed_pps counts both legs: the peer got every frame too.
+        let relayed = num(&v, "relayed_pps") * num(&v, "duration_s");
+        assert!((relayed - 2.0 * sent.unwrap_or(0) as f64).abs() < 0.5, "relayed {relayed}: {v}");
+    }
+}
+
+#[test]
 fn refuses_non_loopback_targets_and_names_a_refused_peer() {
     // Refused before any socket is opened: nothing is sent to the documentation address.
     let out =
@@ -127,6 +147,11 @@ fn works_against_coturn() {
         assert_relayed(&v, 0.5);
         assert!(v["server_cpu_s"].is_number(), "{v}");
     }
+    // coturn reads a GSO burst as the datagrams the kernel cuts it into.
+    let bursts = ["--mode", "bursts", "-n", "4", "--burst", "8", "--size", "1200", "--echo"];
+    let v = bench(&target, &[&user[..], &bursts[..]].concat());
+    assert_eq!(v["gso"].as_bool(), Some(true), "{v}");
+    assert_relayed(&v, 0.5);
     let alloc = bench(&target, &[&user[..], &["--mode", "alloc", "-n", "20", "--delete", "--duration", "30"]].concat());
     assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(20), Some(0)), "{alloc}");
     let hold = bench(&target, &[&user[..], &["--mode", "hold", "-n", "20", "--refresh-every", "0.3"]].concat());

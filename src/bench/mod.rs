@@ -1,6 +1,6 @@
 //! `turnd bench`: a TURN load generator for any TURN server over UDP (turnd, coturn). It
 //! allocates from many client sockets, runs its own peer on loopback and drives traffic from
-//! worker threads with `sendmmsg`/`recvmmsg`; it reports offered and relayed packet rates,
+//! worker threads with `sendmmsg`/`recvmmsg` (bursts as GSO sends, GRO on its sockets); it reports offered and relayed packet rates,
 //! Mbps, loss, latency percentiles and, given the server's PID, the server's CPU time over the
 //! measured window and its RSS. A client-side IO shell built on the `stun` codec and `auth`
 //! keys: plain threads and sockets, no runtime.
@@ -14,9 +14,11 @@ mod sessions;
 mod traffic;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::io::gro;
 use client::{Client, Credentials};
 use report::{Report, ServerProc};
 use traffic::{Flow, Pacing, Plan};
@@ -85,6 +87,10 @@ pub struct BenchArgs {
     /// bursts: milliseconds between a flow's frames
     #[arg(long, value_name = "MS", default_value_t = 33)]
     pub frame_interval: u64,
+    /// Send a burst one datagram at a time instead of as one GSO send, and leave UDP GRO off on
+    /// the tool's sockets (A/B comparisons)
+    #[arg(long)]
+    pub no_gso: bool,
     /// Worker threads
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -247,9 +253,10 @@ fn traffic_run(
         threads,
         // Its socket drops are this host's to read only when it runs here.
         server_port: if server.ip().is_loopback() { server.port() } else { 0 },
+        gso: AtomicBool::new(!args.no_gso),
     };
     let peers = (0..threads)
-        .map(|_| peer_socket(args.peer_ip))
+        .map(|_| peer_socket(args.peer_ip, !args.no_gso))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BenchError::run("peer socket", e))?;
     let mut flows = Vec::with_capacity(args.allocations);
@@ -260,6 +267,9 @@ fn traffic_run(
             .map_err(|e| BenchError::run("allocate", e))
             .and_then(|client| {
                 let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);
+                if !args.no_gso {
+                    gro::enable(&client.socket);
+                }
                 Flow::open(client, peer, &plan)
             });
         match opened {
@@ -290,12 +300,15 @@ fn delete_flows(flows: Vec<Flow>) {
     sessions::delete_all(&mut clients);
 }
 
-/// A peer socket with room for bursts.
-fn peer_socket(ip: IpAddr) -> std::io::Result<UdpSocket> {
+/// A peer socket with room for bursts, reading them as GRO bursts with `gro`.
+fn peer_socket(ip: IpAddr, gro: bool) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
     let s = socket2::SockRef::from(&socket);
     let _ = s.set_recv_buffer_size(8 << 20);
     let _ = s.set_send_buffer_size(8 << 20);
+    if gro {
+        gro::enable(&socket);
+    }
     Ok(socket)
 }
 

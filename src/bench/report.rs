@@ -84,6 +84,9 @@ pub struct Report {
     pub framing: Option<&'static str>,
     pub burst: Option<usize>,
     pub frame_interval_ms: Option<u64>,
+    /// bursts: whether each burst went out as GSO sends (false with `--no-gso`, or when the
+    /// kernel refused GSO).
+    pub gso: Option<bool>,
     /// Payloads the clients sent in the window.
     pub sent: Option<u64>,
     /// Of those, how many reached their end: the peer (one-way) or the client again (echo).
@@ -168,6 +171,7 @@ impl Report {
             ("framing", self.framing.map(str::to_owned)),
             ("burst (packets)", self.burst.map(|v| v.to_string())),
             ("frame interval (ms)", self.frame_interval_ms.map(|v| v.to_string())),
+            ("bursts as GSO sends", self.gso.map(|v| v.to_string())),
             ("sent", self.sent.map(|v| v.to_string())),
             ("delivered", self.delivered.map(|v| v.to_string())),
             ("offered pps", self.offered_pps.map(f)),
@@ -242,6 +246,9 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(json["mode"], "latency");
         assert!(json["p50_us"].as_f64().unwrap() >= 19.9);
-        assert!(json["allocs"].is_null());
+        assert!(json["allocs"].is_null() && json["gso"].is_null());
+        r.gso = Some(false);
+        assert!(r.table().lines().any(|l| l.starts_with("bursts as GSO sends") && l.ends_with(" false")));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&r.json()).unwrap()["gso"], false);
     }
 }

@@ -1,20 +1,24 @@
 //! The traffic modes (throughput, bursts, latency): N allocations with a channel (or Send
 //! indications) to a peer socket of the tool, driven from worker threads. Each worker owns a
 //! share of the client sockets and one peer socket, sends with `sendmmsg` paced by a token
-//! bucket (or in bursts, or flat out) and receives with `recvmmsg`; the peer counts or echoes.
-//! Every payload carries its phase (warm-up, measured), a sequence number and its send time.
+//! bucket (or flat out), or a flow's burst in one GSO send (as a video sender does), and
+//! receives with `recvmmsg`, GRO bursts cut back into frames; the peer counts or echoes (a GRO
+//! burst as one GSO send). Every payload carries its phase (warm-up, measured), a sequence
+//! number and its send time.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::client::Client;
-use super::mmsg::{Batch, BATCH};
+use super::mmsg::{self, Batch, Inbox, BATCH};
 use super::report::{latency_histogram, udp_drops, Report};
 use super::BenchError;
+use crate::io::{gro, gso};
 use crate::stun::{attr, classify, ChannelData, Class, Framing, Message, MessageType, MessageWriter, Method};
 
 /// The channel every client binds to its peer (each client has its own allocation).
@@ -50,6 +54,18 @@ pub struct Plan {
     pub threads: usize,
     /// The server's port, for its socket drops; 0 when it is not on this host.
     pub server_port: u16,
+    /// GSO sends (a burst, an echoed GRO burst): on unless `--no-gso`, off for the rest of the
+    /// run once the kernel refuses one.
+    pub gso: AtomicBool,
+}
+
+impl Plan {
+    /// Turns GSO off for the rest of the run after the kernel refused it, and says so once.
+    fn refuse_gso(&self, e: &std::io::Error) {
+        if self.gso.swap(false, Ordering::Relaxed) {
+            eprintln!("turnd bench: the kernel refuses UDP GSO ({e}): sending one datagram per frame");
+        }
+    }
 }
 
 /// One client socket with its allocation and the frame it sends.
@@ -81,6 +97,16 @@ impl Flow {
     /// Gives the client back (to delete its allocation).
     pub fn into_client(self) -> Client {
         self.client
+    }
+
+    /// Writes the frame with its payload fields into `buf`, which has room for it.
+    fn write_frame(&self, buf: &mut [u8], seq: u64, phase: u8, sent_at: u64) {
+        buf[..self.frame.len()].copy_from_slice(&self.frame);
+        let p = &mut buf[self.payload_at..];
+        p[..4].copy_from_slice(&MAGIC);
+        p[4] = phase;
+        p[8..16].copy_from_slice(&seq.to_be_bytes());
+        p[16..24].copy_from_slice(&sent_at.to_be_bytes());
     }
 }
 
@@ -130,6 +156,15 @@ impl Tally {
         Tally { sent: 0, peer_rx: 0, client_rx: 0, relayed_bytes: 0, send_errors: 0, latency: latency_histogram() }
     }
 
+    fn add(&mut self, other: &Tally) {
+        self.sent += other.sent;
+        self.peer_rx += other.peer_rx;
+        self.client_rx += other.client_rx;
+        self.relayed_bytes += other.relayed_bytes;
+        self.send_errors += other.send_errors;
+        let _ = self.latency.add(&other.latency);
+    }
+
     fn delivered(&self, echo: bool) -> u64 {
         if echo {
             self.client_rx
@@ -154,6 +189,9 @@ pub fn run(
     for (i, flow) in flows.into_iter().enumerate() {
         shares[i % peers.len()].push(flow);
     }
+    if let Some(Err(e)) = shares.iter().flatten().next().map(|f| gso::probe(f.client.socket.as_raw_fd())) {
+        plan.refuse_gso(&e);
+    }
     let start = Instant::now();
     let mut handles = Vec::new();
     for (i, (mut share, peer)) in shares.into_iter().zip(peers).enumerate() {
@@ -168,7 +206,8 @@ pub fn run(
             f.client.socket.set_nonblocking(true).map_err(|e| BenchError::run("socket", e))?;
         }
         peer.set_nonblocking(true).map_err(|e| BenchError::run("socket", e))?;
-        let worker = Worker { flows: share, peer, plan: plan.clone(), start, cursor: 0 };
+        let burst = vec![0; gso::MAX_BYTES].into_boxed_slice();
+        let worker = Worker { flows: share, peer, plan: plan.clone(), start, cursor: 0, burst };
         let handle = std::thread::Builder::new()
             .name(format!("bench-{i}"))
             .spawn(move || worker.work())
@@ -186,12 +225,7 @@ pub fn run(
     let mut total = Tally::new();
     for handle in handles {
         let (tally, share) = handle.join().map_err(|_| BenchError::Run("a worker thread panicked".into()))?;
-        total.sent += tally.sent;
-        total.peer_rx += tally.peer_rx;
-        total.client_rx += tally.client_rx;
-        total.relayed_bytes += tally.relayed_bytes;
-        total.send_errors += tally.send_errors;
-        let _ = total.latency.add(&tally.latency);
+        total.add(&tally);
         flows.extend(share);
     }
     if total.send_errors > 0 {
@@ -213,6 +247,7 @@ pub fn run(
         peer_drops: Some(drops_after.0.saturating_sub(drops_before.0)),
         server_drops: (plan.server_port != 0).then(|| drops_after.1.saturating_sub(drops_before.1)),
         loss: Some(if total.sent == 0 { 0.0 } else { 1.0 - delivered.min(total.sent) as f64 / total.sent as f64 }),
+        gso: matches!(plan.pacing, Pacing::Bursts { .. }).then(|| plan.gso.load(Ordering::Relaxed)),
         ..Report::default()
     };
     report.set_latency(&total.latency);
@@ -227,13 +262,15 @@ struct Worker {
     start: Instant,
     /// Next flow to send on (token-bucket pacing).
     cursor: usize,
+    /// A burst's frames back to back for one GSO send ([`gso::MAX_BYTES`]).
+    burst: Box<[u8]>,
 }
 
 impl Worker {
     fn work(mut self) -> (Tally, Vec<Flow>) {
         let plan = self.plan.clone();
         let mut tally = Tally::new();
-        let (mut tx, mut rx) = (Batch::new(), Batch::new());
+        let (mut tx, mut rx) = (Batch::new(), Inbox::new());
         let mut fds: Vec<libc::pollfd> = self
             .flows
             .iter()
@@ -313,12 +350,7 @@ impl Worker {
                 let mut next = now + interval;
                 for i in 0..nflows {
                     if self.flows[i].next_burst <= now {
-                        let mut left = k;
-                        while left > 0 {
-                            let n = left.min(BATCH);
-                            self.send(i, n, phase, tx, tally);
-                            left -= n;
-                        }
+                        self.send_burst(i, k, phase, tx, tally);
                         self.flows[i].next_burst += interval;
                     }
                     next = next.min(self.flows[i].next_burst);
@@ -328,22 +360,58 @@ impl Worker {
         }
     }
 
+    /// Sends flow `i`'s burst of `k` frames: back to back in GSO sends of up to
+    /// [`gso::MAX_SEGMENTS`] frames and [`gso::MAX_BYTES`] while GSO is on, else (or from where
+    /// the kernel refused GSO) [`BATCH`] frames per `sendmmsg`.
+    fn send_burst(&mut self, i: usize, k: usize, phase: u8, tx: &mut Batch, tally: &mut Tally) {
+        let mut left = k;
+        if self.plan.gso.load(Ordering::Relaxed) {
+            let ns = self.start.elapsed().as_nanos() as u64;
+            let flow = &mut self.flows[i];
+            let len = flow.frame.len();
+            let per_send = (gso::MAX_BYTES / len).clamp(1, gso::MAX_SEGMENTS);
+            while left > 0 {
+                let n = left.min(per_send);
+                for (j, buf) in self.burst.chunks_exact_mut(len).take(n).enumerate() {
+                    flow.write_frame(buf, flow.seq + j as u64, phase, ns);
+                }
+                let fd = flow.client.socket.as_raw_fd();
+                let (sent, end) = mmsg::send_gso(fd, None, &self.burst[..n * len], len);
+                flow.seq += sent as u64;
+                if phase == MEASURED {
+                    tally.sent += sent as u64;
+                }
+                left -= n;
+                match end {
+                    Ok(()) => {}
+                    Err(e) if mmsg::refuses_gso(&e) => {
+                        self.plan.refuse_gso(&e);
+                        left += n - sent;
+                        break;
+                    }
+                    // A full socket buffer: that part of the burst is not sent, as with sendmmsg.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => tally.send_errors += 1,
+                }
+            }
+        }
+        while left > 0 {
+            let n = left.min(BATCH);
+            self.send(i, n, phase, tx, tally);
+            left -= n;
+        }
+    }
+
     /// Sends `n` payloads on flow `i` in one `sendmmsg`; counts those of the measured phase.
     fn send(&mut self, i: usize, n: usize, phase: u8, tx: &mut Batch, tally: &mut Tally) {
         let ns = self.start.elapsed().as_nanos() as u64;
         let flow = &mut self.flows[i];
         let len = flow.frame.len();
         for j in 0..n {
-            let buf = &mut tx.bufs[j];
-            buf[..len].copy_from_slice(&flow.frame);
-            let p = &mut buf[flow.payload_at..];
-            p[..4].copy_from_slice(&MAGIC);
-            p[4] = phase;
-            p[8..16].copy_from_slice(&(flow.seq + j as u64).to_be_bytes());
-            p[16..24].copy_from_slice(&ns.to_be_bytes());
+            flow.write_frame(&mut tx.bufs[j], flow.seq + j as u64, phase, ns);
             tx.lens[j] = len;
         }
-        match tx.send(&flow.client.socket, n, false) {
+        match tx.send(&flow.client.socket, n) {
             Ok(sent) => {
                 flow.seq += sent as u64;
                 if phase == MEASURED {
@@ -355,11 +423,10 @@ impl Worker {
     }
 
     /// Counts what reached the peer socket, and echoes it back to the relayed addresses.
-    fn serve_peer(&mut self, rx: &mut Batch, tally: &mut Tally) {
+    fn serve_peer(&mut self, rx: &mut Inbox, tally: &mut Tally) {
         loop {
             let n = rx.recv(&self.peer);
-            for i in 0..n {
-                let payload = &rx.bufs[i][..rx.lens[i]];
+            for payload in (0..n).flat_map(|i| rx.frames(i)) {
                 if stamp(payload).is_some_and(|(phase, _)| phase == MEASURED) {
                     tally.peer_rx += 1;
                     tally.relayed_bytes += payload.len() as u64;
@@ -367,28 +434,30 @@ impl Worker {
             }
             if self.plan.echo && n > 0 {
                 // Dropped when the socket buffer is full: loss, as on a real peer.
-                let _ = rx.send(&self.peer, n, true);
+                if let Err(e) = rx.echo(&self.peer, n, self.plan.gso.load(Ordering::Relaxed)) {
+                    self.plan.refuse_gso(&e);
+                }
             }
-            if n < BATCH {
+            if n < gro::BATCH {
                 return;
             }
         }
     }
 
     /// Counts what came back to client `i` (echo mode) and records its round trip time.
-    fn receive(&mut self, i: usize, rx: &mut Batch, tally: &mut Tally) {
+    fn receive(&mut self, i: usize, rx: &mut Inbox, tally: &mut Tally) {
         loop {
             let n = rx.recv(&self.flows[i].client.socket);
             let now = self.start.elapsed().as_nanos() as u64;
-            for j in 0..n {
-                let Some(payload) = payload_of(&rx.bufs[j][..rx.lens[j]]) else { continue };
+            for frame in (0..n).flat_map(|j| rx.frames(j)) {
+                let Some(payload) = payload_of(frame) else { continue };
                 if let Some((MEASURED, sent_at)) = stamp(payload) {
                     tally.client_rx += 1;
                     tally.relayed_bytes += payload.len() as u64;
                     let _ = tally.latency.record(now.saturating_sub(sent_at).max(1));
                 }
             }
-            if n < BATCH {
+            if n < gro::BATCH {
                 return;
             }
         }
@@ -428,6 +497,7 @@ mod tests {
             window: Duration::ZERO,
             threads: 1,
             server_port: 0,
+            gso: AtomicBool::new(true),
         }
     }
 
