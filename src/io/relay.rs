@@ -146,10 +146,12 @@ impl PortPool {
     }
 
     /// Binds a socket on a free port of the range; with `pair`, an even port and the port after
-    /// it (EVEN-PORT with the R bit), both free.
+    /// it (EVEN-PORT with the R bit), both free. A socket whose bind failed is kept for the next
+    /// port: a taken port costs one failed `bind`, not a new socket.
     fn bind(&self, options: RelayOptions, pair: bool) -> Result<(Socket, u16, Option<Socket>), OpenError> {
         let ip = if options.ipv6 { self.v6 } else { self.v4 };
         let ip = ip.ok_or(OpenError::FamilyNotSupported)?;
+        let mut spare = None;
         for _ in 0..self.span {
             let offset = self.cursor.fetch_add(1, Ordering::Relaxed) % self.span;
             let port = self.min + offset as u16;
@@ -161,29 +163,80 @@ impl PortPool {
                 _ if pair => continue,
                 _ => None,
             };
-            let socket = match bind(ip, port, options) {
-                Ok(socket) => socket,
-                Err(e) if out_of_fds(&e) => return Err(OpenError::Exhausted),
-                Err(_) => continue,
-            };
-            let Some(next) = next else { return Ok((socket, port, None)) };
-            match bind(ip, next, options) {
-                Ok(held) => return Ok((socket, port, Some(held))),
-                Err(e) if out_of_fds(&e) => return Err(OpenError::Exhausted),
-                Err(_) => continue,
-            }
+            let Some(socket) = bind_on(&mut spare, ip, port, options)? else { continue };
+            let Some(next) = next else { return Ok((finish(socket, options)?, port, None)) };
+            let Some(held) = bind_on(&mut spare, ip, next, options)? else { continue };
+            return Ok((finish(socket, options)?, port, Some(finish(held, options)?)));
         }
         Err(OpenError::Exhausted)
     }
 }
 
-fn bind(ip: IpAddr, port: u16, options: RelayOptions) -> std::io::Result<Socket> {
-    let addr = SocketAddr::new(ip, port);
-    if options.tcp {
-        bind_tcp(addr)
-    } else {
-        bind_udp(addr, options.dont_fragment)
+/// Binds `spare` (or a new socket) to `ip:port`: `None` if the port is taken, with the socket
+/// kept in `spare` for the next try.
+fn bind_on(
+    spare: &mut Option<Socket>,
+    ip: IpAddr,
+    port: u16,
+    options: RelayOptions,
+) -> Result<Option<Socket>, OpenError> {
+    let socket = match spare.take() {
+        Some(socket) => socket,
+        None => open(ip, options.tcp).map_err(open_failed)?,
+    };
+    match socket.bind(&SocketAddr::new(ip, port).into()) {
+        Ok(()) => Ok(Some(socket)),
+        Err(e) if out_of_fds(&e) => Err(OpenError::Exhausted),
+        Err(_) => {
+            *spare = Some(socket);
+            Ok(None)
+        }
     }
+}
+
+fn open_failed(e: std::io::Error) -> OpenError {
+    if !out_of_fds(&e) {
+        tracing::warn!(error = %e, "cannot open a relay socket");
+    }
+    OpenError::Exhausted
+}
+
+/// An unbound non-blocking relay socket (one `socket` call: no `fcntl`). A TCP relay's
+/// SO_REUSEPORT lets the connections turnd opens to peers (RFC 6062 Connect) leave from the
+/// same relayed address.
+fn open(ip: IpAddr, tcp: bool) -> std::io::Result<Socket> {
+    let (kind, protocol) = if tcp { (Type::STREAM, Protocol::TCP) } else { (Type::DGRAM, Protocol::UDP) };
+    let socket = Socket::new(Domain::for_address(SocketAddr::new(ip, 0)), kind.nonblocking(), Some(protocol))?;
+    if ip.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if tcp {
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+    }
+    Ok(socket)
+}
+
+/// What a bound relay socket needs before use: a TCP relay listens; a UDP relay keeps ICMP
+/// errors about what it sends in its error queue (RFC 8656 §11; without this an unconnected
+/// UDP socket never hears of them), reads a peer's burst (a video frame) in one receive, and
+/// sets DF for DONT-FRAGMENT.
+fn finish(socket: Socket, options: RelayOptions) -> Result<Socket, OpenError> {
+    let set = || -> std::io::Result<()> {
+        if options.tcp {
+            return socket.listen(64);
+        }
+        let (level, recverr) =
+            if options.ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
+        set_int_option(&socket, level, recverr, 1)?;
+        gro::enable(&socket);
+        if options.dont_fragment {
+            set_dont_fragment(&socket, options.ipv6)?;
+        }
+        Ok(())
+    };
+    set().map_err(open_failed)?;
+    Ok(socket)
 }
 
 fn out_of_fds(e: &std::io::Error) -> bool {
@@ -192,42 +245,6 @@ fn out_of_fds(e: &std::io::Error) -> bool {
         tracing::warn!("out of file descriptors for relay sockets");
     }
     out
-}
-
-/// A TCP relay's listening socket. SO_REUSEPORT lets the connections turnd opens to peers
-/// (RFC 6062 Connect) leave from the same relayed address.
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(64)?;
-    Ok(socket)
-}
-
-fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> std::io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    let ipv6 = addr.is_ipv6();
-    // ICMP errors about what the relay sends go to the error queue (RFC 8656 §11); without
-    // this an unconnected UDP socket never hears of them.
-    let (level, recverr) =
-        if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
-    set_int_option(&socket, level, recverr, 1)?;
-    // A peer's burst (a video frame) is read in one receive.
-    gro::enable(&socket);
-    if dont_fragment {
-        set_dont_fragment(&socket, ipv6)?;
-    }
-    Ok(socket)
 }
 
 /// DF on everything the socket sends, for DONT-FRAGMENT (RFC 8656 §14.8).
@@ -421,6 +438,37 @@ mod tests {
 
     fn has_ipv6_loopback() -> bool {
         UdpSocket::bind("[::1]:0").is_ok()
+    }
+
+    fn bind_udp(addr: SocketAddr, dont_fragment: bool) -> Result<Socket, OpenError> {
+        let socket = open(addr.ip(), false).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        finish(socket, RelayOptions { dont_fragment, ipv6: addr.is_ipv6(), ..RelayOptions::default() })
+    }
+
+    fn udp(ipv6: bool) -> RelayOptions {
+        RelayOptions { ipv6, ..RelayOptions::default() }
+    }
+
+    #[test]
+    fn a_taken_port_is_skipped_and_a_full_range_is_exhausted() {
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let only_taken = PortPool::new(&[ip], port, port);
+        assert_eq!(only_taken.bind(udp(false), false).err(), Some(OpenError::Exhausted));
+        assert_eq!(only_taken.bind(udp(true), false).err(), Some(OpenError::FamilyNotSupported));
+        // The neighbour may be someone else's: then the range is full, which is what it says.
+        let pool = PortPool::new(&[ip], port - 1, port);
+        match pool.bind(udp(false), false) {
+            Ok((socket, got, None)) => {
+                assert_eq!(got, port - 1);
+                assert_eq!(socket.local_addr().unwrap().as_socket().unwrap().port(), port - 1);
+                assert!(socket.nonblocking().unwrap(), "relay sockets are non-blocking");
+            }
+            Ok((_, got, Some(_))) => panic!("a pair on port {got} without asking for one"),
+            Err(e) => assert!(UdpSocket::bind(("127.0.0.1", port - 1)).is_err(), "{e:?} with port {} free", port - 1),
+        }
     }
 
     #[test]
