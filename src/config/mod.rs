@@ -38,6 +38,10 @@ pub use secrets::MAX_SECRETS_FILE;
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
 /// The static user shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_USER: &str = "demo";
+/// Upper bound of `server.receive-coalesce-us`: a millisecond, a thousandth of a 20 ms audio frame
+/// interval and far below any jitter buffer.
+const MAX_COALESCE_US: i64 = 1000;
+
 /// Upper bound of `server.workers`.
 pub const MAX_WORKERS: usize = 1024;
 /// Upper bound of `auth.nonce-lifetime` and `allocation.max-lifetime`, in seconds.
@@ -75,6 +79,9 @@ pub struct Config {
     pub max_port: u16,
     /// Number of worker threads; never 0 (0 in the file means one per core).
     pub workers: usize,
+    /// Receive coalescing: a worker whose listener gets two or more datagrams per this window
+    /// sleeps it after draining, and reads what came meanwhile in one go; zero is off.
+    pub receive_coalesce: std::time::Duration,
     /// `tracing_subscriber::EnvFilter` directives, already checked to parse.
     pub log_level: String,
     /// REALM for long-term credentials (non-empty, under 128 characters).
@@ -176,6 +183,7 @@ impl fmt::Debug for Config {
             .field("min_port", &self.min_port)
             .field("max_port", &self.max_port)
             .field("workers", &self.workers)
+            .field("receive_coalesce", &self.receive_coalesce)
             .field("log_level", &self.log_level)
             .field("realm", &self.realm)
             .field("secrets", &Redacted(self.secrets.len()))
@@ -384,6 +392,7 @@ struct RawServer {
     min_port: Opt<i64>,
     max_port: Opt<i64>,
     workers: Opt<i64>,
+    receive_coalesce_us: Opt<i64>,
     log_level: Opt<String>,
     tcp: Opt<bool>,
     tls_listen: List,
@@ -523,6 +532,7 @@ impl RawConfig {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let coalesce = self.int(&server.receive_coalesce_us, "server.receive-coalesce-us", 200, 0..=MAX_COALESCE_US)?;
         let log_level = or(&server.log_level, "info".to_owned());
         let level = log_level.value.trim();
         let problem = match tracing_subscriber::EnvFilter::try_new(level) {
@@ -590,6 +600,7 @@ impl RawConfig {
             min_port: min_port.value as u16,
             max_port: max_port.value as u16,
             workers,
+            receive_coalesce: std::time::Duration::from_micros(coalesce.value as u64),
             log_level: level.to_owned(),
             realm: realm.value,
             secrets,

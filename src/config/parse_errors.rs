@@ -6,7 +6,7 @@ use super::ConfigError;
 /// Each table and its keys, used to say which table an unknown key is in.
 const TABLES: [&str; 9] = [
     "the top level: server auth allocation peers limits api",
-    "[server]: listen relay-ip external-ip default-family min-port max-port workers log-level tcp tls-listen cert key \
+    "[server]: listen relay-ip external-ip default-family min-port max-port workers receive-coalesce-us log-level tcp tls-listen cert key \
      alternate-servers redirect-all rfc5780 rfc5780-alternate mobility",
     "[auth]: realm secrets secrets-file static-auth-secret-file rest-separator nonce-lifetime rfc8489-security users",
     "[[auth.users]]: name password key",

@@ -142,7 +142,7 @@ fn unknown_keys_name_the_key_table_and_line() {
     }
     let err = parse("[server]\nlisen = 1\n").unwrap_err().to_string();
     let expected = "t.toml:2: unknown key `lisen` in [server] (expected one of `listen`, \
-                    `relay-ip`, `external-ip`, `default-family`, `min-port`, `max-port`, `workers`, `log-level`, `tcp`, \
+                    `relay-ip`, `external-ip`, `default-family`, `min-port`, `max-port`, `workers`, `receive-coalesce-us`, `log-level`, `tcp`, \
                     `tls-listen`, `cert`, `key`, `alternate-servers`, `redirect-all`, `rfc5780`, \
                     `rfc5780-alternate`, `mobility`)";
     assert_eq!(err, expected);
@@ -413,6 +413,18 @@ fn peers_parse_cidrs_and_ips() {
     let nets = |v: &[&str]| v.iter().map(|s| s.parse::<IpNet>().unwrap()).collect::<Vec<_>>();
     assert_eq!(c.allowed_peers, nets(&["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]));
     assert_eq!(c.denied_peers, nets(&["203.0.113.0/24"]));
+}
+
+#[test]
+fn receive_coalescing_defaults_on_and_is_bounded() {
+    assert_eq!(ok(&["[server]"]).receive_coalesce, std::time::Duration::from_micros(200));
+    assert_eq!(ok(&["[server]", "receive-coalesce-us = 0"]).receive_coalesce, std::time::Duration::ZERO);
+    assert_eq!(ok(&["[server]", "receive-coalesce-us = 1000"]).receive_coalesce, std::time::Duration::from_millis(1));
+    for bad in ["receive-coalesce-us = 1001", "receive-coalesce-us = -1"] {
+        let message = parse(&format!("[server]\n{bad}\n")).unwrap_err().to_string();
+        assert!(message.starts_with("t.toml:2: server.receive-coalesce-us: "), "{message}");
+        assert!(message.contains("out of range 0..=1000"), "{message}");
+    }
 }
 
 #[test]

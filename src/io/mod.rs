@@ -3,6 +3,7 @@
 //! address; all protocol decisions are the sans-IO `turn::Server`'s.
 //! Depends on `turn`, `auth`, `config`, and `api`, which it starts.
 
+mod coalesce;
 pub mod gro;
 pub mod gso;
 mod relay;
@@ -72,6 +73,7 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         parked: Default::default(),
         heartbeats: (0..config.workers).map(|_| Default::default()).collect(),
         started: now().mono,
+        coalesce: config.receive_coalesce,
     });
     // The credentials API binds now, so a busy port stops turnd before it says ready.
     let ready = api::Readiness::default();

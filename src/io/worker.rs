@@ -54,6 +54,8 @@ pub(super) struct Shared {
     /// Liveness: each worker's timer stores the milliseconds since `started` here.
     pub heartbeats: Box<[std::sync::atomic::AtomicU64]>,
     pub started: std::time::Instant,
+    /// The receive-coalescing window ([`super::coalesce::Coalesce`]); zero is off.
+    pub coalesce: Duration,
 }
 
 /// How often a worker proves it is alive.
@@ -162,13 +164,20 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
 
 /// Reads one listener socket until it fails.
 async fn serve_listener(worker: Rc<Worker>, i: usize) {
+    let mut coalesce = super::coalesce::Coalesce::new(worker.shared.coalesce);
     loop {
         if let Err(e) = worker.listeners[i].readable().await {
             tracing::error!(worker = worker.index, error = %e, "listener failed");
             return;
         }
-        while worker.drain_listener(i) {
+        let mut handled = 0;
+        while worker.drain_listener(i, &mut handled) {
             tokio::task::yield_now().await;
+        }
+        if let Some(pause) = coalesce.after_drain(handled, super::now().mono) {
+            // Blocks this worker's thread on purpose: nothing else of its is due that cannot
+            // wait `pause`, and what arrives meanwhile is read in one go.
+            std::thread::sleep(pause);
         }
     }
 }
@@ -176,7 +185,7 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
 impl Worker {
     /// Handles up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from listener `i`,
     /// [`gro::BATCH`] per `recvmmsg`; true if it stopped on the budget.
-    fn drain_listener(&self, i: usize) -> bool {
+    fn drain_listener(&self, i: usize, handled: &mut usize) -> bool {
         let socket = &self.listeners[i];
         let mut bufs = self.bufs.borrow_mut();
         let Buffers { rx, tx, .. } = &mut *bufs;
@@ -198,6 +207,7 @@ impl Worker {
                 Err(_) => false,
             };
             let now = super::now();
+            *handled += n;
             for (k, received) in got.iter().take(n).enumerate() {
                 self.answer_burst(i, received, &rx[k * gro::ENTRY..][..received.len], &mut relays, tx, now);
             }
