@@ -18,7 +18,8 @@
 #            100 and 1,200 bytes, 10 and 200 allocations, one-way
 #   flood-*  the same flat out (--rate 0)
 #   send-*   Send indications, 100 bytes, 10 allocations, COMPARE_RATE
-#   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, echoed
+#   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, each burst
+#            one GSO send (as a Linux WebRTC sender), echoed the same way
 #   latency  echoed round trips, 100 bytes, 10 flows, COMPARE_LATENCY_RATE (default 2,000) pps
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
 #            deleted at once
