@@ -38,10 +38,9 @@ pub use secrets::MAX_SECRETS_FILE;
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
 /// The static user shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
 pub const DEMO_USER: &str = "demo";
-/// Upper bound of `server.receive-coalesce-us`: a millisecond, a thousandth of a 20 ms audio frame
-/// interval and far below any jitter buffer.
+/// Upper bound of `server.receive-coalesce-us`: a millisecond, a twentieth of a 20 ms audio
+/// frame interval and far below any jitter buffer.
 const MAX_COALESCE_US: i64 = 1000;
-
 /// Upper bound of `server.workers`.
 pub const MAX_WORKERS: usize = 1024;
 /// Upper bound of `auth.nonce-lifetime` and `allocation.max-lifetime`, in seconds.
