@@ -1,10 +1,12 @@
-//! Relay sockets: the port pool, binding in the configured range, and the socket type the
-//! allocation table owns (dropping it closes the socket and frees the port at once). UDP relays
-//! keep ICMP errors in their error queue (IP_RECVERR), read with [`RelaySocket::recv_error`].
+//! Relay sockets: the port pool, binding in the configured range (and keeping TCP relays off
+//! each other's ports), and the socket type the allocation table owns (dropping it closes the
+//! socket and frees the port at once). UDP relays keep ICMP errors in their error queue
+//! (IP_RECVERR), read with [`RelaySocket::recv_error`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -16,8 +18,9 @@ pub enum RelaySocket {
     /// A UDP relay.
     Udp(mio::net::UdpSocket),
     /// A TCP relay (RFC 6062): listens on the relayed address. Its data connections watch
-    /// `closing`, which ends when the allocation (and so this socket) is dropped.
-    Tcp { listener: mio::net::TcpListener, closing: tokio::sync::watch::Sender<()> },
+    /// `closing`, which ends when the allocation (and so this socket) is dropped. `port` keeps
+    /// the port from other TCP relays until the listener has closed (fields drop in order).
+    Tcp { listener: mio::net::TcpListener, closing: tokio::sync::watch::Sender<()>, port: TcpPort },
 }
 
 impl RelaySocket {
@@ -124,13 +127,71 @@ pub fn token_relay(token: mio::Token) -> (AllocId, bool) {
 
 /// The relay port range, on the relay IP of each family. Ports are tried from a random starting
 /// point (RFC 6056) and then in order; the kernel's bind is the source of truth for which ports
-/// are free.
+/// are free, except between TCP relays (see [`TcpPorts`]).
 pub struct PortPool {
     v4: Option<IpAddr>,
     v6: Option<IpAddr>,
     min: u16,
     span: u32,
     cursor: AtomicU32,
+    tcp: Arc<TcpPorts>,
+}
+
+/// The ports of the range that live TCP relays hold, one bit per port and family. A TCP relay
+/// sets SO_REUSEPORT so the connections it opens to peers (RFC 6062 Connect) can leave from its
+/// relayed address, and with it the kernel would also let a second TCP relay bind and listen on
+/// a port a live one holds, sharing that allocation's incoming peer connections. The kernel's
+/// bind cannot say no there, so the pool does.
+struct TcpPorts {
+    bits: Box<[AtomicU64]>,
+    /// Words per family.
+    words: usize,
+}
+
+impl TcpPorts {
+    fn new(span: u32) -> Self {
+        let words = (span as usize).div_ceil(64);
+        TcpPorts { bits: (0..2 * words).map(|_| AtomicU64::new(0)).collect(), words }
+    }
+
+    fn bit(&self, ipv6: bool, offset: u32) -> (&AtomicU64, u64) {
+        let index = offset as usize + if ipv6 { self.words * 64 } else { 0 };
+        (&self.bits[index / 64], 1 << (index % 64))
+    }
+}
+
+/// A port of the range held by a live TCP relay; dropping it frees the port for other TCP
+/// relays.
+pub struct TcpPort {
+    ports: Arc<TcpPorts>,
+    ipv6: bool,
+    offset: u32,
+}
+
+impl TcpPort {
+    /// Claims the port at `offset` of `ports`' range for a TCP relay of one family; `None` if a
+    /// live TCP relay holds it.
+    fn claim(ports: &Arc<TcpPorts>, ipv6: bool, offset: u32) -> Option<TcpPort> {
+        let (word, mask) = ports.bit(ipv6, offset);
+        let held = word.fetch_or(mask, Ordering::AcqRel) & mask != 0;
+        (!held).then(|| TcpPort { ports: Arc::clone(ports), ipv6, offset })
+    }
+}
+
+impl Drop for TcpPort {
+    fn drop(&mut self) {
+        let (word, mask) = self.ports.bit(self.ipv6, self.offset);
+        word.fetch_and(!mask, Ordering::AcqRel);
+    }
+}
+
+/// A socket [`PortPool::bind`] bound: on `port`, with the held socket of `port + 1` for a pair,
+/// and the claim on the port for a TCP relay.
+struct Bound {
+    socket: Socket,
+    port: u16,
+    held: Option<Socket>,
+    tcp: Option<TcpPort>,
 }
 
 impl PortPool {
@@ -142,13 +203,15 @@ impl PortPool {
         let _ = getrandom::getrandom(&mut seed);
         let v4 = ips.iter().copied().find(IpAddr::is_ipv4);
         let v6 = ips.iter().copied().find(IpAddr::is_ipv6);
-        PortPool { v4, v6, min, span, cursor: AtomicU32::new(u32::from_ne_bytes(seed) % span) }
+        let cursor = AtomicU32::new(u32::from_ne_bytes(seed) % span);
+        PortPool { v4, v6, min, span, cursor, tcp: Arc::new(TcpPorts::new(span)) }
     }
 
     /// Binds a socket on a free port of the range; with `pair`, an even port and the port after
     /// it (EVEN-PORT with the R bit), both free. A socket whose bind failed is kept for the next
-    /// port: a taken port costs one failed `bind`, not a new socket.
-    fn bind(&self, options: RelayOptions, pair: bool) -> Result<(Socket, u16, Option<Socket>), OpenError> {
+    /// port: a taken port costs one failed `bind`, not a new socket. A TCP relay also needs the
+    /// port unclaimed by other TCP relays ([`TcpPorts`]).
+    fn bind(&self, options: RelayOptions, pair: bool) -> Result<Bound, OpenError> {
         let ip = if options.ipv6 { self.v6 } else { self.v4 };
         let ip = ip.ok_or(OpenError::FamilyNotSupported)?;
         let mut spare = None;
@@ -163,10 +226,20 @@ impl PortPool {
                 _ if pair => continue,
                 _ => None,
             };
+            // Dropped (freeing the port again) if the bind below fails.
+            let tcp = match options.tcp {
+                true => match TcpPort::claim(&self.tcp, options.ipv6, offset) {
+                    Some(claim) => Some(claim),
+                    None => continue,
+                },
+                false => None,
+            };
             let Some(socket) = bind_on(&mut spare, ip, port, options)? else { continue };
-            let Some(next) = next else { return Ok((finish(socket, options)?, port, None)) };
+            let Some(next) = next else {
+                return Ok(Bound { socket: finish(socket, options)?, port, held: None, tcp });
+            };
             let Some(held) = bind_on(&mut spare, ip, next, options)? else { continue };
-            return Ok((finish(socket, options)?, port, Some(finish(held, options)?)));
+            return Ok(Bound { socket: finish(socket, options)?, port, held: Some(finish(held, options)?), tcp });
         }
         Err(OpenError::Exhausted)
     }
@@ -349,16 +422,18 @@ impl RelayProvider for WorkerRelays<'_> {
     type Relay = RelaySocket;
 
     fn open(&mut self, id: AllocId, options: RelayOptions) -> Result<(RelaySocket, u16), OpenError> {
-        let (socket, port, _) = self.pool.bind(options, false)?;
-        Ok((self.register(id, socket, options)?, port))
+        let bound = self.pool.bind(options, false)?;
+        let port = bound.port;
+        Ok((self.register(id, bound, options)?, port))
     }
 
     fn open_pair(&mut self, id: AllocId, options: RelayOptions) -> Result<(RelaySocket, u16, RelaySocket), OpenError> {
-        let (socket, port, held) = self.pool.bind(options, true)?;
-        let held = held.ok_or(OpenError::Exhausted)?;
+        let mut bound = self.pool.bind(options, true)?;
+        let port = bound.port;
+        let held = bound.held.take().ok_or(OpenError::Exhausted)?;
         // Held unregistered: it serves nothing until adopted, and reads nothing meanwhile.
         let held = RelaySocket::Udp(mio::net::UdpSocket::from_std(held.into()));
-        Ok((self.register(id, socket, options)?, port, held))
+        Ok((self.register(id, bound, options)?, port, held))
     }
 
     fn adopt(&mut self, id: AllocId, held: RelaySocket, options: RelayOptions) -> Result<RelaySocket, OpenError> {
@@ -384,16 +459,16 @@ impl RelayProvider for WorkerRelays<'_> {
 
 impl WorkerRelays<'_> {
     /// Registers a bound relay socket in this worker's epoll set.
-    fn register(&self, id: AllocId, socket: Socket, options: RelayOptions) -> Result<RelaySocket, OpenError> {
+    fn register(&self, id: AllocId, bound: Bound, options: RelayOptions) -> Result<RelaySocket, OpenError> {
         let token = relay_token(id, options.ipv6);
-        let registered = if options.tcp {
-            let mut listener = mio::net::TcpListener::from_std(socket.into());
+        let registered = if let Some(port) = bound.tcp {
+            let mut listener = mio::net::TcpListener::from_std(bound.socket.into());
             self.registry.register(&mut listener, token, mio::Interest::READABLE).map(|()| {
                 let (closing, _) = tokio::sync::watch::channel(());
-                RelaySocket::Tcp { listener, closing }
+                RelaySocket::Tcp { listener, closing, port }
             })
         } else {
-            let mut udp = mio::net::UdpSocket::from_std(socket.into());
+            let mut udp = mio::net::UdpSocket::from_std(bound.socket.into());
             self.registry.register(&mut udp, token, mio::Interest::READABLE).map(|()| RelaySocket::Udp(udp))
         };
         match registered {
@@ -461,14 +536,49 @@ mod tests {
         // The neighbour may be someone else's: then the range is full, which is what it says.
         let pool = PortPool::new(&[ip], port - 1, port);
         match pool.bind(udp(false), false) {
-            Ok((socket, got, None)) => {
+            Ok(Bound { socket, port: got, held: None, tcp: None }) => {
                 assert_eq!(got, port - 1);
                 assert_eq!(socket.local_addr().unwrap().as_socket().unwrap().port(), port - 1);
                 assert!(socket.nonblocking().unwrap(), "relay sockets are non-blocking");
             }
-            Ok((_, got, Some(_))) => panic!("a pair on port {got} without asking for one"),
+            Ok(Bound { port: got, .. }) => panic!("a pair or a TCP claim on port {got} for one UDP relay"),
             Err(e) => assert!(UdpSocket::bind(("127.0.0.1", port - 1)).is_err(), "{e:?} with port {} free", port - 1),
         }
+    }
+
+    #[test]
+    fn a_port_a_live_tcp_relay_holds_is_not_given_to_another() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pool = PortPool::new(&["127.0.0.1".parse().unwrap()], port, port);
+        let poll = mio::Poll::new().unwrap();
+        let mut relays = WorkerRelays { pool: &pool, registry: poll.registry() };
+        let tcp = RelayOptions { tcp: true, ..RelayOptions::default() };
+        let (first, got) = relays.open(AllocId(1), tcp).expect("the range's one port is free");
+        assert_eq!(got, port);
+        assert!(first.is_tcp());
+        // SO_REUSEPORT would let the kernel bind and listen on it a second time.
+        assert_eq!(relays.open(AllocId(2), tcp).err(), Some(OpenError::Exhausted));
+        // A UDP relay on the same port number is another socket space.
+        let (udp, got) = relays.open(AllocId(3), udp(false)).expect("UDP port free");
+        assert_eq!((udp.is_tcp(), got), (false, port));
+        drop(first);
+        let (again, got) = relays.open(AllocId(4), tcp).expect("free again once the first relay is gone");
+        assert_eq!(got, port);
+        assert!(again.is_tcp());
+    }
+
+    #[test]
+    fn tcp_port_claims_are_per_family_and_freed_on_drop() {
+        let ports = Arc::new(TcpPorts::new(130));
+        let claim = TcpPort::claim(&ports, false, 129).expect("free");
+        assert!(TcpPort::claim(&ports, false, 129).is_none(), "held");
+        let v6 = TcpPort::claim(&ports, true, 129).expect("the IPv6 port is another");
+        assert!(TcpPort::claim(&ports, false, 128).is_some(), "the neighbour is free (and freed at once)");
+        drop(claim);
+        assert!(TcpPort::claim(&ports, false, 129).is_some(), "freed");
+        assert!(TcpPort::claim(&ports, true, 129).is_none(), "still held");
+        drop(v6);
+        assert!(TcpPort::claim(&ports, true, 129).is_some());
     }
 
     #[test]

@@ -193,18 +193,16 @@ impl Worker {
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let mut got = [gro::NOTHING; gro::BATCH];
         for _ in 0..BUDGET / gro::BATCH {
-            let mut n = 0;
             // Read until the queue is empty (WouldBlock). Stopping at the first short batch
             // would save that last, empty receive but cost more wake-ups: a client's packets
             // arrive in clumps, and the rest of a clump lands while the first is handled.
-            let drained = match socket.try_io(tokio::io::Interest::READABLE, || {
-                n = gro::recv_batch(socket.as_raw_fd(), rx, &mut got)?;
-                Ok(())
-            }) {
-                Ok(()) => false,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => true,
+            let (n, drained) = match socket
+                .try_io(tokio::io::Interest::READABLE, || gro::recv_batch(socket.as_raw_fd(), rx, &mut got))
+            {
+                Ok(n) => (n, false),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => (0, true),
                 // ICMP errors surface on later reads; they are not the listener failing.
-                Err(_) => false,
+                Err(_) => (0, false),
             };
             let now = super::now();
             *handled += n;
