@@ -5,7 +5,7 @@
 # alternating each round; then a markdown table with, per workload and figure, the median for
 # each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
 #
-#     ./benches/compare.sh                                   # about eleven minutes
+#     ./benches/compare.sh                                   # about twelve minutes
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
@@ -21,9 +21,14 @@
 #   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, each burst
 #            one GSO send (as a Linux WebRTC sender), echoed the same way
 #   latency  echoed round trips, 100 bytes, 10 flows, COMPARE_LATENCY_RATE (default 2,000) pps
+#   latency-half  the same at COMPARE_HALF_RATE (default 50,000) round trips a second: 100,000
+#            relayed a second, half of turnd's 100-byte flood maximum on a 2-core machine
+#            (flood-100B-n10's relayed pps in the table shows what it is on yours)
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
 #            deleted at once
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
+# COMPARE_SERVERS (default "turnd coturn") lists the servers; `turnd-nc` is turnd with receive
+# coalescing off (`server.receive-coalesce-us = 0`), to show what coalescing costs and buys.
 # Every run is one JSON line (`turnd bench --json` plus "server", "workload" and "round"; a run
 # that failed has "error" instead of figures) in COMPARE_OUT (default target/compare.jsonl); the
 # table goes to stdout and to the same path with .md. A fresh server per run: RSS is per run.
@@ -39,11 +44,16 @@ seconds=${COMPARE_SECONDS:-5}
 rounds=${COMPARE_ROUNDS:-3}
 rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
+half_rate=${COMPARE_HALF_RATE:-50000}
+read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn}"
+for server in "${servers[@]}"; do
+  [[ $server =~ ^(turnd|turnd-nc|coturn)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc and coturn" >&2; exit 2; }
+done
 out=${COMPARE_OUT:-target/compare.jsonl}
 server_cpu=${COMPARE_SERVER_CPU:-0}
 load_cpu=${COMPARE_LOAD_CPU:-1}
-for n in "$seconds" "$rounds" "$rate" "$latency_rate"; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE take whole numbers" >&2; exit 2; }
+for n in "$seconds" "$rounds" "$rate" "$latency_rate" "$half_rate"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE, _HALF_RATE take whole numbers" >&2; exit 2; }
 done
 ((seconds > 0 && rounds > 0 && rate > 0)) || { echo "compare: seconds, rounds and rate must be > 0" >&2; exit 2; }
 
@@ -72,6 +82,7 @@ workloads=(
   "send-100B-n10|--mode throughput -n 10 --rate $rate --size 100 --send-indications"
   "bursts|--mode bursts -n 50 --burst 10 --frame-interval 33 --size 1200 --echo"
   "latency|--mode latency -n 10 --rate $latency_rate --size 100"
+  "latency-half|--mode latency -n 10 --rate $half_rate --size 100"
   "alloc|--mode alloc -n $((1000 * seconds)) --delete --duration $((12 * seconds))"
   "hold|--mode hold -n 2000 --duration $((2 * seconds)) --refresh-every $seconds"
 )
@@ -106,9 +117,13 @@ run_one() {
 mkdir -p "$(dirname "$out")"
 : >"$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "compare: ${#workloads[@]} workloads x 2 servers x $rounds rounds, ${seconds} s windows" >&2
+echo "compare: ${#workloads[@]} workloads x ${#servers[@]} servers x $rounds rounds, ${seconds} s windows" >&2
 for ((round = 1; round <= rounds; round++)); do
-  if ((round % 2)); then order=(turnd coturn); else order=(coturn turnd); fi
+  order=("${servers[@]}")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done
+  fi
   for workload in "${workloads[@]}"; do
     for server in "${order[@]}"; do
       run_one "$server" "${workload%%|*}" "${workload#*|}" "$round"
@@ -117,13 +132,15 @@ for ((round = 1; round <= rounds; round++)); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# The table: medians per workload, server and figure, and the turnd/coturn ratio.
+# The table: medians per workload, server and figure, and each turnd's ratio to coturn.
 python3 - "$out" "${out%.jsonl}.md" "$seconds" "$rounds" "$load_before" "$load_after" \
-  "${workloads[@]}" <<'EOF'
+  "${servers[*]}" "${workloads[@]}" <<'EOF'
 import json, statistics, sys
 
-out, md, seconds, rounds, load_before, load_after = sys.argv[1:7]
-workloads = [w.split("|", 1) for w in sys.argv[7:]]
+out, md, seconds, rounds, load_before, load_after, servers = sys.argv[1:8]
+servers = servers.split()
+workloads = [w.split("|", 1) for w in sys.argv[8:]]
+ratios = [s for s in servers if s != "coturn"] if "coturn" in servers else []
 runs = [json.loads(line) for line in open(out) if line.strip()]
 figures = [  # key, label, better when, format
     ("relayed_pps", "relayed pps", "higher", "{:,.0f}"),
@@ -141,28 +158,32 @@ def values(name, server, key):
 
 lines = [f"{seconds} s windows, {rounds} interleaved rounds, load average {load_before} before, "
          f"{load_after} after. Medians of the runs that completed (a median of fewer says how many);",
-         "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). turnd/coturn > 1 is",
-         "turnd ahead where higher is better, behind where lower is better.", "",
-         "| workload | `turnd bench` flags | figure | turnd | coturn | turnd/coturn | better |",
-         "| --- | --- | --- | --- | --- | --- | --- |"]
+         "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). A ratio to coturn > 1",
+         "is turnd ahead where higher is better, behind where lower is better; turnd-nc is turnd with",
+         "`server.receive-coalesce-us = 0`.", "",
+         "| workload | `turnd bench` flags | figure | " + " | ".join(servers) + " | "
+         + "".join(f"{s}/coturn | " for s in ratios) + "better |",
+         "| --- | --- | --- | " + "--- | " * (len(servers) + len(ratios)) + "--- |"]
 for name, flags in workloads:
     failed = {s: sum(1 for r in runs if r.get("workload") == name and r.get("server") == s
-                     and "error" in r) for s in ("turnd", "coturn")}
-    cell = f"{name} ({failed['turnd']} + {failed['coturn']} failed)" if any(failed.values()) else name
+                     and "error" in r) for s in servers}
+    counts = " + ".join(str(failed[s]) for s in servers)
+    cell = f"{name} ({counts} failed)" if any(failed.values()) else name
     first = True
     for key, label, better, fmt in figures:
-        t, c = values(name, "turnd", key), values(name, "coturn", key)
-        if not t and not c or key == "alloc_failures" and not any(t + c):
+        got = {s: values(name, s, key) for s in servers}
+        if not any(got.values()) or key == "alloc_failures" and not any(sum(got.values(), [])):
             continue
-        mt = statistics.median(t) if t else None
-        mc = statistics.median(c) if c else None
-        ratio = f"{mt / mc:.2f}" if mt is not None and mc else "–"
-        show = lambda m, n: "–" if m is None else fmt.format(m) + ("" if n == int(rounds) else f" ({n} runs)")
+        median = {s: statistics.median(v) if v else None for s, v in got.items()}
+        show = lambda s: "–" if median[s] is None else fmt.format(median[s]) + (
+            "" if len(got[s]) == int(rounds) else f" ({len(got[s])} runs)")
+        ratio = lambda s: f"{median[s] / median['coturn']:.2f}" if median[s] is not None and median["coturn"] else "–"
         lines.append(f"| {cell if first else ''} | {'`' + flags + '`' if first else ''} | {label} | "
-                     f"{show(mt, len(t))} | {show(mc, len(c))} | {ratio} | {better} |")
+                     + "".join(f"{show(s)} | " for s in servers) + "".join(f"{ratio(s)} | " for s in ratios)
+                     + f"{better} |")
         first = False
     if first:
-        lines.append(f"| {cell} | `{flags}` | every run failed | – | – | – | |")
+        lines.append(f"| {cell} | `{flags}` | every run failed | " + "– | " * (len(servers) + len(ratios)) + "|")
 table = "\n".join(lines) + "\n"
 open(md, "w").write(table)
 print(table, end="")

@@ -38,9 +38,13 @@ bench_free_port() {
 
 # bench_start_server SERVER CPU PORT DIR: starts turnd or coturn on 127.0.0.1:PORT pinned to
 # CPU (config and log in DIR), sets bench_server_pid, and waits until a `turnd probe` round
-# trip through the relay works (bounded: 10 s). Returns 1 if it never does.
+# trip through the relay works (bounded: 10 s). Returns 1 if it never does. SERVER `turnd-nc`
+# is turnd with receive coalescing off (`server.receive-coalesce-us = 0`).
 bench_start_server() {
-  local server=$1 cpu=$2 port=$3 dir=$4
+  local server=$1 cpu=$2 port=$3 dir=$4 coalesce=200
+  if [[ $server == turnd-nc ]]; then
+    server=turnd coalesce=0
+  fi
   if [[ $server == turnd ]]; then
     cat >"$dir/turnd.toml" <<EOF
 [server]
@@ -48,6 +52,7 @@ listen = ["127.0.0.1:$port"]
 relay-ip = "127.0.0.1"
 workers = 1
 tcp = false
+receive-coalesce-us = $coalesce
 [auth]
 realm = "turnd.test"
 secrets = ["$BENCH_SECRET"]
