@@ -3,16 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-/// Receive coalescing (a NIC's interrupt moderation, in user space): when datagrams come in
-/// faster than two per `window`, the worker sleeps `window` after draining the listener rather
-/// than being woken per datagram, so one wake-up, one `epoll_wait` and one `recvmmsg` serve
-/// several. Below that rate it never sleeps, so light traffic sees no added latency. A sleep
-/// after which fewer than two datagrams had come did not pay (one client in lockstep, asking
-/// only after each answer: the sleep only delays it): coalescing then stays off for a while,
-/// twice as long at each such miss, from [`MIN_HOLD_OFF`] to [`MAX_HOLD_OFF`].
+/// Receive coalescing (a NIC's interrupt moderation, in user space): while datagrams come in
+/// at two or more per `window`, sustained over the last [`HORIZON`] or so, the worker sleeps
+/// `window` after draining the listener rather than being woken per datagram, so one wake-up,
+/// one `epoll_wait` and one `recvmmsg` serve several. Below that rate it never sleeps, so light
+/// traffic sees no added latency, clumps of it included (two datagrams a few microseconds
+/// apart are not a fast stream). A sleep after which fewer than two datagrams had come did not
+/// pay (one client in lockstep, asking only after each answer: the sleep only delays it):
+/// coalescing then stays off for a while, twice as long at each such miss, from
+/// [`MIN_HOLD_OFF`] to [`MAX_HOLD_OFF`].
 pub(crate) struct Coalesce {
     window: Duration,
     last_wake: Option<Instant>,
+    /// The receives handled so far, each weighted by e^(-age / HORIZON): the arrival rate
+    /// times [`HORIZON`] while traffic is steady.
+    level: f64,
     /// The last decision was to sleep: the next drain tells whether it paid.
     slept: bool,
     /// No sleeping before this.
@@ -21,6 +26,8 @@ pub(crate) struct Coalesce {
     hold_off: Duration,
 }
 
+/// How far back the arrival rate looks (the time constant of its exponential decay).
+pub(crate) const HORIZON: Duration = Duration::from_millis(10);
 /// The first hold-off after a sleep that did not pay.
 pub(crate) const MIN_HOLD_OFF: Duration = Duration::from_millis(1);
 /// The longest: a lockstep client then loses at most one window a second.
@@ -28,13 +35,14 @@ pub(crate) const MAX_HOLD_OFF: Duration = Duration::from_secs(1);
 
 impl Coalesce {
     pub(crate) fn new(window: Duration) -> Self {
-        Coalesce { window, last_wake: None, slept: false, hold_off_until: None, hold_off: Duration::ZERO }
+        Coalesce { window, last_wake: None, level: 0.0, slept: false, hold_off_until: None, hold_off: Duration::ZERO }
     }
 
-    /// After a wake-up that handled `handled` receives: how long to sleep, if at all. The rate
-    /// is `handled` over the time since the last wake-up (which includes any sleep).
+    /// After a wake-up that handled `handled` receives: how long to sleep, if at all.
     pub(crate) fn after_drain(&mut self, handled: usize, now: Instant) -> Option<Duration> {
-        let last = self.last_wake.replace(now)?;
+        let age = self.last_wake.replace(now).map(|last| now.saturating_duration_since(last));
+        let decay = age.map_or(0.0, |age| (-age.as_secs_f64() / HORIZON.as_secs_f64()).exp());
+        self.level = self.level * decay + handled as f64;
         if self.window.is_zero() || handled == 0 {
             return None;
         }
@@ -49,8 +57,8 @@ impl Coalesce {
         if self.hold_off_until.is_some_and(|until| now < until) {
             return None;
         }
-        let gap = now.saturating_duration_since(last);
-        let fast = self.window.saturating_mul(u32::try_from(handled).unwrap_or(u32::MAX)) >= gap.saturating_mul(2);
+        // level / HORIZON datagrams a second, two or more per window.
+        let fast = self.level * self.window.as_secs_f64() >= 2.0 * HORIZON.as_secs_f64();
         self.slept = fast;
         fast.then_some(self.window)
     }
@@ -63,84 +71,131 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_micros(200);
 
-    /// Five wake-ups `gap` apart after the first, each handling `handled`: what they decided.
-    fn steady(handled: usize, gap: Duration) -> Vec<Option<Duration>> {
+    /// A worker's listener fed datagrams arriving at `arrival(i)` (from a start, increasing)
+    /// for `span`: each wake-up reads all that has come; after a sleep the worker wakes when it
+    /// ends, else at the next arrival. Each wake-up's time (from the start), datagrams read and
+    /// decision.
+    fn simulate(arrival: impl Fn(u32) -> Duration, span: Duration) -> Vec<(Duration, u32, Option<Duration>)> {
+        let start = Instant::now();
+        let mut c = Coalesce::new(WINDOW);
+        let (mut t, mut read, mut out) = (arrival(0), 0, Vec::new());
+        while t <= span {
+            let arrived = (read..).take_while(|&i| arrival(i) <= t).count() as u32;
+            read += arrived;
+            let decision = c.after_drain(arrived as usize, start + t);
+            out.push((t, arrived, decision));
+            t = match decision {
+                Some(pause) => t + pause,
+                None => arrival(read).max(t),
+            };
+        }
+        out
+    }
+
+    /// `every` apart, from zero.
+    fn steady(every: Duration) -> impl Fn(u32) -> Duration {
+        move |i| every * i
+    }
+
+    fn sleeps(run: &[(Duration, u32, Option<Duration>)]) -> usize {
+        run.iter().filter(|w| w.2.is_some()).count()
+    }
+
+    #[test]
+    fn a_sustained_two_or_more_per_window_sleeps_one_window_and_stays_on() {
+        // 20,000 a second: 4 per 200 µs.
+        let run = simulate(steady(Duration::from_micros(50)), HORIZON * 10);
+        let settled: Vec<_> = run.iter().filter(|w| w.0 > HORIZON * 3).collect();
+        assert!(settled.len() > 100, "{} wake-ups", settled.len());
+        for &&(t, read, decision) in &settled {
+            assert_eq!(decision, Some(WINDOW), "at {t:?}");
+            assert!((3..=5).contains(&read), "each sleep gathers about four: {read} at {t:?}");
+        }
+        // 10,000 a second: exactly two per window.
+        // The rate builds up over a few horizons, the slower the longer.
+        let run = simulate(steady(Duration::from_micros(100)), HORIZON * 12);
+        assert!(run.iter().filter(|w| w.0 > HORIZON * 8).all(|w| w.2 == Some(WINDOW)));
+    }
+
+    #[test]
+    fn light_traffic_never_sleeps_clumped_or_not() {
+        for every in [Duration::from_micros(101), Duration::from_micros(500), Duration::from_millis(5)] {
+            assert_eq!(sleeps(&simulate(steady(every), Duration::from_secs(1))), 0, "one per {every:?}");
+        }
+        // 2,000 a second in pairs 5 µs apart (one flow's two packets back to back): each
+        // pair's second datagram comes a moment after the first; the sustained rate is low.
+        let pairs = |i: u32| Duration::from_millis(1) * (i / 2) + Duration::from_micros(5) * (i % 2);
+        assert_eq!(sleeps(&simulate(pairs, Duration::from_secs(1))), 0);
+        // Ten at once every 5 ms (ten flows ticking together), also 2,000 a second.
+        let tens = |i: u32| Duration::from_millis(5) * (i / 10) + Duration::from_micros(2) * (i % 10);
+        assert_eq!(sleeps(&simulate(tens, Duration::from_secs(1))), 0);
+    }
+
+    #[test]
+    fn empty_wake_ups_never_sleep() {
         let mut c = Coalesce::new(WINDOW);
         let start = Instant::now();
-        assert_eq!(c.after_drain(handled, start), None, "the first wake-up");
-        (1..=5).map(|k| c.after_drain(handled, start + gap * k)).collect()
-    }
-
-    #[test]
-    fn the_first_wake_up_never_sleeps() {
-        assert_eq!(Coalesce::new(WINDOW).after_drain(64, Instant::now()), None);
-    }
-
-    #[test]
-    fn two_or_more_datagrams_per_window_sleep_one_window_and_stay_on() {
-        // 20,000 a second, one per wake-up: 4 per 200 µs.
-        assert_eq!(steady(1, Duration::from_micros(50)).first(), Some(&Some(WINDOW)));
-        // Exactly two per window.
-        assert_eq!(steady(2, WINDOW).first(), Some(&Some(WINDOW)));
-        // Once on, each wake-up comes a window's sleep plus the drain later with what came in it.
-        let mut c = Coalesce::new(WINDOW);
-        let t = Instant::now();
-        let fast = Duration::from_micros(50);
-        assert_eq!(c.after_drain(1, t), None, "the first wake-up");
-        assert_eq!(c.after_drain(1, t + fast), Some(WINDOW));
-        for k in 1..=100 {
-            assert_eq!(c.after_drain(5, t + fast + Duration::from_micros(250) * k), Some(WINDOW));
+        for k in 0..1000 {
+            assert_eq!(c.after_drain(0, start + Duration::from_micros(10) * k), None);
         }
     }
 
     #[test]
-    fn light_traffic_and_empty_wake_ups_never_sleep() {
-        let never = vec![None; 5];
-        assert_eq!(steady(1, Duration::from_micros(101)), never, "under two per window");
-        assert_eq!(steady(1, Duration::from_millis(1)), never, "1,000 a second");
-        assert_eq!(steady(0, Duration::from_micros(10)), never, "woken with nothing to read");
+    fn a_lockstep_client_is_slept_on_ever_more_rarely() {
+        // One request per answer, 50 µs after it (20,000 a second while nothing sleeps): the
+        // worker reads one per wake-up and a sleep gathers just the one request, so each miss
+        // holds coalescing off twice as long, up to MAX_HOLD_OFF.
+        let start = Instant::now();
+        let turnaround = Duration::from_micros(50);
+        let mut c = Coalesce::new(WINDOW);
+        let (mut t, mut slept_at) = (Duration::ZERO, Vec::new());
+        while t < Duration::from_secs(5) {
+            let decision = c.after_drain(1, start + t);
+            if decision.is_some() {
+                slept_at.push(t);
+            }
+            t += decision.unwrap_or_default().max(turnaround);
+        }
+        assert!((10..=20).contains(&slept_at.len()), "{} sleeps in 5 s", slept_at.len());
+        let gaps: Vec<_> = slept_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0].min(MAX_HOLD_OFF)), "growing: {gaps:?}");
+        assert!(gaps.last().is_some_and(|g| *g >= MAX_HOLD_OFF), "{gaps:?}");
+        assert!(gaps.iter().all(|g| *g <= MAX_HOLD_OFF + HORIZON), "{gaps:?}");
     }
 
     #[test]
-    fn a_sleep_that_gathers_under_two_holds_coalescing_off_twice_as_long_each_time() {
+    fn a_sleep_that_pays_starts_the_hold_off_over() {
+        let start = Instant::now();
         let mut c = Coalesce::new(WINDOW);
-        let mut t = Instant::now();
-        let mut step = |c: &mut Coalesce, handled, gap| {
-            t += gap;
-            c.after_drain(handled, t)
-        };
         let fast = Duration::from_micros(50);
-        // A lockstep client: one request per wake-up, 50 µs apart, then one per sleep.
-        assert_eq!(step(&mut c, 1, fast), None, "first wake-up");
-        assert_eq!(step(&mut c, 1, fast), Some(WINDOW));
-        assert_eq!(step(&mut c, 1, WINDOW), None, "the sleep gathered one: missed");
-        assert_eq!(step(&mut c, 1, fast), None, "held off");
-        assert_eq!(step(&mut c, 1, MIN_HOLD_OFF), None, "a slow wake-up");
-        assert_eq!(step(&mut c, 1, fast), Some(WINDOW), "1 ms later it tries again");
-        assert_eq!(step(&mut c, 1, WINDOW), None, "missed again");
-        assert_eq!(step(&mut c, 1, MIN_HOLD_OFF + fast), None, "now held off for 2 ms");
-        assert_eq!(step(&mut c, 1, MIN_HOLD_OFF), None, "a slow wake-up");
-        assert_eq!(step(&mut c, 1, fast), Some(WINDOW));
-        // This time the sleep gathers three: coalescing stays on, the hold-off starts over.
-        assert_eq!(step(&mut c, 3, WINDOW), Some(WINDOW));
-        assert_eq!(step(&mut c, 1, WINDOW), None, "missed");
-        assert_eq!(step(&mut c, 1, MIN_HOLD_OFF), None, "1 ms again, not 4");
-        assert_eq!(step(&mut c, 1, fast), Some(WINDOW));
-        for _ in 0..20 {
-            assert_eq!(step(&mut c, 1, WINDOW), None);
-            assert_eq!(step(&mut c, 1, MAX_HOLD_OFF), None);
-            assert_eq!(step(&mut c, 1, fast), Some(WINDOW));
+        let mut t = Duration::ZERO;
+        // Fast enough to sleep: one per 50 µs until it does.
+        while c.after_drain(1, start + t).is_none() {
+            t += fast;
+            assert!(t < HORIZON * 10, "never slept");
         }
-        assert_eq!(step(&mut c, 1, WINDOW), None);
-        assert_eq!(step(&mut c, 1, MAX_HOLD_OFF - fast), None, "held off, for MAX_HOLD_OFF at most");
-        assert_eq!(step(&mut c, 1, fast), Some(WINDOW));
+        // A miss, then 1 ms off while the traffic goes on.
+        t += WINDOW;
+        assert_eq!(c.after_drain(1, start + t), None);
+        assert_eq!(c.hold_off, MIN_HOLD_OFF);
+        let until = t + MIN_HOLD_OFF;
+        t += fast;
+        while t < until {
+            assert_eq!(c.after_drain(1, start + t), None, "held off at {t:?}");
+            t += fast;
+        }
+        assert_eq!(c.after_drain(1, start + t), Some(WINDOW), "on again after the hold-off");
+        t += WINDOW;
+        assert_eq!(c.after_drain(4, start + t), Some(WINDOW), "this sleep gathered four");
+        assert_eq!(c.hold_off, Duration::ZERO, "and the next miss holds off 1 ms again, not 2");
     }
 
     #[test]
     fn a_zero_window_is_off() {
         let mut c = Coalesce::new(Duration::ZERO);
         let start = Instant::now();
-        assert_eq!(c.after_drain(64, start), None);
-        assert_eq!(c.after_drain(64, start + Duration::from_micros(1)), None);
+        for k in 0..1000 {
+            assert_eq!(c.after_drain(64, start + Duration::from_micros(1) * k), None);
+        }
     }
 }
