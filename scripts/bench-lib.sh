@@ -41,9 +41,9 @@ bench_free_port() {
 # trip through the relay works (bounded: 10 s). Returns 1 if it never does. SERVER `turnd-nc`
 # is turnd with receive coalescing off (`server.receive-coalesce-us = 0`).
 bench_start_server() {
-  local server=$1 cpu=$2 port=$3 dir=$4 coalesce=200
+  local server=$1 cpu=$2 port=$3 dir=$4 extra=
   if [[ $server == turnd-nc ]]; then
-    server=turnd coalesce=0
+    server=turnd extra="receive-coalesce-us = 0"
   fi
   if [[ $server == turnd ]]; then
     cat >"$dir/turnd.toml" <<EOF
@@ -52,7 +52,7 @@ listen = ["127.0.0.1:$port"]
 relay-ip = "127.0.0.1"
 workers = 1
 tcp = false
-receive-coalesce-us = $coalesce
+$extra
 [auth]
 realm = "turnd.test"
 secrets = ["$BENCH_SECRET"]

@@ -227,12 +227,11 @@ impl PortPool {
                 _ => None,
             };
             // Dropped (freeing the port again) if the bind below fails.
-            let tcp = match options.tcp {
-                true => match TcpPort::claim(&self.tcp, options.ipv6, offset) {
-                    Some(claim) => Some(claim),
-                    None => continue,
-                },
-                false => None,
+            let tcp = if options.tcp {
+                let Some(claim) = TcpPort::claim(&self.tcp, options.ipv6, offset) else { continue };
+                Some(claim)
+            } else {
+                None
             };
             let Some(socket) = bind_on(&mut spare, ip, port, options)? else { continue };
             let Some(next) = next else {
