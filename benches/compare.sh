@@ -58,7 +58,9 @@ done
 ((seconds > 0 && rounds > 0 && rate > 0)) || { echo "compare: seconds, rounds and rate must be > 0" >&2; exit 2; }
 
 bench_build_turnd
-bench_need_coturn install
+if [[ " ${servers[*]} " == *" coturn "* ]]; then
+  bench_need_coturn install
+fi
 
 work=$(mktemp -d)
 cleanup() {
