@@ -143,19 +143,18 @@ pub struct PortPool {
 /// a port a live one holds, sharing that allocation's incoming peer connections. The kernel's
 /// bind cannot say no there, so the pool does.
 struct TcpPorts {
+    /// IPv4's words, then as many for IPv6.
     bits: Box<[AtomicU64]>,
-    /// Words per family.
-    words: usize,
 }
 
 impl TcpPorts {
     fn new(span: u32) -> Self {
         let words = (span as usize).div_ceil(64);
-        TcpPorts { bits: (0..2 * words).map(|_| AtomicU64::new(0)).collect(), words }
+        TcpPorts { bits: (0..2 * words).map(|_| AtomicU64::new(0)).collect() }
     }
 
     fn bit(&self, ipv6: bool, offset: u32) -> (&AtomicU64, u64) {
-        let index = offset as usize + if ipv6 { self.words * 64 } else { 0 };
+        let index = offset as usize + if ipv6 { self.bits.len() / 2 * 64 } else { 0 };
         (&self.bits[index / 64], 1 << (index % 64))
     }
 }
