@@ -108,6 +108,13 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
             let _ = failed.send(error);
         })?;
     }
+    // SIGTERM and SIGHUP are handled before anything announces readiness: one sent right after
+    // the announcement drains or reloads instead of killing the process (the default action).
+    let (mut term, mut hup) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _runtime = runtime.enter();
+        (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)
+    };
     // `/readyz` turns ready before anything announces readiness, so whoever acts on the
     // announcement (systemd, a test harness, a load balancer) never sees "not ready" after it.
     ready.set(true);
@@ -116,9 +123,6 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
     announce_ready(&bound, api.as_ref().map(api::Api::addr))?;
 
     runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
         // systemd's watchdog (WatchdogSec=): pinged at half its interval, and only while every
         // worker's heartbeat is fresh, so a stuck worker gets the service restarted.
         let watchdog = sd_notify::watchdog_enabled();
