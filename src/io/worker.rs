@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use super::relay::{token_relay, PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
@@ -92,7 +92,11 @@ pub(super) struct Worker {
     /// Shortcut to `shared.server`.
     server: Arc<Server<RelaySocket>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    listeners: Vec<UdpSocket>,
+    /// Registered for readability only: a UDP socket's write space comes back during each
+    /// send (loopback frees the datagram at once, and a NIC soon after), and with write
+    /// interest every send to a client would report an EPOLLOUT edge, an `epoll_wait` that
+    /// finds nothing to do. Sends never wait for room: a full buffer drops, as UDP does.
+    listeners: Vec<AsyncFd<StdUdpSocket>>,
     /// The listeners' local addresses, read once (a syscall each).
     listener_addrs: Vec<std::net::SocketAddr>,
     poll: RefCell<mio::Poll>,
@@ -125,8 +129,15 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listeners = sockets.udp.into_iter().map(UdpSocket::from_std).collect::<std::io::Result<Vec<_>>>()?;
-        let listener_addrs = listeners.iter().map(UdpSocket::local_addr).collect::<std::io::Result<Vec<_>>>()?;
+        let listener_addrs = sockets.udp.iter().map(StdUdpSocket::local_addr).collect::<std::io::Result<Vec<_>>>()?;
+        let listeners = sockets
+            .udp
+            .into_iter()
+            // SAFETY: a std `UdpSocket` owns its open fd, returns it from `as_raw_fd` and closes
+            // it only when dropped, which the `AsyncFd` does after deregistering it.
+            .map(|socket| unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.into_parts().1)?;
         let worker = Rc::new(Worker {
             index,
             server: Arc::clone(&shared.server),
@@ -166,14 +177,21 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
 async fn serve_listener(worker: Rc<Worker>, i: usize) {
     let mut coalesce = super::coalesce::Coalesce::new(worker.shared.coalesce);
     loop {
-        if let Err(e) = worker.listeners[i].readable().await {
-            tracing::error!(worker = worker.index, error = %e, "listener failed");
-            return;
-        }
+        let mut ready = match worker.listeners[i].readable().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!(worker = worker.index, error = %e, "listener failed");
+                return;
+            }
+        };
         let mut handled = 0;
         while worker.drain_listener(i, &mut handled) {
             tokio::task::yield_now().await;
         }
+        // Drained to WouldBlock. A datagram landing after that read is a new edge, which
+        // epoll reports after this clear (and an event the runtime took since `readable`
+        // changed the tick, so this clears nothing), as tokio's own `try_io` does.
+        ready.clear_ready();
         if let Some(pause) = coalesce.after_drain(handled, super::now().mono) {
             // Blocks this worker's thread on purpose: nothing else of its is due that cannot
             // wait `pause`, and what arrives meanwhile is read in one go.
@@ -196,9 +214,7 @@ impl Worker {
             // Read until the queue is empty (WouldBlock). Stopping at the first short batch
             // would save that last, empty receive but cost more wake-ups: a client's packets
             // arrive in clumps, and the rest of a clump lands while the first is handled.
-            let (n, drained) = match socket
-                .try_io(tokio::io::Interest::READABLE, || gro::recv_batch(socket.as_raw_fd(), rx, &mut got))
-            {
+            let (n, drained) = match gro::recv_batch(socket.as_raw_fd(), rx, &mut got) {
                 Ok(n) => (n, false),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => (0, true),
                 // ICMP errors surface on later reads; they are not the listener failing.
@@ -269,12 +285,12 @@ impl Worker {
         self.count(packet, &outcome);
         match outcome {
             Outcome::Reply(n) => {
-                let _ = self.listeners[i].try_send_to(&tx[..n], tuple.client);
+                let _ = self.listeners[i].get_ref().send_to(&tx[..n], tuple.client);
             }
             // RFC 5780 CHANGE-REQUEST: this worker's own socket on the other address.
             Outcome::ReplyFrom { len, from } => {
                 if let Some(i) = self.listener_addrs.iter().position(|a| *a == from) {
-                    let _ = self.listeners[i].try_send_to(&tx[..len], tuple.client);
+                    let _ = self.listeners[i].get_ref().send_to(&tx[..len], tuple.client);
                 }
             }
             Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
@@ -385,7 +401,7 @@ impl Worker {
             return;
         }
         if let Some(i) = self.listener_addrs.iter().position(|a| *a == to.server) {
-            let _ = self.listeners[i].try_send_to(bytes, to.client);
+            let _ = self.listeners[i].get_ref().send_to(bytes, to.client);
         }
     }
 
