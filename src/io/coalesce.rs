@@ -38,6 +38,12 @@ impl Coalesce {
         Coalesce { window, last_wake: None, level: 0.0, slept: false, hold_off_until: None, hold_off: Duration::ZERO }
     }
 
+    /// Whether the last decision was to sleep (the next drain is most likely followed by
+    /// another sleep).
+    pub(crate) fn sleeping(&self) -> bool {
+        self.slept
+    }
+
     /// After a wake-up that handled `handled` receives: how long to sleep, if at all.
     pub(crate) fn after_drain(&mut self, handled: usize, now: Instant) -> Option<Duration> {
         let age = self.last_wake.replace(now).map(|last| now.saturating_duration_since(last));
@@ -174,10 +180,12 @@ mod tests {
             t += fast;
             assert!(t < HORIZON * 10, "never slept");
         }
+        assert!(c.sleeping(), "the drain after a sleep may stop at a short batch");
         // A miss, then 1 ms off while the traffic goes on.
         t += WINDOW;
         assert_eq!(c.after_drain(1, start + t), None);
         assert_eq!(c.hold_off, MIN_HOLD_OFF);
+        assert!(!c.sleeping(), "and the one after a miss reads to WouldBlock");
         let until = t + MIN_HOLD_OFF;
         t += fast;
         while t < until {

@@ -185,14 +185,18 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
             }
         };
         let mut handled = 0;
-        while worker.drain_listener(i, &mut handled) {
+        // While coalescing, a short batch ends the drain: what lands meanwhile waits for the
+        // window anyway, so reading on until WouldBlock would only add an empty receive.
+        let stop_short = coalesce.sleeping();
+        while worker.drain_listener(i, &mut handled, stop_short) {
             tokio::task::yield_now().await;
         }
-        // Drained to WouldBlock. A datagram landing after that read is a new edge, which
-        // epoll reports after this clear (and an event the runtime took since `readable`
-        // changed the tick, so this clears nothing), as tokio's own `try_io` does.
+        // The queue was empty at the last read (WouldBlock, or a short `recvmmsg`, which stops
+        // only there: the listener takes no ICMP errors). A datagram landing after that read is
+        // a new edge, which epoll reports after this clear (and an event the runtime took since
+        // `readable` changed the tick, so this clears nothing), as tokio's own `try_io` does.
         ready.clear_ready();
-        if let Some(pause) = coalesce.after_drain(handled, super::now().mono) {
+        if let Some(pause) = coalesce.after_drain(handled, super::mono()) {
             // Blocks this worker's thread on purpose: nothing else of its is due that cannot
             // wait `pause`, and what arrives meanwhile is read in one go.
             std::thread::sleep(pause);
@@ -202,8 +206,9 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
 
 impl Worker {
     /// Handles up to [`BUDGET`] receives (datagrams, or GRO bursts of them) from listener `i`,
-    /// [`gro::BATCH`] per `recvmmsg`; true if it stopped on the budget.
-    fn drain_listener(&self, i: usize, handled: &mut usize) -> bool {
+    /// [`gro::BATCH`] per `recvmmsg`, until WouldBlock, or a short batch if `stop_short`; true
+    /// if it stopped on the budget.
+    fn drain_listener(&self, i: usize, handled: &mut usize, stop_short: bool) -> bool {
         let socket = &self.listeners[i];
         let mut bufs = self.bufs.borrow_mut();
         let Buffers { rx, tx, .. } = &mut *bufs;
@@ -212,10 +217,11 @@ impl Worker {
         let mut got = [gro::NOTHING; gro::BATCH];
         for _ in 0..BUDGET / gro::BATCH {
             // Read until the queue is empty (WouldBlock). Stopping at the first short batch
-            // would save that last, empty receive but cost more wake-ups: a client's packets
-            // arrive in clumps, and the rest of a clump lands while the first is handled.
+            // saves that last, empty receive but, when the worker does not sleep next, costs
+            // more wake-ups: a client's packets arrive in clumps, and the rest of a clump lands
+            // while the first is handled.
             let (n, drained) = match gro::recv_batch(socket.as_raw_fd(), rx, &mut got) {
-                Ok(n) => (n, false),
+                Ok(n) => (n, stop_short && n < gro::BATCH),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => (0, true),
                 // ICMP errors surface on later reads; they are not the listener failing.
                 Err(_) => (0, false),
