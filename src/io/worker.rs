@@ -223,7 +223,8 @@ impl Worker {
             let (n, drained) = match gro::recv_batch(socket.as_raw_fd(), rx, &mut got) {
                 Ok(n) => (n, stop_short && n < gro::BATCH),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => (0, true),
-                // ICMP errors surface on later reads; they are not the listener failing.
+                // None is expected (unconnected and without IP_RECVERR, the listener takes no
+                // ICMP errors); whatever it is, it is not the listener failing: read on.
                 Err(_) => (0, false),
             };
             let now = super::now();
