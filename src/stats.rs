@@ -40,11 +40,14 @@ pub enum Counter {
     GsoSends,
     /// Receives (listener or relay) that held a GRO burst of two or more datagrams.
     GroReceives,
+    /// Sleeps of a receive-coalescing window (`server.receive-coalesce-us`) after a listener
+    /// drain.
+    CoalesceSleeps,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 19] = [
         Counter::PacketsToPeer,
         Counter::ChannelDataFromClient,
         Counter::SendIndicationsFromClient,
@@ -63,6 +66,7 @@ impl Counter {
         Counter::IcmpToClient,
         Counter::GsoSends,
         Counter::GroReceives,
+        Counter::CoalesceSleeps,
     ];
 }
 

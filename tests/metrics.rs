@@ -360,17 +360,31 @@ fn connections_over_the_per_ip_limit_are_refused_and_counted() {
     first.handled_so_far();
 }
 
+/// A turnd, its API, and a client with channel 0x4000 bound to a loopback peer socket.
+struct Channel {
+    server: Server,
+    http: Http,
+    peer: UdpSocket,
+    client: TurnClient,
+    relayed: SocketAddr,
+}
+
+fn channel_to_a_peer() -> Channel {
+    let (server, http) = start("");
+    let (peer, peer_addr) = common::peer_socket("127.0.0.1");
+    let mut client = TurnClient::new(server.addr);
+    let relayed = client.allocate("alice", "wonderland").unwrap();
+    client.channel_bind(0x4000, peer_addr).unwrap();
+    Channel { server, http, peer, client, relayed }
+}
+
 /// A video frame's packets sent as one UDP GSO send, which on loopback stays one until the
 /// receiving socket (as a NIC's GRO would deliver a burst): turnd reads each burst in one GRO
 /// receive and relays it whole and in order, the client's to the peer in one GSO send and the
 /// peer's back to the client in another; every datagram is still counted.
 #[test]
 fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
-    let (server, http) = start("");
-    let (peer, peer_addr) = common::peer_socket("127.0.0.1");
-    let mut client = TurnClient::new(server.addr);
-    let relayed = client.allocate("alice", "wonderland").unwrap();
-    client.channel_bind(0x4000, peer_addr).unwrap();
+    let Channel { server, http, peer, mut client, relayed } = channel_to_a_peer();
     // Nine payloads of 1,200 bytes and a last, shorter one.
     let payloads: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; if i == 9 { 500 } else { 1200 }]).collect();
     let frames: Vec<Vec<u8>> = payloads.iter().map(|p| encode_channel_data(0x4000, p, false)).collect();
@@ -399,4 +413,37 @@ fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
             ("turnd_gso_sends_total", 2.0),
         ],
     );
+}
+
+/// Clumps of ChannelData far above 10,000 a second make the worker sleep receive-coalescing
+/// windows, which are counted; each clump, sent once the one before has all arrived, gets
+/// through whole and in order: the drain after a window stops at a short batch, and nothing is
+/// left unread waiting for a later datagram (there is none until the clump is through).
+#[test]
+fn coalescing_sleeps_are_counted_and_leave_nothing_behind() {
+    let Channel { server: _server, http, peer, client, relayed } = channel_to_a_peer();
+    assert_samples(&metrics(&http), &[("turnd_receive_coalesce_sleeps_total", 0.0)]);
+    const CLUMP: u32 = 20;
+    for clump in 0..200 {
+        for k in 0..CLUMP {
+            client.channel_data(0x4000, &(clump * CLUMP + k).to_be_bytes());
+        }
+        for k in 0..CLUMP {
+            let (got, from) = common::recv_peer(&peer);
+            assert_eq!(
+                (from, got),
+                (relayed, (clump * CLUMP + k).to_be_bytes().to_vec()),
+                "clump {clump}, payload {k}"
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics(&http);
+        if sample(&text, "turnd_receive_coalesce_sleeps_total") > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no coalescing sleep counted in\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

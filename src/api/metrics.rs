@@ -34,6 +34,7 @@ pub fn series(counter: Counter) -> (&'static str, Option<(&'static str, &'static
         Counter::IcmpToClient => ("turnd_icmp_relayed_total", None),
         Counter::GsoSends => ("turnd_gso_sends_total", None),
         Counter::GroReceives => ("turnd_gro_receives_total", None),
+        Counter::CoalesceSleeps => ("turnd_receive_coalesce_sleeps_total", None),
     }
 }
 
@@ -74,6 +75,10 @@ impl Exporter {
             describe_counter!(
                 "turnd_gro_receives_total",
                 "Receives that held a GRO burst of two or more same-size datagrams from one client or peer."
+            );
+            describe_counter!(
+                "turnd_receive_coalesce_sleeps_total",
+                "Times a worker slept a receive-coalescing window (server.receive-coalesce-us) after reading its listener."
             );
             describe_counter!(
                 "turnd_icmp_relayed_total",

@@ -197,6 +197,7 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
         // `readable` changed the tick, so this clears nothing), as tokio's own `try_io` does.
         ready.clear_ready();
         if let Some(pause) = coalesce.after_drain(handled, super::mono()) {
+            worker.counters().add(Counter::CoalesceSleeps, 1);
             // Blocks this worker's thread on purpose: nothing else of its is due that cannot
             // wait `pause`, and what arrives meanwhile is read in one go.
             std::thread::sleep(pause);
