@@ -2,8 +2,8 @@
 //! allocates from many client sockets, runs its own peer on loopback and drives traffic from
 //! worker threads with `sendmmsg`/`recvmmsg` (bursts as GSO sends, GRO on its sockets); it
 //! reports offered and relayed packet rates, Mbps, loss, latency percentiles and, given the
-//! server's PID, the server's CPU time over the measured window and its RSS. A client-side IO shell built on the `stun` codec and `auth`
-//! keys: plain threads and sockets, no runtime.
+//! server's PID, the server's CPU time over the measured window and its RSS. A client-side IO
+//! shell built on the `stun` codec and `auth` keys: plain threads and sockets, no runtime.
 // A client tool reads the clock like the IO shell does.
 #![allow(clippy::disallowed_methods)]
 
