@@ -544,9 +544,22 @@ mod tests {
         }
     }
 
+    /// A loopback port number free for both TCP and UDP when this returns (tests running
+    /// alongside bind ports too, so a port free for one protocol may be taken for the other).
+    fn free_tcp_and_udp_port() -> u16 {
+        for _ in 0..100 {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no loopback port free for both TCP and UDP in 100 tries");
+    }
+
     #[test]
     fn a_port_a_live_tcp_relay_holds_is_not_given_to_another() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_tcp_and_udp_port();
         let pool = PortPool::new(&["127.0.0.1".parse().unwrap()], port, port);
         let poll = mio::Poll::new().unwrap();
         let mut relays = WorkerRelays { pool: &pool, registry: poll.registry() };
