@@ -5,7 +5,7 @@
 # alternating each round; then a markdown table with, per workload and figure, the median for
 # each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
 #
-#     ./benches/compare.sh                                   # about twelve minutes
+#     ./benches/compare.sh                                   # about fifteen minutes
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
@@ -16,6 +16,9 @@
 # Workloads, each measured for COMPARE_SECONDS (default 5) after a 1 s warm-up:
 #   rate-*   ChannelData at COMPARE_RATE payloads a second over all flows (default 20,000),
 #            100 and 1,200 bytes, 10 and 200 allocations, one-way
+#   rate50k-*  the same at COMPARE_HIGH_RATE (default 50,000; the name shows the rate): the
+#            range where the issue quotes coturn's fixed-rate figures, and where a worker that
+#            batches wakes up less often per packet than at 20,000
 #   flood-*  the same flat out (--rate 0)
 #   send-*   Send indications, 100 bytes, 10 allocations, COMPARE_RATE
 #   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, each burst
@@ -45,6 +48,7 @@ rounds=${COMPARE_ROUNDS:-3}
 rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
 half_rate=${COMPARE_HALF_RATE:-50000}
+high_rate=${COMPARE_HIGH_RATE:-50000}
 read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn}"
 for server in "${servers[@]}"; do
   [[ $server =~ ^(turnd|turnd-nc|coturn)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc and coturn" >&2; exit 2; }
@@ -52,10 +56,11 @@ done
 out=${COMPARE_OUT:-target/compare.jsonl}
 server_cpu=${COMPARE_SERVER_CPU:-0}
 load_cpu=${COMPARE_LOAD_CPU:-1}
-for n in "$seconds" "$rounds" "$rate" "$latency_rate" "$half_rate"; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE, _HALF_RATE take whole numbers" >&2; exit 2; }
+for n in "$seconds" "$rounds" "$rate" "$latency_rate" "$half_rate" "$high_rate"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE, _HALF_RATE, _HIGH_RATE take whole numbers" >&2; exit 2; }
 done
-((seconds > 0 && rounds > 0 && rate > 0)) || { echo "compare: seconds, rounds and rate must be > 0" >&2; exit 2; }
+((seconds > 0 && rounds > 0 && rate > 0 && high_rate > 0)) || { echo "compare: seconds, rounds and rates must be > 0" >&2; exit 2; }
+high=rate$((high_rate / 1000))k
 
 bench_build_turnd
 if [[ " ${servers[*]} " == *" coturn "* ]]; then
@@ -77,6 +82,10 @@ workloads=(
   "rate-100B-n200|--mode throughput -n 200 --rate $rate --size 100"
   "rate-1200B-n10|--mode throughput -n 10 --rate $rate --size 1200"
   "rate-1200B-n200|--mode throughput -n 200 --rate $rate --size 1200"
+  "$high-100B-n10|--mode throughput -n 10 --rate $high_rate --size 100"
+  "$high-100B-n200|--mode throughput -n 200 --rate $high_rate --size 100"
+  "$high-1200B-n10|--mode throughput -n 10 --rate $high_rate --size 1200"
+  "$high-1200B-n200|--mode throughput -n 200 --rate $high_rate --size 1200"
   "flood-100B-n10|--mode throughput -n 10 --rate 0 --size 100"
   "flood-100B-n200|--mode throughput -n 200 --rate 0 --size 100"
   "flood-1200B-n10|--mode throughput -n 10 --rate 0 --size 1200"
