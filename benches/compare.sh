@@ -5,7 +5,7 @@
 # alternating each round; then a markdown table with, per workload and figure, the median for
 # each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
 #
-#     ./benches/compare.sh                                   # about fifteen minutes
+#     ./benches/compare.sh                                   # about thirteen minutes
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
@@ -16,9 +16,9 @@
 # Workloads, each measured for COMPARE_SECONDS (default 5) after a 1 s warm-up:
 #   rate-*   ChannelData at COMPARE_RATE payloads a second over all flows (default 20,000),
 #            100 and 1,200 bytes, 10 and 200 allocations, one-way
-#   rate50k-*  the same at COMPARE_HIGH_RATE (default 50,000; the name shows the rate): the
-#            range where the issue quotes coturn's fixed-rate figures, and where a worker that
-#            batches wakes up less often per packet than at 20,000
+#   rate50k-*  the same at COMPARE_HIGH_RATE (default 50,000; the name shows the rate, in
+#            thousands when whole): the range where the issue quotes coturn's fixed-rate
+#            figures, and where a worker that batches wakes up less often per packet
 #   flood-*  the same flat out (--rate 0)
 #   send-*   Send indications, 100 bytes, 10 allocations, COMPARE_RATE
 #   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, each burst
@@ -60,7 +60,8 @@ for n in "$seconds" "$rounds" "$rate" "$latency_rate" "$half_rate" "$high_rate";
   [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE, _HALF_RATE, _HIGH_RATE take whole numbers" >&2; exit 2; }
 done
 ((seconds > 0 && rounds > 0 && rate > 0 && high_rate > 0)) || { echo "compare: seconds, rounds and rates must be > 0" >&2; exit 2; }
-high=rate$((high_rate / 1000))k
+high=rate$high_rate
+if ((high_rate % 1000 == 0)); then high=rate$((high_rate / 1000))k; fi
 
 bench_build_turnd
 if [[ " ${servers[*]} " == *" coturn "* ]]; then
