@@ -35,13 +35,20 @@ fn metrics(http: &Http) -> String {
 
 /// Waits (bounded) until every series has its value in /metrics; returns that text.
 fn wait_for(http: &Http, expected: &[(&str, f64)]) -> String {
+    wait_until(http, &format!("{expected:?}"), |text| {
+        expected.iter().all(|(series, value)| sample(text, series) == *value)
+    })
+}
+
+/// Waits (bounded) until the /metrics text satisfies `done` (`what` names it); returns that text.
+fn wait_until(http: &Http, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = metrics(http);
-        if expected.iter().all(|(series, value)| sample(&text, series) == *value) {
+        if done(&text) {
             return text;
         }
-        assert!(Instant::now() < deadline, "expected {expected:?} in\n{text}");
+        assert!(Instant::now() < deadline, "expected {what} in\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -437,13 +444,5 @@ fn coalescing_sleeps_are_counted_and_leave_nothing_behind() {
             );
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics(&http);
-        if sample(&text, "turnd_receive_coalesce_sleeps_total") > 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no coalescing sleep counted in\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&http, "a coalescing sleep counted", |text| sample(text, "turnd_receive_coalesce_sleeps_total") > 0.0);
 }

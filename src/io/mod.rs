@@ -523,7 +523,7 @@ fn stream_settings(config: &Config) -> StreamSettings {
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn now() -> Now {
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Now { mono: Instant::now(), unix }
+    Now { mono: mono(), unix }
 }
 
 /// The monotonic clock alone, for timing in the IO shell (one `clock_gettime`, where [`now`]
