@@ -108,12 +108,16 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
             let _ = failed.send(error);
         })?;
     }
-    // SIGTERM and SIGHUP are handled before anything announces readiness: one sent right after
-    // the announcement drains or reloads instead of killing the process (the default action).
-    let (mut term, mut hup) = {
+    // SIGTERM, SIGINT and SIGHUP are handled before anything announces readiness: one sent right
+    // after the announcement drains or reloads instead of killing the process (the default action).
+    // Each is one listener for the whole run: every runtime's driver (the workers' too) delivers
+    // signals, and one that lands while no listener exists is lost, so a listener made afresh
+    // in each `select!` (as `ctrl_c()` is) could miss the second signal of a drain.
+    let (mut stop, mut hup) = {
         use tokio::signal::unix::{signal, SignalKind};
         let _runtime = runtime.enter();
-        (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)
+        let stop = Stop { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? };
+        (stop, signal(SignalKind::hangup())?)
     };
     // `/readyz` turns ready before anything announces readiness, so whoever acts on the
     // announcement (systemd, a test harness, a load balancer) never sees "not ready" after it.
@@ -131,15 +135,10 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         let result = loop {
             tokio::select! {
                 _ = status.tick() => notify_status(&shared, watchdog),
-                _ = tokio::signal::ctrl_c() => {
-                    tracing::info!("SIGINT: stopping");
+                name = stop.recv() => {
+                    tracing::info!("{name}: stopping");
                     ready.set(false);
-                    break drain(&shared, running.drain_time, &mut term).await;
-                }
-                _ = term.recv() => {
-                    tracing::info!("SIGTERM: stopping");
-                    ready.set(false);
-                    break drain(&shared, running.drain_time, &mut term).await;
+                    break drain(&shared, running.drain_time, &mut stop).await;
                 }
                 _ = hup.recv() => {
                     reload_certificates(tls.as_deref());
@@ -176,7 +175,7 @@ fn notify_status(shared: &Shared, watchdog: Option<std::time::Duration>) {
 
 /// Graceful stop (STOPPING=1): no new allocations (508), relaying for the existing ones until
 /// the last one ends or `drain_time` seconds pass; another SIGINT/SIGTERM stops at once.
-async fn drain(shared: &Shared, drain_time: u64, term: &mut tokio::signal::unix::Signal) -> std::io::Result<()> {
+async fn drain(shared: &Shared, drain_time: u64, stop: &mut Stop) -> std::io::Result<()> {
     shared.server.drain();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(drain_time);
@@ -193,8 +192,26 @@ async fn drain(shared: &Shared, drain_time: u64, term: &mut tokio::signal::unix:
                 tracing::info!(allocations = shared.server.table().len(), "drain time over: stopping");
                 return Ok(());
             }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = term.recv() => return Ok(()),
+            name = stop.recv() => {
+                tracing::info!(allocations = shared.server.table().len(), "{name} while draining: stopping now");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The two signals that stop the daemon, each with one listener that lives as long as the run.
+struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    /// Waits for SIGTERM or SIGINT and names the one that came.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
     }
 }
