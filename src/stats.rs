@@ -40,7 +40,7 @@ pub enum Counter {
     GsoSends,
     /// Receives (listener or relay) that held a GRO burst of two or more datagrams.
     GroReceives,
-    /// Sleeps of a receive-coalescing window (`server.receive-coalesce-us`) after a listener
+    /// Receive-coalescing sleeps (each at most `server.receive-coalesce-us`) after a listener
     /// drain.
     CoalesceSleeps,
 }

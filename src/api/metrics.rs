@@ -78,7 +78,7 @@ impl Exporter {
             );
             describe_counter!(
                 "turnd_receive_coalesce_sleeps_total",
-                "Times a worker slept a receive-coalescing window (server.receive-coalesce-us) after reading its listener."
+                "Times a worker slept for receive coalescing (at most server.receive-coalesce-us) after reading its listener."
             );
             describe_counter!(
                 "turnd_icmp_relayed_total",

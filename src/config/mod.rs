@@ -79,7 +79,8 @@ pub struct Config {
     /// Number of worker threads; never 0 (0 in the file means one per core).
     pub workers: usize,
     /// Receive coalescing: a worker whose listener gets two or more datagrams per this window,
-    /// sustained, sleeps it after draining, and reads what came meanwhile in one go; zero is off.
+    /// sustained, sleeps after draining (at most this long), and reads what came meanwhile in one
+    /// go; zero is off.
     pub receive_coalesce: std::time::Duration,
     /// `tracing_subscriber::EnvFilter` directives, already checked to parse.
     pub log_level: String,
