@@ -3,9 +3,10 @@
 # against a fresh turnd and one against a fresh coturn (Debian's turnserver, installed when
 # missing, root or sudo), COMPARE_ROUNDS times (default 3), the server that goes first
 # alternating each round; then a markdown table with, per workload and figure, the median for
-# each server and the turnd/coturn ratio. Not part of ./scripts/test; run it on its own:
+# each server and the turnd/coturn ratio (and turnd/forwarder, the bare forwarder's). Not part
+# of ./scripts/test; run it on its own:
 #
-#     ./benches/compare.sh                                   # about thirteen minutes
+#     ./benches/compare.sh                                   # about eighteen minutes
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
@@ -30,8 +31,11 @@
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
 #            deleted at once
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
-# COMPARE_SERVERS (default "turnd coturn") lists the servers; `turnd-nc` is turnd with receive
-# coalescing off (`server.receive-coalesce-us = 0`), to show what coalescing costs and buys.
+# COMPARE_SERVERS (default "turnd coturn forwarder") lists the servers; `turnd-nc` is turnd with
+# receive coalescing off (`server.receive-coalesce-us = 0`), to show what coalescing costs and
+# buys; `forwarder` is `turnd bench-forwarder`, the bare recvmmsg/sendmmsg forwarder (no TURN,
+# one way: it runs the rate-, rate50k- and flood- workloads only, driven by `turnd bench --bare`),
+# the floor of CPU per relayed packet on this machine, with turnd/forwarder ratios.
 # Every run is one JSON line (`turnd bench --json` plus "server", "workload" and "round"; a run
 # that failed has "error" instead of figures) in COMPARE_OUT (default target/compare.jsonl); the
 # table goes to stdout and to the same path with .md. A fresh server per run: RSS is per run.
@@ -49,9 +53,9 @@ rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
 half_rate=${COMPARE_HALF_RATE:-50000}
 high_rate=${COMPARE_HIGH_RATE:-50000}
-read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn}"
+read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn forwarder}"
 for server in "${servers[@]}"; do
-  [[ $server =~ ^(turnd|turnd-nc|coturn)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc and coturn" >&2; exit 2; }
+  [[ $server =~ ^(turnd|turnd-nc|coturn|forwarder)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc, coturn and forwarder" >&2; exit 2; }
 done
 out=${COMPARE_OUT:-target/compare.jsonl}
 server_cpu=${COMPARE_SERVER_CPU:-0}
@@ -103,11 +107,17 @@ limit=$((15 * seconds + 60))
 
 # run_one SERVER WORKLOAD FLAGS ROUND: one fresh server, one bench run, one JSON line to $out.
 run_one() {
-  local server=$1 name=$2 flags=$3 round=$4 port line status=0
+  local server=$1 name=$2 flags=$3 round=$4 port line status=0 peer_port=
   local tag="\"server\":\"$server\",\"workload\":\"$name\",\"round\":$round"
+  if [[ $server == forwarder ]]; then
+    # One-way ChannelData only: what a forwarder without TURN can carry.
+    [[ $name =~ ^(rate|flood) ]] || return 0
+    peer_port=$(bench_free_port)
+    flags="$flags --bare --peer-port $peer_port"
+  fi
   echo "== round $round/$rounds $name $server: $flags" >&2
   port=$(bench_free_port)
-  if ! bench_start_server "$server" "$server_cpu" "$port" "$work"; then
+  if ! bench_start_server "$server" "$server_cpu" "$port" "$work" "$peer_port"; then
     bench_stop_server
     echo "compare: $server did not relay the probe within 10 s" >&2
     echo "{$tag,\"error\":\"server did not start\"}" >>"$out"
@@ -152,7 +162,9 @@ import json, statistics, sys
 out, md, seconds, rounds, load_before, load_after, servers = sys.argv[1:8]
 servers = servers.split()
 workloads = [w.split("|", 1) for w in sys.argv[8:]]
-ratios = [s for s in servers if s != "coturn"] if "coturn" in servers else []
+# Ratio columns: each other server to coturn, and each turnd to the bare forwarder.
+ratios = [(s, "coturn") for s in servers if s != "coturn"] if "coturn" in servers else []
+ratios += [(s, "forwarder") for s in servers if s.startswith("turnd")] if "forwarder" in servers else []
 runs = [json.loads(line) for line in open(out) if line.strip()]
 figures = [  # key, label, better when, format
     ("relayed_pps", "relayed pps", "higher", "{:,.0f}"),
@@ -172,9 +184,10 @@ lines = [f"{seconds} s windows, {rounds} interleaved rounds, load average {load_
          f"{load_after} after. Medians of the runs that completed (a median of fewer says how many);",
          "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). A ratio to coturn > 1",
          "is turnd ahead where higher is better, behind where lower is better; turnd-nc is turnd with",
-         "`server.receive-coalesce-us = 0`.", "",
+         "`server.receive-coalesce-us = 0`; forwarder is `turnd bench-forwarder` (no TURN, one way),",
+         "the bare recvmmsg/sendmmsg forwarder: a turnd/forwarder ratio of 1 is that floor's CPU per packet.", "",
          "| workload | `turnd bench` flags | figure | " + " | ".join(servers) + " | "
-         + "".join(f"{s}/coturn | " for s in ratios) + "better |",
+         + "".join(f"{s}/{b} | " for s, b in ratios) + "better |",
          "| --- | --- | --- | " + "--- | " * (len(servers) + len(ratios)) + "--- |"]
 for name, flags in workloads:
     failed = {s: sum(1 for r in runs if r.get("workload") == name and r.get("server") == s
@@ -189,9 +202,9 @@ for name, flags in workloads:
         median = {s: statistics.median(v) if v else None for s, v in got.items()}
         show = lambda s: "–" if median[s] is None else fmt.format(median[s]) + (
             "" if len(got[s]) == int(rounds) else f" ({len(got[s])} runs)")
-        ratio = lambda s: f"{median[s] / median['coturn']:.2f}" if median[s] is not None and median["coturn"] else "–"
+        ratio = lambda s, b: f"{median[s] / median[b]:.2f}" if median[s] is not None and median[b] else "–"
         lines.append(f"| {cell if first else ''} | {'`' + flags + '`' if first else ''} | {label} | "
-                     + "".join(f"{show(s)} | " for s in servers) + "".join(f"{ratio(s)} | " for s in ratios)
+                     + "".join(f"{show(s)} | " for s in servers) + "".join(f"{ratio(s, b)} | " for s, b in ratios)
                      + f"{better} |")
         first = False
     if first:

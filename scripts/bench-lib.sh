@@ -36,12 +36,26 @@ bench_free_port() {
   python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# bench_start_server SERVER CPU PORT DIR: starts turnd or coturn on 127.0.0.1:PORT pinned to
-# CPU (config and log in DIR), sets bench_server_pid, and waits until a `turnd probe` round
-# trip through the relay works (bounded: 10 s). Returns 1 if it never does. SERVER `turnd-nc`
-# is turnd with receive coalescing off (`server.receive-coalesce-us = 0`).
+# bench_start_server SERVER CPU PORT DIR [PEER_PORT]: starts turnd or coturn on 127.0.0.1:PORT
+# pinned to CPU (config and log in DIR), sets bench_server_pid, and waits until a `turnd probe`
+# round trip through the relay works (bounded: 10 s). Returns 1 if it never does. SERVER
+# `turnd-nc` is turnd with receive coalescing off (`server.receive-coalesce-us = 0`);
+# `forwarder` is `turnd bench-forwarder` to 127.0.0.1:PEER_PORT (no TURN: it is ready once it
+# says where it listens; load it with `turnd bench --bare --peer-port PEER_PORT`).
 bench_start_server() {
-  local server=$1 cpu=$2 port=$3 dir=$4 extra=
+  local server=$1 cpu=$2 port=$3 dir=$4 extra= _
+  if [[ $server == forwarder ]]; then
+    : >"$dir/forwarder.out"
+    taskset -c "$cpu" "$TURND_BIN" bench-forwarder --listen "127.0.0.1:$port" --to "127.0.0.1:$5" \
+      --exit-after 600 >"$dir/forwarder.out" 2>&1 &
+    bench_server_pid=$!
+    for _ in $(seq 100); do
+      grep -q "^turnd bench-forwarder: 127.0.0.1:$port" "$dir/forwarder.out" && return 0
+      kill -0 "$bench_server_pid" 2>/dev/null || return 1
+      sleep 0.1
+    done
+    return 1
+  fi
   if [[ $server == turnd-nc ]]; then
     server=turnd extra="receive-coalesce-us = 0"
   fi
@@ -70,7 +84,6 @@ EOF
       --log-file /dev/null >/dev/null 2>&1 &
   fi
   bench_server_pid=$!
-  local _
   for _ in $(seq 50); do
     "$TURND_BIN" probe --server "127.0.0.1:$port" --secret "$BENCH_SECRET" >/dev/null 2>&1 && return 0
     kill -0 "$bench_server_pid" 2>/dev/null || return 1

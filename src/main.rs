@@ -189,6 +189,12 @@ enum Command {
     /// --allow-remote). A flag given twice takes its last value
     #[command(args_override_self = true)]
     Bench(Box<turnd::bench::BenchArgs>),
+    /// The bare recvmmsg/sendmmsg forwarder `benches/compare.sh` measures as the floor of a
+    /// relay's CPU per packet: strips the ChannelData header of what reaches --listen and sends
+    /// the payload to --to (`turnd bench --bare --peer-port`). Prints its address, then its
+    /// counts when --exit-after ends it. Exits 2 for bad options (a non-loopback address
+    /// without --allow-remote)
+    BenchForwarder(turnd::bench::forwarder::ForwarderArgs),
 }
 
 fn main() -> ExitCode {
@@ -236,6 +242,11 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e @ turnd::bench::BenchError::Usage(_)) => fail(EXIT_CONFIG, &format!("bench: {e}")),
             Err(e) => fail(EXIT_RUNTIME, &format!("bench: {e}")),
+        },
+        Some(Command::BenchForwarder(args)) => match turnd::bench::forwarder::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ turnd::bench::BenchError::Usage(_)) => fail(EXIT_CONFIG, &format!("bench-forwarder: {e}")),
+            Err(e) => fail(EXIT_RUNTIME, &format!("bench-forwarder: {e}")),
         },
         None => run(cli.config.as_deref(), &cli.overrides.into()),
     }

@@ -2,8 +2,9 @@
 //! briefly (about a second, a few allocations, low rates) and prints a JSON line that parses,
 //! with relayed traffic, sane loss outside flood, exact allocation counts and no failed
 //! refreshes. Bursts reach turnd as GSO sends (and, with --no-gso, as single datagrams) and
-//! every frame comes back. No timing is asserted. A non-loopback target is refused before
-//! anything is sent.
+//! every frame comes back. `turnd bench --bare` carries one-way traffic through `turnd
+//! bench-forwarder`. No timing is asserted. A non-loopback target is refused before anything
+//! is sent.
 
 mod common;
 
@@ -113,6 +114,67 @@ fn bursts_with_and_without_gso_deliver_every_frame() {
         // relayed_pps counts both legs: the peer got every frame too.
         let relayed = num(&v, "relayed_pps") * num(&v, "duration_s");
         assert!((relayed - 2.0 * sent.unwrap_or(0) as f64).abs() < 0.5, "relayed {relayed}: {v}");
+    }
+}
+
+/// `turnd bench-forwarder` to `to`, killed when dropped; its listening address.
+struct Forwarder(std::process::Child, String);
+
+impl Forwarder {
+    fn start(to: &str) -> Forwarder {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_turnd"))
+            .args(["bench-forwarder", "--listen", "127.0.0.1:0", "--to", to, "--exit-after", "120"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run turnd bench-forwarder");
+        // It prints its address once its socket is bound.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read its address");
+        let addr = line.strip_prefix("turnd bench-forwarder: ").and_then(|l| l.split(' ').next());
+        let addr = addr.unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+        Forwarder(child, addr)
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn bench_bare_loads_the_bare_forwarder() {
+    // A port for the tool's peer socket, free now (the forwarder sends only there).
+    let peer_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let forwarder = Forwarder::start(&format!("127.0.0.1:{peer_port}"));
+    let pid = forwarder.0.id().to_string();
+    let bare = ["--bare", "--peer-port", &peer_port, "--server-pid", &pid, "-n", "4"];
+    for size in ["100", "1200"] {
+        let v = bench(&forwarder.1, &[&bare[..], &["--rate", "2000", "--size", size]].concat());
+        assert_eq!((v["mode"].as_str(), v["framing"].as_str()), (Some("throughput"), Some("channel")), "{v}");
+        assert_eq!(v["size"].as_u64(), size.parse().ok(), "{v}");
+        assert_relayed(&v, 0.5);
+        assert!(num(&v, "server_cpu_s") >= 0.0 && num(&v, "rss_kib") > 0.0, "{v}");
+    }
+
+    // What the forwarder cannot carry is refused before anything is sent.
+    for (extra, why) in [
+        (&["--echo"][..], "without --echo"),
+        (&["--mode", "latency"][..], "--mode throughput"),
+        (&["--send-indications"][..], "--send-indications"),
+        (&["--threads", "2"][..], "one thread"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_turnd"))
+            .args(["bench", &forwarder.1])
+            .args(bare)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--bare") && stderr.contains(why), "{extra:?}: {stderr}");
     }
 }
 

@@ -134,7 +134,7 @@ pub fn refuses_gso(e: &io::Error) -> bool {
 
 /// Sends `frames[i]` to `to[i]` (or, without `to`, on a connected socket) in one `sendmmsg`
 /// without blocking; how many the kernel took (0 when its buffer is full).
-fn send_each(fd: RawFd, frames: &[&[u8]], to: Option<&[SocketAddr]>) -> io::Result<usize> {
+pub(super) fn send_each(fd: RawFd, frames: &[&[u8]], to: Option<&[SocketAddr]>) -> io::Result<usize> {
     let n = frames.len().min(BATCH);
     let names: [Option<socket2::SockAddr>; BATCH] =
         std::array::from_fn(|i| to.and_then(|to| to.get(i)).map(|&a| socket2::SockAddr::from(a)));

@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod client;
+pub mod forwarder;
 mod mmsg;
 mod report;
 mod sessions;
@@ -112,6 +113,14 @@ pub struct BenchArgs {
     /// IP the tool's peer sockets bind to
     #[arg(long, default_value = "127.0.0.1")]
     pub peer_ip: IpAddr,
+    /// Port the peer socket binds to (0: any free port); with --bare, the one `turnd
+    /// bench-forwarder --to` names
+    #[arg(long, default_value_t = 0)]
+    pub peer_port: u16,
+    /// The target is `turnd bench-forwarder`, not a TURN server: no allocations; each flow
+    /// sends its ChannelData straight to it (one-way throughput, one thread, channels)
+    #[arg(long)]
+    pub bare: bool,
     /// Allow a target or peer that is not loopback (load on a network you are allowed to load)
     #[arg(long)]
     pub allow_remote: bool,
@@ -148,11 +157,22 @@ pub fn main(args: &BenchArgs) -> Result<(), BenchError> {
 /// Runs the benchmark described by `args`.
 pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     let server = resolve(args)?;
+    if args.bare && (args.mode != Mode::Throughput || args.echo || args.send_indications) {
+        return Err(BenchError::Usage(
+            "--bare loads `turnd bench-forwarder`, which forwards ChannelData one way: --mode throughput \
+             without --echo or --send-indications"
+                .into(),
+        ));
+    }
     let proc = args
         .server_pid
         .map(|pid| ServerProc::new(pid).map_err(|e| BenchError::Usage(format!("--server-pid {pid}: {e}"))))
         .transpose()?;
-    let creds = Arc::new(credentials(args)?);
+    // `turnd bench-forwarder` takes no credentials.
+    let creds = Arc::new(match args.bare {
+        true => Credentials { username: String::new(), password: String::new(), realm: None },
+        false => credentials(args)?,
+    });
     raise_fd_limit(args.allocations);
     let mut sampler = Sampler { proc, cpu_start: None, cpu: None, rss: None };
     let mut report = match args.mode {
@@ -231,6 +251,9 @@ fn traffic_run(
     if args.allocations == 0 {
         return Err(BenchError::Usage("--allocations must be at least 1".into()));
     }
+    if (args.bare || args.peer_port != 0) && threads > 1 {
+        return Err(BenchError::Usage("--bare and --peer-port take one thread: one peer socket on one port".into()));
+    }
     let (pacing, rate) = match args.mode {
         Mode::Bursts => {
             if args.burst == 0 || args.frame_interval == 0 {
@@ -254,31 +277,36 @@ fn traffic_run(
         // Its socket drops are this host's to read only when it runs here.
         server_port: if server.ip().is_loopback() { server.port() } else { 0 },
         gso: AtomicBool::new(!args.no_gso),
+        bare: args.bare,
     };
     let peers = (0..threads)
-        .map(|_| peer_socket(args.peer_ip, !args.no_gso))
+        .map(|_| peer_socket(SocketAddr::new(args.peer_ip, args.peer_port), !args.no_gso))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BenchError::run("peer socket", e))?;
     let mut flows = Vec::with_capacity(args.allocations);
     let mut challenge = None;
     for i in 0..args.allocations {
         let peer = peers[i % threads].local_addr().map_err(|e| BenchError::run("peer socket", e))?;
-        let opened = Client::allocated(server, creds, challenge.clone(), None)
-            .map_err(|e| BenchError::run("allocate", e))
-            .and_then(|client| {
-                let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);
-                if !args.no_gso {
-                    gro::enable(&client.socket);
-                }
-                Flow::open(client, peer, &plan)
-            });
+        let client = match args.bare {
+            true => Client::new(server, creds.clone(), None).map_err(|e| BenchError::run("client socket", e)),
+            false => {
+                Client::allocated(server, creds, challenge.clone(), None).map_err(|e| BenchError::run("allocate", e))
+            }
+        };
+        let opened = client.and_then(|client| {
+            let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);
+            if !args.no_gso {
+                gro::enable(&client.socket);
+            }
+            Flow::open(client, peer, &plan)
+        });
         match opened {
             Ok(flow) => {
                 challenge = flow.client().challenge.clone();
                 flows.push(flow);
             }
             Err(e) => {
-                delete_flows(flows);
+                delete_flows(flows, args.bare);
                 return Err(e);
             }
         }
@@ -288,21 +316,25 @@ fn traffic_run(
         _ => (None, None),
     };
     let (flows, mut report) = traffic::run(flows, peers, plan, |start| sampler.sample(start))?;
-    delete_flows(flows);
+    delete_flows(flows, args.bare);
     report.rate = rate;
     report.burst = burst;
     report.frame_interval_ms = interval;
     Ok(report)
 }
 
-fn delete_flows(flows: Vec<Flow>) {
+/// Deletes the flows' allocations (`bare` flows have none).
+fn delete_flows(flows: Vec<Flow>, bare: bool) {
+    if bare {
+        return;
+    }
     let mut clients: Vec<Client> = flows.into_iter().map(Flow::into_client).collect();
     sessions::delete_all(&mut clients);
 }
 
 /// A peer socket with room for bursts, reading them as GRO bursts with `gro`.
-fn peer_socket(ip: IpAddr, gro: bool) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+fn peer_socket(addr: SocketAddr, gro: bool) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
     let s = socket2::SockRef::from(&socket);
     let _ = s.set_recv_buffer_size(8 << 20);
     let _ = s.set_send_buffer_size(8 << 20);

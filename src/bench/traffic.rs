@@ -57,6 +57,8 @@ pub struct Plan {
     /// GSO sends (a burst, an echoed GRO burst): on unless `--no-gso`, off for the rest of the
     /// run once the kernel refuses one.
     pub gso: AtomicBool,
+    /// The target is `turnd bench-forwarder`: flows have no allocation, permission or channel.
+    pub bare: bool,
 }
 
 impl Plan {
@@ -79,10 +81,13 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Permits the peer on an allocated client and (with channels) binds [`CHANNEL`] to it.
+    /// Permits the peer on an allocated client and (with channels) binds [`CHANNEL`] to it;
+    /// a `bare` plan's client has no allocation and sends [`CHANNEL`]'s frames as they are.
     pub fn open(mut client: Client, peer: SocketAddr, plan: &Plan) -> Result<Self, BenchError> {
-        client.create_permission(peer).map_err(|e| peer_refused("create-permission", peer, e))?;
-        if plan.channels {
+        if !plan.bare {
+            client.create_permission(peer).map_err(|e| peer_refused("create-permission", peer, e))?;
+        }
+        if plan.channels && !plan.bare {
             client.channel_bind(CHANNEL, peer).map_err(|e| peer_refused("channel-bind", peer, e))?;
         }
         let (frame, payload_at) = frame(plan, peer);
@@ -498,6 +503,7 @@ mod tests {
             threads: 1,
             server_port: 0,
             gso: AtomicBool::new(true),
+            bare: false,
         }
     }
 

@@ -32,7 +32,7 @@ use worker::{Shared, Sockets};
 
 /// Socket buffer size asked for on listeners: small datagrams cost ~1.3 KB of kernel accounting
 /// each on loopback, so the defaults overflow in bursts. The kernel caps it at rmem_max/wmem_max.
-const LISTENER_BUFFER: usize = 4 << 20;
+pub const LISTENER_BUFFER: usize = 4 << 20;
 
 /// Reads the configuration again for SIGHUP (the CLI re-reads the same file with the same
 /// flags, and applies the log level itself); an error keeps the running configuration.
