@@ -149,17 +149,11 @@ pub fn main(args: &ForwarderArgs) -> Result<(), BenchError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mmsg::tests::readable;
     use super::*;
 
     fn args(to: SocketAddr) -> ForwarderArgs {
         ForwarderArgs { listen: "127.0.0.1:0".parse().unwrap(), to, exit_after: 1, allow_remote: false }
-    }
-
-    /// Waits (up to 5 s) until `socket` is readable.
-    fn readable(socket: &UdpSocket) {
-        let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one live pollfd.
-        assert_eq!(unsafe { libc::poll(&mut fd, 1, 5_000) }, 1, "nothing arrived in 5 s");
     }
 
     #[test]

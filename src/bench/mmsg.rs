@@ -163,12 +163,12 @@ pub(super) fn send_each(fd: RawFd, frames: &[&[u8]], to: Option<&[SocketAddr]>) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::net::UdpSocket;
 
     /// Waits (up to 5 s) until `socket` is readable.
-    fn readable(socket: &UdpSocket) {
+    pub(in crate::bench) fn readable(socket: &UdpSocket) {
         let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one live pollfd.
         assert_eq!(unsafe { libc::poll(&mut fd, 1, 5_000) }, 1, "nothing arrived in 5 s");
