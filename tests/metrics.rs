@@ -422,6 +422,56 @@ fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
     );
 }
 
+/// Waits (bounded) until every thread of process `pid` is stopped (SIGSTOP has taken hold).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    };
+    while !stopped() {
+        assert!(Instant::now() < deadline, "turnd (pid {pid}) did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Datagrams a client sends back to back (as a browser sends a video frame, one `sendmmsg`
+/// entry each) that turnd reads in one `recvmmsg` are relayed as a GRO burst is: the runs of
+/// ChannelData to the peer leave in one GSO send each, in order; a message that takes another
+/// path (here ChannelData on an unbound channel, dropped) ends a run and is handled on its own.
+/// turnd is stopped while they are sent, so all of them wait in one receive queue.
+#[test]
+fn datagrams_sent_in_a_row_leave_in_one_gso_send_per_run() {
+    let Channel { server, http, peer, client, relayed } = channel_to_a_peer();
+    server.signal("STOP");
+    wait_stopped(server.pid());
+    let payloads: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 1000]).collect();
+    for payload in &payloads[..4] {
+        client.channel_data(0x4000, payload);
+    }
+    client.channel_data(0x4001, b"no such channel");
+    for payload in &payloads[4..] {
+        client.channel_data(0x4000, payload);
+    }
+    server.signal("CONT");
+    for (i, payload) in payloads.iter().enumerate() {
+        let (got, from) = common::recv_peer(&peer);
+        assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
+    }
+    let text = wait_for(
+        &http,
+        &[
+            ("turnd_relayed_packets_total{direction=\"client_to_peer\"}", 8.0),
+            ("turnd_client_payloads_total{kind=\"channel_data\"}", 8.0),
+            ("turnd_gso_sends_total", 2.0),
+        ],
+    );
+    assert_samples(&text, &[("turnd_gro_receives_total", 0.0)]);
+}
+
 /// Clumps of ChannelData far above 10,000 a second make the worker sleep receive-coalescing
 /// windows, which are counted; each clump, sent once the one before has all arrived, gets
 /// through whole and in order: the drain after a window stops at a short batch, and nothing is

@@ -230,8 +230,19 @@ impl Worker {
             };
             let now = super::now();
             *handled += n;
-            for (k, received) in got.iter().take(n).enumerate() {
-                self.answer_burst(i, received, &rx[k * gro::ENTRY..][..received.len], &mut relays, tx, now);
+            let mut k = 0;
+            while k < n {
+                let run = client_run(&got[k..n]);
+                if run == 1 {
+                    self.answer_burst(i, &got[k], &rx[k * gro::ENTRY..][..got[k].len], &mut relays, tx, now);
+                } else {
+                    let mut datagrams: [&[u8]; gro::BATCH] = [&[]; gro::BATCH];
+                    for (j, d) in datagrams.iter_mut().enumerate().take(run) {
+                        *d = &rx[(k + j) * gro::ENTRY..][..got[k + j].len];
+                    }
+                    self.answer_datagrams(i, got[k].from, &datagrams[..run], &mut relays, tx, now);
+                }
+                k += run;
             }
             if drained {
                 return false;
@@ -264,11 +275,7 @@ impl Worker {
             if matches!(classify(rest), Framing::ChannelData) {
                 let run = self.server.relay_channel_data_run(now, &tuple, rest, got.segment);
                 if run.messages > 0 {
-                    let stats = self.counters();
-                    stats.add(Counter::PacketsToPeer, run.messages as u64);
-                    stats.add(Counter::ChannelDataFromClient, run.messages as u64);
-                    stats.add(Counter::BytesToPeer, run.bytes as u64);
-                    stats.add(Counter::GsoSends, run.batched as u64);
+                    self.count_run(&run);
                     at += run.messages * got.segment;
                     continue;
                 }
@@ -277,6 +284,43 @@ impl Worker {
             self.answer(i, &tuple, &packets[at..end], relays, tx, now);
             at = end;
         }
+    }
+
+    /// Handles `datagrams`, received one by one from the client `from` on listener `i` in a
+    /// row (see [`client_run`]): as a GRO burst is, so that runs of ChannelData to one peer
+    /// leave in one GSO send, as a NIC's GRO would have let them.
+    fn answer_datagrams(
+        &self,
+        i: usize,
+        from: std::net::SocketAddr,
+        datagrams: &[&[u8]],
+        relays: &mut WorkerRelays<'_>,
+        tx: &mut [u8],
+        now: crate::turn::Now,
+    ) {
+        let tuple = FiveTuple { client: from, server: self.listener_addrs[i], transport: Transport::Udp };
+        let mut at = 0;
+        while let Some(&first) = datagrams.get(at) {
+            if matches!(classify(first), Framing::ChannelData) {
+                let run = self.server.relay_channel_data_datagrams(now, &tuple, &datagrams[at..]);
+                if run.messages > 0 {
+                    self.count_run(&run);
+                    at += run.messages;
+                    continue;
+                }
+            }
+            self.answer(i, &tuple, first, relays, tx, now);
+            at += 1;
+        }
+    }
+
+    /// Counts a run of ChannelData messages the core relayed.
+    fn count_run(&self, run: &crate::turn::RunRelayed) {
+        let stats = self.counters();
+        stats.add(Counter::PacketsToPeer, run.messages as u64);
+        stats.add(Counter::ChannelDataFromClient, run.messages as u64);
+        stats.add(Counter::BytesToPeer, run.bytes as u64);
+        stats.add(Counter::GsoSends, run.batched as u64);
     }
 
     /// Handles one datagram from the client of `tuple` on listener `i`.
@@ -704,6 +748,18 @@ async fn expire_parked(shared: Arc<Shared>, connection: u32) {
     }
 }
 
+/// How many of `got` (at least one, if any) one client sent in a row as single datagrams: a GRO
+/// burst stands alone, as does a datagram whose successor came from another client. Loopback
+/// (and a NIC without UDP GRO) hands over back-to-back datagrams one by one; taken together,
+/// the ChannelData among them can go to their peer in one send.
+fn client_run(got: &[gro::Received]) -> usize {
+    let Some(first) = got.first() else { return 0 };
+    if first.datagrams() > 1 {
+        return 1;
+    }
+    1 + got[1..].iter().take_while(|r| r.from == first.from && r.datagrams() == 1).count()
+}
+
 /// Waits for relay sockets to become readable: this worker's epoll set is itself a pollable fd,
 /// registered with the runtime.
 async fn serve_relays(worker: Rc<Worker>) -> std::io::Result<()> {
@@ -753,5 +809,30 @@ async fn sweep(server: Arc<Server<RelaySocket>>) {
         if ended > 0 {
             tracing::debug!(ended, "allocations expired");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(port: u16, len: usize, segment: usize) -> gro::Received {
+        gro::Received { len, from: std::net::SocketAddr::from(([127, 0, 0, 1], port)), segment }
+    }
+
+    #[test]
+    fn a_client_run_is_its_single_datagrams_in_a_row() {
+        let one = |port| received(port, 100, 100);
+        let got = [one(1), one(1), one(1), one(2), one(1), received(1, 2400, 1200), one(1), one(1)];
+        let mut runs = Vec::new();
+        let mut k = 0;
+        while k < got.len() {
+            let run = client_run(&got[k..]);
+            runs.push(run);
+            k += run;
+        }
+        // Another client, or a GRO burst (which stands alone), ends a run.
+        assert_eq!(runs, [3, 1, 1, 1, 2]);
+        assert_eq!(client_run(&[]), 0);
     }
 }

@@ -1,8 +1,9 @@
-//! ChannelData bursts: the datagrams one UDP client sent in a row, as one GRO receive of the IO
-//! shell delivered them (a video frame's packets). Each is checked exactly as
-//! [`Server::handle_client`] checks a ChannelData message (RFC 8656 §12.6), under one read lock
-//! for the burst, and the payloads that go to one peer in a row leave in one
-//! [`Relay::send_run`] (a GSO send), where each would otherwise be a system call of its own.
+//! ChannelData runs: the datagrams one UDP client sent in a row, as the IO shell received them,
+//! in one GRO receive (a video frame's packets sent with GSO) or in one `recvmmsg` (the same
+//! packets sent one at a time). Each is checked exactly as [`Server::handle_client`] checks a
+//! ChannelData message (RFC 8656 §12.6), under one read lock for the run, and the payloads that
+//! go to one peer in a row leave in one [`Relay::send_run`] (a GSO send), where each would
+//! otherwise be a system call of its own.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -72,23 +73,40 @@ impl<'a, R: Relay> Run<'a, R> {
 
 impl<R: Relay> Server<R> {
     /// Relays the ChannelData messages of `burst`, each `segment` bytes long (the last may be
-    /// shorter), that the UDP client of `tuple` sent in a row, from the first, as
-    /// [`Server::handle_client`] would. Stops before the first message that takes another path
-    /// (not ChannelData on a live channel, no permission, over a bandwidth limit, an allocation
-    /// of this server as the peer, or a peer the policy refuses) and returns what it relayed:
-    /// the caller hands that message to `handle_client`, which says what becomes of it, and
-    /// calls again with the rest.
+    /// shorter: one GRO receive), that the UDP client of `tuple` sent in a row, from the first,
+    /// as [`Server::handle_client`] would. Stops before the first message that takes another
+    /// path (not ChannelData on a live channel, no permission, over a bandwidth limit, an
+    /// allocation of this server as the peer, or a peer the policy refuses) and returns what it
+    /// relayed: the caller hands that message to `handle_client`, which says what becomes of
+    /// it, and calls again with the rest.
     pub fn relay_channel_data_run(&self, now: Now, tuple: &FiveTuple, burst: &[u8], segment: usize) -> RunRelayed {
-        let mut done = RunRelayed::default();
         if segment == 0 {
-            return done;
+            return RunRelayed::default();
         }
+        self.relay_frames(now, tuple, burst.chunks(segment))
+    }
+
+    /// As [`Server::relay_channel_data_run`], for `datagrams` the UDP client of `tuple` sent in
+    /// a row, each received on its own (each one ChannelData message).
+    pub fn relay_channel_data_datagrams(&self, now: Now, tuple: &FiveTuple, datagrams: &[&[u8]]) -> RunRelayed {
+        self.relay_frames(now, tuple, datagrams.iter().copied())
+    }
+
+    /// Relays `frames` from the first until one takes another path; see
+    /// [`Server::relay_channel_data_run`].
+    fn relay_frames<'f>(
+        &self,
+        now: Now,
+        tuple: &FiveTuple,
+        frames: impl Iterator<Item = &'f [u8]> + Clone,
+    ) -> RunRelayed {
+        let mut done = RunRelayed::default();
         let mut cleared = None;
-        while done.messages * segment < burst.len() {
-            let rest = &burst[done.messages * segment..];
+        loop {
+            let rest = frames.clone().skip(done.messages);
             // Every stop at an own-IP peer is at a peer other than `cleared`; once cleared, the
             // next pass gets past that message or stops for good: this ends.
-            let Stop::OwnIp(peer) = self.relay_run_once(now, tuple, rest, segment, cleared, &mut done) else { break };
+            let Stop::OwnIp(peer) = self.relay_run_once(now, tuple, rest, cleared, &mut done) else { break };
             // As `relay_from_client`: another allocation of this server is delivered
             // in-process (by handle_client), any other port of this host only if the policy
             // allows it.
@@ -100,14 +118,13 @@ impl<R: Relay> Server<R> {
         done
     }
 
-    /// One pass over `burst` under the allocation's read lock; see
+    /// One pass over `frames` under the allocation's read lock; see
     /// [`Server::relay_channel_data_run`]. `cleared` is an own-IP peer already checked.
-    fn relay_run_once(
+    fn relay_run_once<'f>(
         &self,
         now: Now,
         tuple: &FiveTuple,
-        burst: &[u8],
-        segment: usize,
+        frames: impl Iterator<Item = &'f [u8]>,
         cleared: Option<SocketAddr>,
         done: &mut RunRelayed,
     ) -> Stop {
@@ -119,7 +136,7 @@ impl<R: Relay> Server<R> {
             }
             let mut run = Run::<R> { to: None, payloads: [&[]; RUN_MAX], len: 0, bytes: 0 };
             let mut stop = Stop::Done;
-            for frame in burst.chunks(segment.max(1)) {
+            for frame in frames {
                 let Ok(cd) = ChannelData::parse(frame) else { break };
                 let Some(peer) = a.peer_for_channel(cd.channel, now.mono) else { break };
                 if Some(peer) != cleared && self.is_own_ip(peer.ip()) {

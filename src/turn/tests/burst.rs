@@ -134,3 +134,43 @@ fn the_bandwidth_limit_stops_the_run_where_it_runs_out() {
     assert_eq!(h.send(&t, &packet[54 * 1204..55 * 1204]).0, Outcome::Dropped(Discard::Bandwidth));
     assert_eq!(h.sent().len(), 1, "one run");
 }
+
+/// Each message of `frames` as a datagram of its own (unpadded, as UDP allows).
+fn datagrams(frames: &[(u16, &[u8])]) -> Vec<Vec<u8>> {
+    frames.iter().map(|(channel, payload)| burst(&[(*channel, payload)], 0)).collect()
+}
+
+#[test]
+fn datagrams_received_one_by_one_are_relayed_as_a_burst_would_be() {
+    let mut h = Harness::new();
+    let t = tuple(1000);
+    two_channels(&mut h, &t);
+    // Sizes differ as datagrams may: a shorter payload ends a run, a longer one starts the next.
+    let frames: [(u16, &[u8]); 7] = [
+        (0x4001, b"aaaa"),
+        (0x4001, b"bbbb"),
+        (0x4001, b"cc"),
+        (0x4001, b"dddddd"),
+        (0x4002, b"eeee"),
+        (0x4002, b"ffff"),
+        (0x4003, b"gggg"),
+    ];
+    let owned = datagrams(&frames);
+    let slices: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    // The unbound channel 0x4003 stops the run: handle_client says what becomes of it.
+    let done = h.server.relay_channel_data_datagrams(h.now, &t, &slices);
+    assert_eq!(done, RunRelayed { messages: 6, bytes: 24, batched: 2 });
+    let (a, b) = (public_peer(), other_peer());
+    assert_eq!(
+        h.sent(),
+        vec![(a, b"aaaa|bbbb|cc".to_vec()), (a, b"dddddd".to_vec()), (b, b"eeee|ffff".to_vec())],
+        "runs per peer and size, in the order received"
+    );
+    assert_eq!(h.send(&t, slices[6]).0, Outcome::Dropped(Discard::NoChannel));
+    // A STUN message stops it before it relays anything; so does having no allocation.
+    let stun = request(Method::BINDING, 1, None, |_| {});
+    assert_eq!(h.server.relay_channel_data_datagrams(h.now, &t, &[&stun, slices[0]]), RunRelayed::default());
+    assert_eq!(h.server.relay_channel_data_datagrams(h.now, &tuple(2000), &slices), RunRelayed::default());
+    assert_eq!(h.server.relay_channel_data_datagrams(h.now, &t, &[]), RunRelayed::default());
+    assert!(h.sent().is_empty());
+}
