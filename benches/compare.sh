@@ -26,8 +26,10 @@
 #            one GSO send (as a Linux WebRTC sender), echoed the same way
 #   latency  echoed round trips, 100 bytes, 10 flows, COMPARE_LATENCY_RATE (default 2,000) pps
 #   latency-half  the same at COMPARE_HALF_RATE (default 50,000) round trips a second: 100,000
-#            relayed a second, half of turnd's 100-byte flood maximum on a 2-core machine
-#            (flood-100B-n10's relayed pps in the table shows what it is on yours)
+#            relayed a second, half of turnd's maximum here before it relayed a client's
+#            back-to-back datagrams in one send; since then turnd keeps up with all the tool
+#            offers (about 230,000 round trips a second on a 2-core machine), so this is at
+#            most a quarter of its maximum, and coturn is at its limit already
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
 #            deleted at once
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
