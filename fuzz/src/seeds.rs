@@ -8,7 +8,7 @@ use turnd::stun::{
     attr, data_indication_prefix, ChannelData, Class, MessageType, MessageWriter, Method, DATA_INDICATION_PREFIX_MAX,
 };
 
-use crate::server::{self, Attr, Auth, Client, Op, Payload, Peer, Request, Setup, Target, User};
+use crate::server::{self, Attr, Auth, Client, Frame, Op, Payload, Peer, Request, Setup, Target, User};
 
 /// A named seed.
 pub type Seed = (String, Vec<u8>);
@@ -236,6 +236,18 @@ pub fn server_seeds(stun: &[Seed]) -> Vec<Seed> {
                     payload: Payload { len: 100, fill: 7 },
                     padded: false,
                 },
+                // One recvmmsg's worth from the client: a run of three, a datagram on an
+                // unbound channel that stops it, and one more.
+                Op::Run {
+                    client: Client::Known(0),
+                    frames: vec![
+                        Frame::ChannelData { channel: 0x4000, payload: Payload { len: 1200, fill: 4 }, padded: false },
+                        Frame::ChannelData { channel: 0x4000, payload: Payload { len: 1200, fill: 5 }, padded: false },
+                        Frame::ChannelData { channel: 0x4000, payload: Payload { len: 700, fill: 6 }, padded: true },
+                        Frame::Raw(vec![0x40, 0x01, 0, 1, 9]),
+                        Frame::ChannelData { channel: 0x4000, payload: Payload { len: 10, fill: 7 }, padded: false },
+                    ],
+                },
                 Op::Request(Request {
                     client: Client::Known(0),
                     method: Method::SEND,
@@ -380,7 +392,7 @@ mod tests {
             server_seeds(&stun()).into_iter().map(|(name, script)| (name, server::run(&script))).collect();
         let udp = stats["udp_relay"];
         assert!(udp.successes >= 4 && udp.errors >= 1, "{udp:?}");
-        assert!(udp.relayed >= 2 && udp.to_client >= 2 && udp.icmp == 1, "{udp:?}");
+        assert!(udp.relayed >= 6 && udp.to_client >= 2 && udp.icmp == 1, "{udp:?}");
         let c2c = stats["client_to_client"];
         assert!(c2c.successes >= 5 && c2c.forwarded >= 2, "{c2c:?}");
         let tcp = stats["tcp_relay"];

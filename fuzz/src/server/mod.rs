@@ -207,14 +207,7 @@ impl Harness {
             Op::Datagram(client, bytes) => self.client_packet(client.tuple(), &bytes, None),
             Op::Request(request) => self.request(&request),
             Op::ChannelData { client, channel, payload, padded } => {
-                let mut packet = vec![0u8; 4];
-                let header: &mut [u8; 4] = (&mut packet[..4]).try_into().expect("4 bytes");
-                ChannelData::write_header(channel, payload.len, header);
-                packet.extend(payload.bytes());
-                if padded {
-                    packet.resize(ChannelData::frame_len(usize::from(payload.len), true), 0);
-                }
-                self.client_packet(client.tuple(), &packet, None);
+                self.client_packet(client.tuple(), &channel_data(channel, payload, padded), None);
             }
             Op::Peer { target, peer, payload, short } => {
                 self.peer_datagram(target, peer.addr(self.setup), payload, short)
@@ -231,6 +224,39 @@ impl Harness {
             Op::Icmp { target, peer, v6, icmp_type, code, info } => {
                 self.peer_icmp(target, peer.addr(self.setup), PeerIcmp { v6, icmp_type, code, info })
             }
+            Op::Run { client, frames } => self.client_run(client.tuple(), &frames),
+        }
+    }
+
+    /// What the IO shell does with datagrams one client sent in a row (over UDP): runs of
+    /// ChannelData to `relay_channel_data_datagrams`, each datagram that stops one to
+    /// `handle_client` (checked as any other), then the rest.
+    fn client_run(&mut self, tuple: FiveTuple, frames: &[Frame]) {
+        let packets: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|f| match f {
+                Frame::ChannelData { channel, payload, padded } => channel_data(*channel, *payload, *padded),
+                Frame::Raw(bytes) => bytes.clone(),
+            })
+            .collect();
+        let datagrams: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+        let mut at = 0;
+        while let Some(&first) = datagrams.get(at) {
+            if tuple.transport == Transport::Udp && classify(first) == Framing::ChannelData {
+                let run = self.server.relay_channel_data_datagrams(self.now, &tuple, &datagrams[at..]);
+                let relayed = datagrams[at..].get(..run.messages).expect("relayed no more than it was given");
+                let bytes: usize =
+                    relayed.iter().map(|d| payload_of(d).expect("only ChannelData is relayed in a run").len()).sum();
+                assert_eq!(run.bytes, bytes, "a run's bytes are its payloads'");
+                assert!(run.batched * 2 <= run.messages, "a batched send carries two or more");
+                self.stats.relayed += run.messages;
+                if run.messages > 0 {
+                    at += run.messages;
+                    continue;
+                }
+            }
+            self.client_packet(tuple, first, None);
+            at += 1;
         }
     }
 
@@ -467,6 +493,18 @@ fn check_reply(request: &[u8], reply: &[u8], key: Option<&Key>) -> Class {
 }
 
 /// The payload a client packet asks to relay: ChannelData's, or a Send indication's DATA.
+/// A ChannelData message (`padded` to a multiple of four, as streams need).
+fn channel_data(channel: u16, payload: Payload, padded: bool) -> Vec<u8> {
+    let mut packet = vec![0u8; 4];
+    let header: &mut [u8; 4] = (&mut packet[..4]).try_into().expect("4 bytes");
+    ChannelData::write_header(channel, payload.len, header);
+    packet.extend(payload.bytes());
+    if padded {
+        packet.resize(ChannelData::frame_len(usize::from(payload.len), true), 0);
+    }
+    packet
+}
+
 fn payload_of(packet: &[u8]) -> Option<&[u8]> {
     match classify(packet) {
         Framing::ChannelData => ChannelData::parse(packet).ok().map(|cd| cd.payload),

@@ -223,6 +223,47 @@ pub enum Op {
         code: u8,
         info: u32,
     },
+    /// Datagrams one client sent in a row, read in one `recvmmsg`: over UDP the IO shell hands
+    /// them to `relay_channel_data_datagrams` together, and each one that stops a run to
+    /// `handle_client`.
+    Run {
+        client: Client,
+        frames: Vec<Frame>,
+    },
+}
+
+/// One datagram of an [`Op::Run`].
+#[derive(Debug, Clone)]
+pub enum Frame {
+    ChannelData { channel: u16, payload: Payload, padded: bool },
+    Raw(Vec<u8>),
+}
+
+impl Frame {
+    /// Most datagrams one `recvmmsg` of the IO shell brings.
+    const MAX: u8 = 16;
+
+    fn decode(r: &mut Reader<'_>) -> Self {
+        if r.u8() & 1 == 0 {
+            let (channel, payload, padded) = (r.u16(), Payload::decode(r), r.u8() & 1 != 0);
+            Frame::ChannelData { channel, payload, padded }
+        } else {
+            let len = usize::from(r.u8());
+            Frame::Raw(r.bytes(len).to_vec())
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Frame::ChannelData { channel, payload, padded } => {
+                payload.encode(w.u8(0).u16(*channel));
+                w.u8(u8::from(*padded));
+            }
+            Frame::Raw(bytes) => {
+                w.u8(1).u8(bytes.len().min(255) as u8).bytes(&bytes[..bytes.len().min(255)]);
+            }
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -484,7 +525,7 @@ impl Request {
 
 impl Op {
     pub(super) fn decode(r: &mut Reader<'_>) -> Self {
-        match r.u8() % 10 {
+        match r.u8() % 11 {
             0 => {
                 let client = Client::decode(r);
                 let len = usize::from(r.u16());
@@ -510,11 +551,16 @@ impl Op {
             6 => Op::PeerConnected { target: Target::decode(r), peer: Peer::decode(r) },
             7 => Op::ConnectionClosed(r.u8()),
             8 => Op::Close(Client::decode(r)),
-            _ => {
+            9 => {
                 let (target, peer, v6) = (Target::decode(r), Peer::decode(r), r.u8() & 1 != 0);
                 let (icmp_type, code) = (r.u8(), r.u8());
                 let info = u32::from(r.u16()) << 16 | u32::from(r.u16());
                 Op::Icmp { target, peer, v6, icmp_type, code, info }
+            }
+            _ => {
+                let client = Client::decode(r);
+                let n = r.u8() % (Frame::MAX + 1);
+                Op::Run { client, frames: (0..n).map(|_| Frame::decode(r)).collect() }
             }
         }
     }
@@ -559,6 +605,11 @@ impl Op {
                 target.encode(w.u8(9));
                 peer.encode(w);
                 w.u8(u8::from(*v6)).u8(*icmp_type).u8(*code).u16((info >> 16) as u16).u16(*info as u16);
+            }
+            Op::Run { client, frames } => {
+                client.encode(w.u8(10));
+                w.u8(frames.len().min(usize::from(Frame::MAX)) as u8);
+                frames.iter().take(usize::from(Frame::MAX)).for_each(|f| f.encode(w));
             }
         }
     }
