@@ -598,39 +598,47 @@ mod tests {
 
     /// One thread moves an allocation around 64 tuples while others look every tuple up: a
     /// lookup only ever finds it at the tuple it has, and in the end exactly one tuple has it.
+    /// The moves go on (at least 5,000, for at most 10 s) until every reader has found it: a
+    /// reader scheduled only after the moves would race nothing.
     #[test]
     fn lookups_racing_moves_never_see_a_stale_tuple() {
         let table = Arc::new(AllocationTable::new());
         let later = Instant::now() + Duration::from_secs(600);
         let id = allocation(&table, &tuple(1000), later);
         let done = Arc::new(AtomicBool::new(false));
+        let found: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (table, done) = (Arc::clone(&table), Arc::clone(&done));
+            .map(|i| {
+                let (table, done, found) = (Arc::clone(&table), Arc::clone(&done), Arc::clone(&found));
                 std::thread::spawn(move || {
-                    let mut found = 0u64;
                     while !done.load(Ordering::Relaxed) {
                         for port in 1000..1064 {
                             if let Some(at) = table.with(&tuple(port), |a| a.tuple) {
                                 assert_eq!(at, tuple(port), "found at a tuple it does not have");
-                                found += 1;
+                                found[i].fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
-                    found
                 })
             })
             .collect();
-        for step in 0..5_000u16 {
-            let to = tuple(1000 + step % 64);
-            table.relocate(id, &to, |_| Ok::<_, ErrorCode>(())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = 1000;
+        for step in 0u32.. {
+            let raced = found.iter().all(|f| f.load(Ordering::Relaxed) > 0);
+            if step >= 5_000 && (raced || Instant::now() > deadline) {
+                break;
+            }
+            last = 1000 + (step % 64) as u16;
+            table.relocate(id, &tuple(last), |_| Ok::<_, ErrorCode>(())).unwrap();
         }
         done.store(true, Ordering::Relaxed);
         for r in readers {
-            assert!(r.join().unwrap() > 0);
+            r.join().unwrap();
         }
+        assert!(found.iter().all(|f| f.load(Ordering::Relaxed) > 0), "a reader found nothing in 10 s of moves");
         let at: Vec<u16> = (1000..1064).filter(|p| table.with(&tuple(*p), |_| ()).is_some()).collect();
-        assert_eq!(at, [1000 + 4_999 % 64]);
+        assert_eq!(at, [last]);
         assert_eq!(entries(&table), 1);
     }
 
