@@ -472,6 +472,41 @@ fn datagrams_sent_in_a_row_leave_in_one_gso_send_per_run() {
     assert_samples(&text, &[("turnd_gro_receives_total", 0.0)]);
 }
 
+/// What a peer sends while turnd is stopped waits in the relay socket's queue: three
+/// datagrams, a GSO burst and one more. turnd reads them receive by receive until the queue is
+/// empty and relays all of them to the client in order: the three in one GSO send, the burst
+/// (each datagram given its own header room) in another, the last on its own.
+#[test]
+fn a_relay_queue_of_datagrams_and_a_burst_reaches_the_client_whole_and_in_order() {
+    let Channel { server, http, peer, mut client, relayed } = channel_to_a_peer();
+    server.signal("STOP");
+    wait_stopped(server.pid());
+    let singles: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 700]).collect();
+    let burst: Vec<Vec<u8>> = (10..15u8).map(|i| vec![i; if i == 14 { 500 } else { 1000 }]).collect();
+    for payload in &singles[..3] {
+        peer.send_to(payload, relayed).unwrap();
+    }
+    let segments: Vec<&[u8]> = burst.iter().map(Vec::as_slice).collect();
+    turnd::io::gso::send_segments(peer.as_raw_fd(), Some(relayed), &segments).expect("a GSO send on loopback");
+    peer.send_to(&singles[3], relayed).unwrap();
+    server.signal("CONT");
+    let expected = singles[..3].iter().chain(&burst).chain(&singles[3..]);
+    for (i, payload) in expected.enumerate() {
+        match client.recv_data(Duration::from_secs(5)) {
+            Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),
+            other => panic!("payload {i} at the client: {other:?}"),
+        }
+    }
+    wait_for(
+        &http,
+        &[
+            ("turnd_relayed_packets_total{direction=\"peer_to_client\"}", 9.0),
+            ("turnd_gro_receives_total", 1.0),
+            ("turnd_gso_sends_total", 2.0),
+        ],
+    );
+}
+
 /// Clumps of ChannelData far above 10,000 a second make the worker sleep receive-coalescing
 /// windows, which are counted; each clump, sent once the one before has all arrived, gets
 /// through whole and in order: the drain after a window stops at a short batch, and nothing is
