@@ -385,6 +385,24 @@ fn channel_to_a_peer() -> Channel {
     Channel { server, http, peer, client, relayed }
 }
 
+/// Receives `payloads` at the peer, in order, each from `relayed`.
+fn expect_at_peer<'p>(peer: &UdpSocket, relayed: SocketAddr, payloads: impl IntoIterator<Item = &'p Vec<u8>>) {
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let (got, from) = common::recv_peer(peer);
+        assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
+    }
+}
+
+/// Receives `payloads` at the client, in order, each as ChannelData on channel 0x4000.
+fn expect_at_client<'p>(client: &mut TurnClient, payloads: impl IntoIterator<Item = &'p Vec<u8>>) {
+    for (i, payload) in payloads.into_iter().enumerate() {
+        match client.recv_data(Duration::from_secs(5)) {
+            Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),
+            other => panic!("payload {i} at the client: {other:?}"),
+        }
+    }
+}
+
 /// A video frame's packets sent as one UDP GSO send, which on loopback stays one until the
 /// receiving socket (as a NIC's GRO would deliver a burst): turnd reads each burst in one GRO
 /// receive and relays it whole and in order, the client's to the peer in one GSO send and the
@@ -398,18 +416,10 @@ fn gso_bursts_are_read_in_one_receive_and_relayed_whole_each_way() {
     let segments: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
     turnd::io::gso::send_segments(client.sock.as_raw_fd(), Some(server.addr), &segments)
         .expect("a GSO send on loopback");
-    for (i, payload) in payloads.iter().enumerate() {
-        let (got, from) = common::recv_peer(&peer);
-        assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
-    }
+    expect_at_peer(&peer, relayed, &payloads);
     let back: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     turnd::io::gso::send_segments(peer.as_raw_fd(), Some(relayed), &back).expect("a GSO send on loopback");
-    for (i, payload) in payloads.iter().enumerate() {
-        match client.recv_data(Duration::from_secs(5)) {
-            Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),
-            other => panic!("payload {i} at the client: {other:?}"),
-        }
-    }
+    expect_at_client(&mut client, &payloads);
     wait_for(
         &http,
         &[
@@ -457,10 +467,7 @@ fn datagrams_sent_in_a_row_leave_in_one_gso_send_per_run() {
         client.channel_data(0x4000, payload);
     }
     server.signal("CONT");
-    for (i, payload) in payloads.iter().enumerate() {
-        let (got, from) = common::recv_peer(&peer);
-        assert_eq!((from, &got), (relayed, payload), "payload {i} at the peer");
-    }
+    expect_at_peer(&peer, relayed, &payloads);
     let text = wait_for(
         &http,
         &[
@@ -490,13 +497,7 @@ fn a_relay_queue_of_datagrams_and_a_burst_reaches_the_client_whole_and_in_order(
     turnd::io::gso::send_segments(peer.as_raw_fd(), Some(relayed), &segments).expect("a GSO send on loopback");
     peer.send_to(&singles[3], relayed).unwrap();
     server.signal("CONT");
-    let expected = singles[..3].iter().chain(&burst).chain(&singles[3..]);
-    for (i, payload) in expected.enumerate() {
-        match client.recv_data(Duration::from_secs(5)) {
-            Some(Incoming::ChannelData { channel: 0x4000, data }) => assert_eq!(&data, payload, "payload {i}"),
-            other => panic!("payload {i} at the client: {other:?}"),
-        }
-    }
+    expect_at_client(&mut client, singles[..3].iter().chain(&burst).chain(&singles[3..]));
     wait_for(
         &http,
         &[
