@@ -492,7 +492,6 @@ fn check_reply(request: &[u8], reply: &[u8], key: Option<&Key>) -> Class {
     msg.class()
 }
 
-/// The payload a client packet asks to relay: ChannelData's, or a Send indication's DATA.
 /// A ChannelData message (`padded` to a multiple of four, as streams need).
 fn channel_data(channel: u16, payload: Payload, padded: bool) -> Vec<u8> {
     let mut packet = vec![0u8; 4];
@@ -505,6 +504,7 @@ fn channel_data(channel: u16, payload: Payload, padded: bool) -> Vec<u8> {
     packet
 }
 
+/// The payload a client packet asks to relay: ChannelData's, or a Send indication's DATA.
 fn payload_of(packet: &[u8]) -> Option<&[u8]> {
     match classify(packet) {
         Framing::ChannelData => ChannelData::parse(packet).ok().map(|cd| cd.payload),
