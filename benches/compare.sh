@@ -25,11 +25,13 @@
 #   bursts   video-like: 50 flows, 10 x 1,200-byte packets per flow every 33 ms, each burst
 #            one GSO send (as a Linux WebRTC sender), echoed the same way
 #   latency  echoed round trips, 100 bytes, 10 flows, COMPARE_LATENCY_RATE (default 2,000) pps
-#   latency-half  the same at COMPARE_HALF_RATE (default 50,000) round trips a second: 100,000
-#            relayed a second, half of turnd's maximum here before it relayed a client's
-#            back-to-back datagrams in one send; since then turnd keeps up with all the tool
-#            offers (about 230,000 round trips a second on a 2-core machine), so this is at
-#            most a quarter of its maximum, and coturn is at its limit already
+#   latency-half  the same at half of turnd's maximum rate, the rate issue 9's latency target
+#            names: before the rounds one run of `--mode throughput -n 10 --rate 0 --size 100
+#            --echo` against turnd (workload "max-echo", round 0 in the JSON lines) measures the
+#            most round trips a second it carries (or the tool offers: the tool may be the
+#            limit, which only lowers the rate), and latency-half runs at half of that, in
+#            whole thousands. COMPARE_HALF_RATE sets the rate instead (and skips that run); it
+#            was a fixed 50,000 before, half of turnd's maximum on the first machine measured
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
 #            deleted at once
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
@@ -53,7 +55,7 @@ seconds=${COMPARE_SECONDS:-5}
 rounds=${COMPARE_ROUNDS:-3}
 rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
-half_rate=${COMPARE_HALF_RATE:-50000}
+half_rate=${COMPARE_HALF_RATE:-}
 high_rate=${COMPARE_HIGH_RATE:-50000}
 read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn forwarder}"
 for server in "${servers[@]}"; do
@@ -62,10 +64,10 @@ done
 out=${COMPARE_OUT:-target/compare.jsonl}
 server_cpu=${COMPARE_SERVER_CPU:-0}
 load_cpu=${COMPARE_LOAD_CPU:-1}
-for n in "$seconds" "$rounds" "$rate" "$latency_rate" "$half_rate" "$high_rate"; do
+for n in "$seconds" "$rounds" "$rate" "$latency_rate" "${half_rate:-1}" "$high_rate"; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "compare: COMPARE_SECONDS, _ROUNDS, _RATE, _LATENCY_RATE, _HALF_RATE, _HIGH_RATE take whole numbers" >&2; exit 2; }
 done
-((seconds > 0 && rounds > 0 && rate > 0 && high_rate > 0)) || { echo "compare: seconds, rounds and rates must be > 0" >&2; exit 2; }
+((seconds > 0 && rounds > 0 && rate > 0 && high_rate > 0 && ${half_rate:-1} > 0)) || { echo "compare: seconds, rounds and rates must be > 0" >&2; exit 2; }
 high=rate$high_rate
 if ((high_rate % 1000 == 0)); then high=rate$((high_rate / 1000))k; fi
 
@@ -83,27 +85,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# name|flags (after --duration $seconds --warmup 1: a later --duration wins).
-workloads=(
-  "rate-100B-n10|--mode throughput -n 10 --rate $rate --size 100"
-  "rate-100B-n200|--mode throughput -n 200 --rate $rate --size 100"
-  "rate-1200B-n10|--mode throughput -n 10 --rate $rate --size 1200"
-  "rate-1200B-n200|--mode throughput -n 200 --rate $rate --size 1200"
-  "$high-100B-n10|--mode throughput -n 10 --rate $high_rate --size 100"
-  "$high-100B-n200|--mode throughput -n 200 --rate $high_rate --size 100"
-  "$high-1200B-n10|--mode throughput -n 10 --rate $high_rate --size 1200"
-  "$high-1200B-n200|--mode throughput -n 200 --rate $high_rate --size 1200"
-  "flood-100B-n10|--mode throughput -n 10 --rate 0 --size 100"
-  "flood-100B-n200|--mode throughput -n 200 --rate 0 --size 100"
-  "flood-1200B-n10|--mode throughput -n 10 --rate 0 --size 1200"
-  "flood-1200B-n200|--mode throughput -n 200 --rate 0 --size 1200"
-  "send-100B-n10|--mode throughput -n 10 --rate $rate --size 100 --send-indications"
-  "bursts|--mode bursts -n 50 --burst 10 --frame-interval 33 --size 1200 --echo"
-  "latency|--mode latency -n 10 --rate $latency_rate --size 100"
-  "latency-half|--mode latency -n 10 --rate $half_rate --size 100"
-  "alloc|--mode alloc -n $((1000 * seconds)) --delete --duration $((12 * seconds))"
-  "hold|--mode hold -n 2000 --duration $((2 * seconds)) --refresh-every $seconds"
-)
 # Longest run: hold's 2,000 Allocates plus its window, or alloc's upper bound, plus start-up.
 limit=$((15 * seconds + 60))
 
@@ -140,6 +121,63 @@ run_one() {
 
 mkdir -p "$(dirname "$out")"
 : >"$out"
+
+# What the figures depend on besides the servers: the CPU, the kernel, and how an idle CPU
+# waits (a guest's halt polling decides what each wake-up costs; see BENCHMARKS.md).
+machine="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) CPUs, kernel $(uname -r)"
+if [[ -r /sys/devices/system/cpu/cpuidle/current_driver ]]; then
+  machine+=", cpuidle $(cat /sys/devices/system/cpu/cpuidle/current_driver)"
+fi
+if [[ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]]; then
+  machine+=" (guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns))"
+fi
+echo "compare: $machine" >&2
+
+# latency-half's rate: half of the round trips a second turnd carries flat out (an echoed
+# round trip is two relayed payloads), unless COMPARE_HALF_RATE names one.
+if [[ -n $half_rate ]]; then
+  half_note="latency-half at $half_rate round trips a second (COMPARE_HALF_RATE)"
+else
+  run_one turnd max-echo "--mode throughput -n 10 --rate 0 --size 100 --echo" 0
+  read -r half_rate half_shown max_shown < <(python3 - "$out" <<'EOF'
+import json, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+done = [r for r in runs if r.get("workload") == "max-echo" and r.get("relayed_pps")]
+if done:
+    most = done[-1]["relayed_pps"] / 2
+    half = max(1000, int(most / 2) // 1000 * 1000)
+    print(half, f"{half:,}", f"{round(most):,}")
+EOF
+  ) || true
+  if [[ -z ${half_rate:-} ]]; then
+    echo "compare: turnd's echo flood (max-echo) failed, so there is no maximum to halve; set COMPARE_HALF_RATE to run without it" >&2
+    exit 1
+  fi
+  half_note="latency-half at $half_shown round trips a second: half of the $max_shown turnd carried flat out (max-echo)"
+fi
+echo "compare: $half_note" >&2
+
+# name|flags (after --duration $seconds --warmup 1: a later --duration wins).
+workloads=(
+  "rate-100B-n10|--mode throughput -n 10 --rate $rate --size 100"
+  "rate-100B-n200|--mode throughput -n 200 --rate $rate --size 100"
+  "rate-1200B-n10|--mode throughput -n 10 --rate $rate --size 1200"
+  "rate-1200B-n200|--mode throughput -n 200 --rate $rate --size 1200"
+  "$high-100B-n10|--mode throughput -n 10 --rate $high_rate --size 100"
+  "$high-100B-n200|--mode throughput -n 200 --rate $high_rate --size 100"
+  "$high-1200B-n10|--mode throughput -n 10 --rate $high_rate --size 1200"
+  "$high-1200B-n200|--mode throughput -n 200 --rate $high_rate --size 1200"
+  "flood-100B-n10|--mode throughput -n 10 --rate 0 --size 100"
+  "flood-100B-n200|--mode throughput -n 200 --rate 0 --size 100"
+  "flood-1200B-n10|--mode throughput -n 10 --rate 0 --size 1200"
+  "flood-1200B-n200|--mode throughput -n 200 --rate 0 --size 1200"
+  "send-100B-n10|--mode throughput -n 10 --rate $rate --size 100 --send-indications"
+  "bursts|--mode bursts -n 50 --burst 10 --frame-interval 33 --size 1200 --echo"
+  "latency|--mode latency -n 10 --rate $latency_rate --size 100"
+  "latency-half|--mode latency -n 10 --rate $half_rate --size 100"
+  "alloc|--mode alloc -n $((1000 * seconds)) --delete --duration $((12 * seconds))"
+  "hold|--mode hold -n 2000 --duration $((2 * seconds)) --refresh-every $seconds"
+)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "compare: ${#workloads[@]} workloads x ${#servers[@]} servers x $rounds rounds, ${seconds} s windows" >&2
 for ((round = 1; round <= rounds; round++)); do
@@ -158,12 +196,12 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The table: medians per workload, server and figure, and each turnd's ratio to coturn.
 python3 - "$out" "${out%.jsonl}.md" "$seconds" "$rounds" "$load_before" "$load_after" \
-  "${servers[*]}" "${workloads[@]}" <<'EOF'
+  "${servers[*]}" "$machine" "$half_note" "${workloads[@]}" <<'EOF'
 import json, statistics, sys
 
-out, md, seconds, rounds, load_before, load_after, servers = sys.argv[1:8]
+out, md, seconds, rounds, load_before, load_after, servers, machine, half_note = sys.argv[1:10]
 servers = servers.split()
-workloads = [w.split("|", 1) for w in sys.argv[8:]]
+workloads = [w.split("|", 1) for w in sys.argv[10:]]
 # Ratio columns: each other server to coturn, and each turnd to the bare forwarder.
 ratios = [(s, "coturn") for s in servers if s != "coturn"] if "coturn" in servers else []
 ratios += [(s, "forwarder") for s in servers if s.startswith("turnd")] if "forwarder" in servers else []
@@ -182,7 +220,8 @@ def values(name, server, key):
     return [r[key] for r in runs if r.get("workload") == name and r.get("server") == server
             and r.get(key) is not None]
 
-lines = [f"{seconds} s windows, {rounds} interleaved rounds, load average {load_before} before, "
+lines = [f"{machine}; {half_note}.",
+         f"{seconds} s windows, {rounds} interleaved rounds, load average {load_before} before, "
          f"{load_after} after. Medians of the runs that completed (a median of fewer says how many);",
          "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). A ratio to coturn > 1",
          "is turnd ahead where higher is better, behind where lower is better; turnd-nc is turnd with",
