@@ -124,7 +124,8 @@ mkdir -p "$(dirname "$out")"
 
 # What the figures depend on besides the servers: the CPU, the kernel, and how an idle CPU
 # waits (a guest's halt polling decides what each wake-up costs; see BENCHMARKS.md).
-machine="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) CPUs, kernel $(uname -r)"
+cpu_model=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
+machine="${cpu_model:-$(uname -m)}, $(nproc) CPUs, kernel $(uname -r)"
 if [[ -r /sys/devices/system/cpu/cpuidle/current_driver ]]; then
   machine+=", cpuidle $(cat /sys/devices/system/cpu/cpuidle/current_driver)"
 fi
