@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 /// come did not pay (one client in lockstep, asking only after each answer: the sleep only
 /// delays it): coalescing then stays off for a while, twice as long at each such miss, from
 /// [`MIN_HOLD_OFF`] to [`MAX_HOLD_OFF`].
+///
+/// Whether a sleep is cheaper than the wake-ups it saves depends on the machine: on a VM guest
+/// whose idle vCPU halts, each wake-up is an interrupt and a VM exit and coalescing saves CPU;
+/// on one that polls when idle, a wake-up costs little and the timed sleep more. So it is
+/// tried both ways, on the worker thread's own CPU time (see [`Payoff`]), and sleeps only while
+/// sleeping is the cheaper.
 pub(crate) struct Coalesce {
     window: Duration,
     last_wake: Option<Instant>,
@@ -26,6 +32,92 @@ pub(crate) struct Coalesce {
     hold_off_until: Option<Instant>,
     /// The next miss's hold-off; zero after a sleep that paid.
     hold_off: Duration,
+    payoff: Payoff,
+}
+
+/// How long the CPU cost per receive is measured at a time.
+pub(crate) const STRETCH: Duration = Duration::from_millis(100);
+/// The first trial of the other mode comes after this many busy stretches.
+pub(crate) const FIRST_TRIAL: u32 = 3;
+/// Then after this many: one stretch in 51 runs the mode not chosen (2 %, so a p99 is not
+/// the trial's).
+pub(crate) const TRIAL_EVERY: u32 = 50;
+/// The other mode must cost this much less per receive to win a trial...
+pub(crate) const MARGIN: f64 = 0.05;
+/// ...and win this many trials in a row (each after one stretch of the chosen mode) to be
+/// chosen: one noisy stretch does not switch.
+pub(crate) const CONFIRM: u32 = 2;
+
+/// Sleeping or not, chosen on the worker thread's CPU time per receive: time is cut into
+/// [`STRETCH`]es; one now and then (after [`FIRST_TRIAL`] busy stretches, then every
+/// [`TRIAL_EVERY`]) runs the mode not chosen, and its cost is set against the stretch before
+/// it. A stretch is busy when its receives came at the rate coalescing engages at (two per
+/// window); the others say nothing (both modes then never sleep) and end any comparison.
+struct Payoff {
+    /// Sleeping is the chosen mode (until trials say otherwise).
+    sleep: bool,
+    /// The stretch under way: its start and the thread's CPU time then; its receives.
+    start: Option<(Instant, Duration)>,
+    handled: u64,
+    /// This stretch runs the mode not chosen.
+    trial: bool,
+    /// Busy stretches of the chosen mode before the next trial.
+    until_trial: u32,
+    /// The CPU per receive of the last busy stretch of the chosen mode.
+    chosen_cost: Option<f64>,
+    /// Trials won in a row.
+    wins: u32,
+}
+
+impl Payoff {
+    fn new() -> Self {
+        Payoff {
+            sleep: true,
+            start: None,
+            handled: 0,
+            trial: false,
+            until_trial: FIRST_TRIAL,
+            chosen_cost: None,
+            wins: 0,
+        }
+    }
+
+    /// Counts a drain's receives; at the end of a stretch reads `cpu` (the thread's CPU time)
+    /// and weighs it. Whether the worker may sleep now.
+    fn may_sleep(&mut self, handled: usize, now: Instant, window: Duration, cpu: impl FnOnce() -> Duration) -> bool {
+        self.handled += handled as u64;
+        match self.start {
+            None => self.start = Some((now, cpu())),
+            Some((start, before)) if now.saturating_duration_since(start) >= STRETCH => {
+                let spent = cpu();
+                let elapsed = now.saturating_duration_since(start).as_secs_f64();
+                if self.handled as f64 * window.as_secs_f64() >= 2.0 * elapsed {
+                    self.judge(spent.saturating_sub(before).as_secs_f64() / self.handled as f64);
+                } else {
+                    (self.trial, self.chosen_cost, self.wins) = (false, None, 0);
+                }
+                (self.start, self.handled) = (Some((now, spent)), 0);
+            }
+            Some(_) => {}
+        }
+        self.sleep != self.trial
+    }
+
+    /// A busy stretch ended, costing `cost` CPU-seconds per receive.
+    fn judge(&mut self, cost: f64) {
+        if !std::mem::take(&mut self.trial) {
+            self.chosen_cost = Some(cost);
+            self.until_trial = self.until_trial.saturating_sub(1);
+            self.trial = self.until_trial == 0;
+            return;
+        }
+        let won = self.chosen_cost.is_some_and(|chosen| cost < chosen * (1.0 - MARGIN));
+        self.wins = if won { self.wins + 1 } else { 0 };
+        if self.wins >= CONFIRM {
+            (self.sleep, self.wins, self.chosen_cost) = (!self.sleep, 0, None);
+        }
+        self.until_trial = if self.wins > 0 { 1 } else { TRIAL_EVERY };
+    }
 }
 
 /// How many datagrams a sleep waits for, at the arrival rate: 20,000 a second fill a
@@ -40,7 +132,15 @@ pub(crate) const MAX_HOLD_OFF: Duration = Duration::from_secs(1);
 
 impl Coalesce {
     pub(crate) fn new(window: Duration) -> Self {
-        Coalesce { window, last_wake: None, level: 0.0, slept: false, hold_off_until: None, hold_off: Duration::ZERO }
+        Coalesce {
+            window,
+            last_wake: None,
+            level: 0.0,
+            slept: false,
+            hold_off_until: None,
+            hold_off: Duration::ZERO,
+            payoff: Payoff::new(),
+        }
     }
 
     /// Whether the last decision was to sleep (the next drain is most likely followed by
@@ -49,14 +149,26 @@ impl Coalesce {
         self.slept
     }
 
-    /// After a wake-up that handled `handled` receives: how long to sleep, if at all.
-    pub(crate) fn after_drain(&mut self, handled: usize, now: Instant) -> Option<Duration> {
+    /// Whether sleeping is the mode chosen (trials aside).
+    pub(crate) fn pays(&self) -> bool {
+        self.payoff.sleep
+    }
+
+    /// After a wake-up that handled `handled` receives: how long to sleep, if at all. `cpu`
+    /// reads the worker thread's CPU time; it is called once per [`STRETCH`] at most.
+    pub(crate) fn after_drain(
+        &mut self,
+        handled: usize,
+        now: Instant,
+        cpu: impl FnOnce() -> Duration,
+    ) -> Option<Duration> {
         let age = self.last_wake.replace(now).map(|last| now.saturating_duration_since(last));
         let decay = age.map_or(0.0, |age| (-age.as_secs_f64() / HORIZON.as_secs_f64()).exp());
         self.level = self.level * decay + handled as f64;
         if self.window.is_zero() || handled == 0 {
             return None;
         }
+        let may_sleep = self.payoff.may_sleep(handled, now, self.window, cpu);
         if std::mem::take(&mut self.slept) {
             if handled < 2 {
                 self.hold_off = self.hold_off.saturating_mul(2).clamp(MIN_HOLD_OFF, MAX_HOLD_OFF);
@@ -65,7 +177,7 @@ impl Coalesce {
             }
             self.hold_off = Duration::ZERO;
         }
-        if self.hold_off_until.is_some_and(|until| now < until) {
+        if !may_sleep || self.hold_off_until.is_some_and(|until| now < until) {
             return None;
         }
         // level / HORIZON datagrams a second, two or more per window (so the level is above
@@ -97,7 +209,7 @@ mod tests {
         while t <= span {
             let arrived = (read..).take_while(|&i| arrival(i) <= t).count() as u32;
             read += arrived;
-            let decision = c.after_drain(arrived as usize, start + t);
+            let decision = c.after_drain(arrived as usize, start + t, || Duration::ZERO);
             out.push((t, arrived, decision));
             t = match decision {
                 Some(pause) => t + pause,
@@ -169,7 +281,7 @@ mod tests {
         let mut c = Coalesce::new(WINDOW);
         let start = Instant::now();
         for k in 0..1000 {
-            assert_eq!(c.after_drain(0, start + Duration::from_micros(10) * k), None);
+            assert_eq!(c.after_drain(0, start + Duration::from_micros(10) * k, || Duration::ZERO), None);
         }
     }
 
@@ -183,7 +295,7 @@ mod tests {
         let mut c = Coalesce::new(WINDOW);
         let (mut t, mut slept_at) = (Duration::ZERO, Vec::new());
         while t < Duration::from_secs(5) {
-            let decision = c.after_drain(1, start + t);
+            let decision = c.after_drain(1, start + t, || Duration::ZERO);
             if decision.is_some() {
                 slept_at.push(t);
             }
@@ -203,26 +315,97 @@ mod tests {
         let fast = Duration::from_micros(50);
         let mut t = Duration::ZERO;
         // Fast enough to sleep: one per 50 µs until it does.
-        while c.after_drain(1, start + t).is_none() {
+        while c.after_drain(1, start + t, || Duration::ZERO).is_none() {
             t += fast;
             assert!(t < HORIZON * 10, "never slept");
         }
         assert!(c.sleeping(), "the drain after a sleep may stop at a short batch");
         // A miss, then 1 ms off while the traffic goes on.
         t += WINDOW;
-        assert_eq!(c.after_drain(1, start + t), None);
+        assert_eq!(c.after_drain(1, start + t, || Duration::ZERO), None);
         assert_eq!(c.hold_off, MIN_HOLD_OFF);
         assert!(!c.sleeping(), "and the one after a miss reads to WouldBlock");
         let until = t + MIN_HOLD_OFF;
         t += fast;
         while t < until {
-            assert_eq!(c.after_drain(1, start + t), None, "held off at {t:?}");
+            assert_eq!(c.after_drain(1, start + t, || Duration::ZERO), None, "held off at {t:?}");
             t += fast;
         }
-        assert!(c.after_drain(1, start + t).is_some(), "on again after the hold-off");
+        assert!(c.after_drain(1, start + t, || Duration::ZERO).is_some(), "on again after the hold-off");
         t += WINDOW;
-        assert!(c.after_drain(4, start + t).is_some(), "this sleep gathered four");
+        assert!(c.after_drain(4, start + t, || Duration::ZERO).is_some(), "this sleep gathered four");
         assert_eq!(c.hold_off, Duration::ZERO, "and the next miss holds off 1 ms again, not 2");
+    }
+
+    /// As [`simulate`], with the worker thread's CPU time charged as `costs(t)` says at time
+    /// `t`: (a wake-up by an arrival, a wake-up at the end of a sleep), plus `EACH` per
+    /// datagram read.
+    fn simulate_costed(
+        arrival: impl Fn(u32) -> Duration,
+        span: Duration,
+        costs: impl Fn(Duration) -> (Duration, Duration),
+    ) -> Vec<(Duration, u32, Option<Duration>)> {
+        const EACH: Duration = Duration::from_micros(2);
+        let start = Instant::now();
+        let mut c = Coalesce::new(WINDOW);
+        let cpu = std::cell::Cell::new(Duration::ZERO);
+        let (mut t, mut read, mut out, mut slept) = (arrival(0), 0, Vec::new(), false);
+        while t <= span {
+            let arrived = (read..).take_while(|&i| arrival(i) <= t).count() as u32;
+            read += arrived;
+            let (wake, timer) = costs(t);
+            cpu.set(cpu.get() + if slept { timer } else { wake } + EACH * arrived);
+            let decision = c.after_drain(arrived as usize, start + t, || cpu.get());
+            out.push((t, arrived, decision));
+            slept = decision.is_some();
+            t = match decision {
+                Some(pause) => t + pause,
+                None => arrival(read).max(t),
+            };
+        }
+        out
+    }
+
+    /// The share of the time from `from` to `to` that the worker slept.
+    fn sleeping_share(run: &[(Duration, u32, Option<Duration>)], from: Duration, to: Duration) -> f64 {
+        let slept: Duration = run.iter().filter(|w| w.0 >= from && w.0 < to).filter_map(|w| w.2).sum();
+        slept.as_secs_f64() / (to - from).as_secs_f64()
+    }
+
+    const DEAR_WAKE_UPS: (Duration, Duration) = (Duration::from_micros(20), Duration::from_micros(20));
+    const CHEAP_WAKE_UPS: (Duration, Duration) = (Duration::from_micros(2), Duration::from_micros(30));
+
+    #[test]
+    fn sleeping_stays_where_a_wake_up_costs_as_much_as_a_timed_sleep() {
+        // 20,000 a second: a sleep gathers four for one wake-up's cost, 7 µs a datagram
+        // against 22 µs woken for each.
+        let run = simulate_costed(steady(Duration::from_micros(50)), Duration::from_secs(3), |_| DEAR_WAKE_UPS);
+        let share = sleeping_share(&run, Duration::from_millis(100), Duration::from_secs(3));
+        // Less its trials of not sleeping: one stretch at 0.3 s.
+        assert!(share > 0.9, "slept {:.1} % of the time", share * 100.0);
+    }
+
+    #[test]
+    fn a_wake_up_cheaper_than_a_timed_sleep_turns_sleeping_off() {
+        // 9.5 µs a datagram sleeping, 4 µs woken for each: after its first trials (about half
+        // a second of busy traffic) the worker stops sleeping but for a trial now and then.
+        let run = simulate_costed(steady(Duration::from_micros(50)), Duration::from_secs(3), |_| CHEAP_WAKE_UPS);
+        let first = sleeping_share(&run, Duration::from_millis(50), Duration::from_millis(300));
+        assert!(first > 0.9, "sleeps by default: {:.1} % of the time", first * 100.0);
+        let after = sleeping_share(&run, Duration::from_secs(1), Duration::from_secs(3));
+        assert!(after < 0.05, "slept {:.1} % of the time", after * 100.0);
+    }
+
+    #[test]
+    fn sleeping_comes_back_when_wake_ups_become_dear() {
+        let turn = Duration::from_secs(2);
+        let costs = |t: Duration| if t < turn { CHEAP_WAKE_UPS } else { DEAR_WAKE_UPS };
+        let run = simulate_costed(steady(Duration::from_micros(50)), Duration::from_secs(9), costs);
+        assert!(sleeping_share(&run, Duration::from_secs(1), turn) < 0.05);
+        // A trial at most TRIAL_EVERY + 1 stretches after the turn, and its confirmation.
+        let back = turn + STRETCH * (TRIAL_EVERY + 4);
+        let share = sleeping_share(&run, back, Duration::from_secs(9));
+        assert!(share > 0.9, "slept {:.1} % of the time from {back:?}", share * 100.0);
     }
 
     #[test]
@@ -230,7 +413,7 @@ mod tests {
         let mut c = Coalesce::new(Duration::ZERO);
         let start = Instant::now();
         for k in 0..1000 {
-            assert_eq!(c.after_drain(64, start + Duration::from_micros(1) * k), None);
+            assert_eq!(c.after_drain(64, start + Duration::from_micros(1) * k, || Duration::ZERO), None);
         }
     }
 }

@@ -196,13 +196,33 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
         // a new edge, which epoll reports after this clear (and an event the runtime took since
         // `readable` changed the tick, so this clears nothing), as tokio's own `try_io` does.
         ready.clear_ready();
-        if let Some(pause) = coalesce.after_drain(handled, super::mono()) {
+        let paid = coalesce.pays();
+        let decision = coalesce.after_drain(handled, super::mono(), thread_cpu);
+        if coalesce.pays() != paid {
+            tracing::debug!(
+                worker = worker.index,
+                sleeping = coalesce.pays(),
+                "receive coalescing switched: the other way cost less CPU per receive"
+            );
+        }
+        if let Some(pause) = decision {
             worker.counters().add(Counter::CoalesceSleeps, 1);
             // Blocks this worker's thread on purpose: nothing else of its is due that cannot
             // wait `pause`, and what arrives meanwhile is read in one go.
             std::thread::sleep(pause);
         }
     }
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): what receive coalescing weighs.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a pointer to a timespec that lives across the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
 impl Worker {
