@@ -203,20 +203,8 @@ mod tests {
     /// ends, else at the next arrival. Each wake-up's time (from the start), datagrams read and
     /// decision.
     fn simulate(arrival: impl Fn(u32) -> Duration, span: Duration) -> Vec<(Duration, u32, Option<Duration>)> {
-        let start = Instant::now();
-        let mut c = Coalesce::new(WINDOW);
-        let (mut t, mut read, mut out) = (arrival(0), 0, Vec::new());
-        while t <= span {
-            let arrived = (read..).take_while(|&i| arrival(i) <= t).count() as u32;
-            read += arrived;
-            let decision = c.after_drain(arrived as usize, start + t, || Duration::ZERO);
-            out.push((t, arrived, decision));
-            t = match decision {
-                Some(pause) => t + pause,
-                None => arrival(read).max(t),
-            };
-        }
-        out
+        // Wake-ups free either way: sleeping or not costs the same per datagram.
+        simulate_costed(arrival, span, |_| (Duration::ZERO, Duration::ZERO))
     }
 
     /// `every` apart, from zero.
