@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 /// Whether a sleep is cheaper than the wake-ups it saves depends on the machine: on a VM guest
 /// whose idle vCPU halts, each wake-up is an interrupt and a VM exit and coalescing saves CPU;
 /// on one that polls when idle, a wake-up costs little and the timed sleep more. So it is
-/// tried both ways, on the worker thread's own CPU time (see [`Payoff`]), and sleeps only while
-/// sleeping is the cheaper.
+/// tried both ways, on the worker thread's own CPU time (see [`Payoff`], one per worker,
+/// shared by its listeners), and sleeps only while sleeping is the cheaper.
 pub(crate) struct Coalesce {
     window: Duration,
     last_wake: Option<Instant>,
@@ -32,7 +32,6 @@ pub(crate) struct Coalesce {
     hold_off_until: Option<Instant>,
     /// The next miss's hold-off; zero after a sleep that paid.
     hold_off: Duration,
-    payoff: Payoff,
 }
 
 /// How long the CPU cost per receive is measured at a time.
@@ -53,7 +52,12 @@ pub(crate) const CONFIRM: u32 = 2;
 /// [`TRIAL_EVERY`]) runs the mode not chosen, and its cost is set against the stretch before
 /// it. A stretch is busy when its receives came at the rate coalescing engages at (two per
 /// window); the others say nothing (both modes then never sleep) and end any comparison.
-struct Payoff {
+///
+/// One per worker thread, shared by all its listeners' [`Coalesce`]: a sleep blocks the
+/// thread, so it gathers for every listener, and the CPU time read is the thread's. With a
+/// choice per listener, one listener's trial of not sleeping would be drowned by the others'
+/// sleeps, and its receives weighed against the whole thread's CPU.
+pub(crate) struct Payoff {
     /// Sleeping is the chosen mode (until trials say otherwise).
     sleep: bool,
     /// The stretch under way: its start and the thread's CPU time then; its receives.
@@ -70,7 +74,7 @@ struct Payoff {
 }
 
 impl Payoff {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Payoff {
             sleep: true,
             start: None,
@@ -80,6 +84,11 @@ impl Payoff {
             chosen_cost: None,
             wins: 0,
         }
+    }
+
+    /// Whether sleeping is the mode chosen (trials aside).
+    pub(crate) fn pays(&self) -> bool {
+        self.sleep
     }
 
     /// Counts a drain's receives; at the end of a stretch reads `cpu` (the thread's CPU time)
@@ -132,15 +141,7 @@ pub(crate) const MAX_HOLD_OFF: Duration = Duration::from_secs(1);
 
 impl Coalesce {
     pub(crate) fn new(window: Duration) -> Self {
-        Coalesce {
-            window,
-            last_wake: None,
-            level: 0.0,
-            slept: false,
-            hold_off_until: None,
-            hold_off: Duration::ZERO,
-            payoff: Payoff::new(),
-        }
+        Coalesce { window, last_wake: None, level: 0.0, slept: false, hold_off_until: None, hold_off: Duration::ZERO }
     }
 
     /// Whether the last decision was to sleep (the next drain is most likely followed by
@@ -149,17 +150,14 @@ impl Coalesce {
         self.slept
     }
 
-    /// Whether sleeping is the mode chosen (trials aside).
-    pub(crate) fn pays(&self) -> bool {
-        self.payoff.sleep
-    }
-
-    /// After a wake-up that handled `handled` receives: how long to sleep, if at all. `cpu`
-    /// reads the worker thread's CPU time; it is called once per [`STRETCH`] at most.
+    /// After a wake-up that handled `handled` receives: how long to sleep, if at all. `payoff`
+    /// is the worker's; `cpu` reads the worker thread's CPU time, at most once per
+    /// [`STRETCH`].
     pub(crate) fn after_drain(
         &mut self,
         handled: usize,
         now: Instant,
+        payoff: &mut Payoff,
         cpu: impl FnOnce() -> Duration,
     ) -> Option<Duration> {
         let age = self.last_wake.replace(now).map(|last| now.saturating_duration_since(last));
@@ -168,7 +166,7 @@ impl Coalesce {
         if self.window.is_zero() || handled == 0 {
             return None;
         }
-        let may_sleep = self.payoff.may_sleep(handled, now, self.window, cpu);
+        let may_sleep = payoff.may_sleep(handled, now, self.window, cpu);
         if std::mem::take(&mut self.slept) {
             if handled < 2 {
                 self.hold_off = self.hold_off.saturating_mul(2).clamp(MIN_HOLD_OFF, MAX_HOLD_OFF);
@@ -267,9 +265,10 @@ mod tests {
     #[test]
     fn empty_wake_ups_never_sleep() {
         let mut c = Coalesce::new(WINDOW);
+        let mut p = Payoff::new();
         let start = Instant::now();
         for k in 0..1000 {
-            assert_eq!(c.after_drain(0, start + Duration::from_micros(10) * k, || Duration::ZERO), None);
+            assert_eq!(c.after_drain(0, start + Duration::from_micros(10) * k, &mut p, || Duration::ZERO), None);
         }
     }
 
@@ -281,9 +280,10 @@ mod tests {
         let start = Instant::now();
         let turnaround = Duration::from_micros(50);
         let mut c = Coalesce::new(WINDOW);
+        let mut p = Payoff::new();
         let (mut t, mut slept_at) = (Duration::ZERO, Vec::new());
         while t < Duration::from_secs(5) {
-            let decision = c.after_drain(1, start + t, || Duration::ZERO);
+            let decision = c.after_drain(1, start + t, &mut p, || Duration::ZERO);
             if decision.is_some() {
                 slept_at.push(t);
             }
@@ -300,28 +300,29 @@ mod tests {
     fn a_sleep_that_pays_starts_the_hold_off_over() {
         let start = Instant::now();
         let mut c = Coalesce::new(WINDOW);
+        let mut p = Payoff::new();
         let fast = Duration::from_micros(50);
         let mut t = Duration::ZERO;
         // Fast enough to sleep: one per 50 µs until it does.
-        while c.after_drain(1, start + t, || Duration::ZERO).is_none() {
+        while c.after_drain(1, start + t, &mut p, || Duration::ZERO).is_none() {
             t += fast;
             assert!(t < HORIZON * 10, "never slept");
         }
         assert!(c.sleeping(), "the drain after a sleep may stop at a short batch");
         // A miss, then 1 ms off while the traffic goes on.
         t += WINDOW;
-        assert_eq!(c.after_drain(1, start + t, || Duration::ZERO), None);
+        assert_eq!(c.after_drain(1, start + t, &mut p, || Duration::ZERO), None);
         assert_eq!(c.hold_off, MIN_HOLD_OFF);
         assert!(!c.sleeping(), "and the one after a miss reads to WouldBlock");
         let until = t + MIN_HOLD_OFF;
         t += fast;
         while t < until {
-            assert_eq!(c.after_drain(1, start + t, || Duration::ZERO), None, "held off at {t:?}");
+            assert_eq!(c.after_drain(1, start + t, &mut p, || Duration::ZERO), None, "held off at {t:?}");
             t += fast;
         }
-        assert!(c.after_drain(1, start + t, || Duration::ZERO).is_some(), "on again after the hold-off");
+        assert!(c.after_drain(1, start + t, &mut p, || Duration::ZERO).is_some(), "on again after the hold-off");
         t += WINDOW;
-        assert!(c.after_drain(4, start + t, || Duration::ZERO).is_some(), "this sleep gathered four");
+        assert!(c.after_drain(4, start + t, &mut p, || Duration::ZERO).is_some(), "this sleep gathered four");
         assert_eq!(c.hold_off, Duration::ZERO, "and the next miss holds off 1 ms again, not 2");
     }
 
@@ -336,6 +337,7 @@ mod tests {
         const EACH: Duration = Duration::from_micros(2);
         let start = Instant::now();
         let mut c = Coalesce::new(WINDOW);
+        let mut p = Payoff::new();
         let cpu = std::cell::Cell::new(Duration::ZERO);
         let (mut t, mut read, mut out, mut slept) = (arrival(0), 0, Vec::new(), false);
         while t <= span {
@@ -343,7 +345,7 @@ mod tests {
             read += arrived;
             let (wake, timer) = costs(t);
             cpu.set(cpu.get() + if slept { timer } else { wake } + EACH * arrived);
-            let decision = c.after_drain(arrived as usize, start + t, || cpu.get());
+            let decision = c.after_drain(arrived as usize, start + t, &mut p, || cpu.get());
             out.push((t, arrived, decision));
             slept = decision.is_some();
             t = match decision {
@@ -396,12 +398,67 @@ mod tests {
         assert!(share > 0.9, "slept {:.1} % of the time from {back:?}", share * 100.0);
     }
 
+    /// Two listeners of one worker thread, fed one datagram per `every` each (the second from
+    /// `LAG` on, half a gap after the first's), with costs as in [`simulate_costed`]: each
+    /// wake-up drains both in turn, and a sleep decided after either drain blocks the thread,
+    /// so it gathers for both. The share of the time from `from` to `span` the thread slept.
+    fn simulate_pair(
+        every: Duration,
+        span: Duration,
+        from: Duration,
+        costs: impl Fn(Duration) -> (Duration, Duration),
+    ) -> f64 {
+        const EACH: Duration = Duration::from_micros(2);
+        // The second listener's traffic starts later, so their stretches do not line up.
+        const LAG: Duration = Duration::from_millis(250);
+        let start = Instant::now();
+        let (mut listeners, mut p) = ([Coalesce::new(WINDOW), Coalesce::new(WINDOW)], Payoff::new());
+        let arrival = |l: usize, i: u32| every * i + (every / 2 + LAG) * l as u32;
+        let cpu = std::cell::Cell::new(Duration::ZERO);
+        let (mut t, mut read, mut asleep, mut slept) = (Duration::ZERO, [0u32; 2], Duration::ZERO, false);
+        while t <= span {
+            if !std::mem::take(&mut slept) {
+                cpu.set(cpu.get() + costs(t).0);
+            }
+            for l in 0..2 {
+                let arrived = (read[l]..).take_while(|&i| arrival(l, i) <= t).count() as u32;
+                read[l] += arrived;
+                cpu.set(cpu.get() + EACH * arrived);
+                if let Some(pause) = listeners[l].after_drain(arrived as usize, start + t, &mut p, || cpu.get()) {
+                    if t >= from {
+                        asleep += pause;
+                    }
+                    t += pause;
+                    cpu.set(cpu.get() + costs(t).1);
+                    slept = true;
+                }
+            }
+            if !slept {
+                t = arrival(0, read[0]).min(arrival(1, read[1])).max(t);
+            }
+        }
+        asleep.as_secs_f64() / (span - from).as_secs_f64()
+    }
+
+    #[test]
+    fn two_busy_listeners_stop_sleeping_together_where_wake_ups_are_cheap() {
+        // 20,000 a second on each. Were sleeping chosen per listener, each one's trial of not
+        // sleeping would run while the other one's sleeps still block the thread, save
+        // nothing, and both would sleep on all the time.
+        let every = Duration::from_micros(50);
+        let dear = simulate_pair(every, Duration::from_secs(3), Duration::from_secs(1), |_| DEAR_WAKE_UPS);
+        assert!(dear > 0.9, "slept {:.1} % of the time", dear * 100.0);
+        let cheap = simulate_pair(every, Duration::from_secs(3), Duration::from_secs(1), |_| CHEAP_WAKE_UPS);
+        assert!(cheap < 0.05, "slept {:.1} % of the time", cheap * 100.0);
+    }
+
     #[test]
     fn a_zero_window_is_off() {
         let mut c = Coalesce::new(Duration::ZERO);
+        let mut p = Payoff::new();
         let start = Instant::now();
         for k in 0..1000 {
-            assert_eq!(c.after_drain(64, start + Duration::from_micros(1) * k, || Duration::ZERO), None);
+            assert_eq!(c.after_drain(64, start + Duration::from_micros(1) * k, &mut p, || Duration::ZERO), None);
         }
     }
 }

@@ -101,6 +101,9 @@ pub(super) struct Worker {
     listener_addrs: Vec<std::net::SocketAddr>,
     poll: RefCell<mio::Poll>,
     bufs: RefCell<Buffers>,
+    /// Whether receive coalescing's sleeps pay on this thread: one choice for all the
+    /// listeners, since each one's sleep blocks the thread for all.
+    payoff: RefCell<super::coalesce::Payoff>,
 }
 
 struct Buffers {
@@ -155,6 +158,7 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
                 pending: Vec::new(),
                 ready: Vec::new(),
             }),
+            payoff: RefCell::new(super::coalesce::Payoff::new()),
         });
         for i in 0..worker.listeners.len() {
             tokio::task::spawn_local(serve_listener(Rc::clone(&worker), i));
@@ -196,15 +200,19 @@ async fn serve_listener(worker: Rc<Worker>, i: usize) {
         // a new edge, which epoll reports after this clear (and an event the runtime took since
         // `readable` changed the tick, so this clears nothing), as tokio's own `try_io` does.
         ready.clear_ready();
-        let paid = coalesce.pays();
-        let decision = coalesce.after_drain(handled, super::mono(), thread_cpu);
-        if coalesce.pays() != paid {
-            tracing::debug!(
-                worker = worker.index,
-                sleeping = coalesce.pays(),
-                "receive coalescing switched: the other way cost less CPU per receive"
-            );
-        }
+        let decision = {
+            let mut payoff = worker.payoff.borrow_mut();
+            let paid = payoff.pays();
+            let decision = coalesce.after_drain(handled, super::mono(), &mut payoff, thread_cpu);
+            if payoff.pays() != paid {
+                tracing::debug!(
+                    worker = worker.index,
+                    sleeping = payoff.pays(),
+                    "receive coalescing switched: the other way cost less CPU per receive"
+                );
+            }
+            decision
+        };
         if let Some(pause) = decision {
             worker.counters().add(Counter::CoalesceSleeps, 1);
             // Blocks this worker's thread on purpose: nothing else of its is due that cannot
