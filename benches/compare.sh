@@ -33,7 +33,10 @@
 #            whole thousands. COMPARE_HALF_RATE sets the rate instead (and skips that run); it
 #            was a fixed 50,000 before, half of turnd's maximum on the first machine measured
 #   alloc    allocation churn: 1,000 x COMPARE_SECONDS Allocates (each with its 401), each
-#            deleted at once
+#            deleted at once, by one client in lockstep (each request after the last answer:
+#            every request costs the server a wake-up, and the figure is mostly what one costs)
+#   alloc-4  the same churn from four clients at once (4,000 x COMPARE_SECONDS), as a server
+#            sees many users calling: a wake-up may find several requests
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
 # COMPARE_SERVERS (default "turnd coturn forwarder") lists the servers; `turnd-nc` is turnd with
 # receive coalescing off (`server.receive-coalesce-us = 0`), to show what coalescing costs and
@@ -177,6 +180,7 @@ workloads=(
   "latency|--mode latency -n 10 --rate $latency_rate --size 100"
   "latency-half|--mode latency -n 10 --rate $half_rate --size 100"
   "alloc|--mode alloc -n $((1000 * seconds)) --delete --duration $((12 * seconds))"
+  "alloc-4|--mode alloc -n $((4000 * seconds)) --threads 4 --delete --duration $((12 * seconds))"
   "hold|--mode hold -n 2000 --duration $((2 * seconds)) --refresh-every $seconds"
 )
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
