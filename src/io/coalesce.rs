@@ -38,8 +38,9 @@ pub(crate) struct Coalesce {
 pub(crate) const STRETCH: Duration = Duration::from_millis(100);
 /// The first trial of the other mode comes after this many busy stretches.
 pub(crate) const FIRST_TRIAL: u32 = 3;
-/// Then after this many: one stretch in 51 runs the mode not chosen (2 %, so a p99 is not
-/// the trial's).
+/// Then after this many: one stretch in 51 runs the mode not chosen, 2 % of the busy time.
+/// Where the trial is the sleeping way its datagrams wait longer, so a p99.9, and a p99 at
+/// the margin, can be the trial's.
 pub(crate) const TRIAL_EVERY: u32 = 50;
 /// The other mode must cost this much less per receive to win a trial...
 pub(crate) const MARGIN: f64 = 0.05;
@@ -327,14 +328,13 @@ mod tests {
     }
 
     /// As [`simulate`], with the worker thread's CPU time charged as `costs(t)` says at time
-    /// `t`: (a wake-up by an arrival, a wake-up at the end of a sleep), plus `EACH` per
+    /// `t`: (a wake-up by an arrival, a wake-up at the end of a sleep), plus [`EACH`] per
     /// datagram read.
     fn simulate_costed(
         arrival: impl Fn(u32) -> Duration,
         span: Duration,
         costs: impl Fn(Duration) -> (Duration, Duration),
     ) -> Vec<(Duration, u32, Option<Duration>)> {
-        const EACH: Duration = Duration::from_micros(2);
         let start = Instant::now();
         let mut c = Coalesce::new(WINDOW);
         let mut p = Payoff::new();
@@ -362,6 +362,8 @@ mod tests {
         slept.as_secs_f64() / (to - from).as_secs_f64()
     }
 
+    /// The CPU each datagram read costs in the simulations.
+    const EACH: Duration = Duration::from_micros(2);
     const DEAR_WAKE_UPS: (Duration, Duration) = (Duration::from_micros(20), Duration::from_micros(20));
     const CHEAP_WAKE_UPS: (Duration, Duration) = (Duration::from_micros(2), Duration::from_micros(30));
 
@@ -408,7 +410,6 @@ mod tests {
         from: Duration,
         costs: impl Fn(Duration) -> (Duration, Duration),
     ) -> f64 {
-        const EACH: Duration = Duration::from_micros(2);
         // The second listener's traffic starts later, so their stretches do not line up.
         const LAG: Duration = Duration::from_millis(250);
         let start = Instant::now();
