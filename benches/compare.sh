@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # turnd against coturn, A/B interleaved (issue 9): every workload is one `turnd bench` run
 # against a fresh turnd and one against a fresh coturn (Debian's turnserver, installed when
-# missing, root or sudo), COMPARE_ROUNDS times (default 3), the server that goes first
-# alternating each round; then a markdown table with, per workload and figure, the median for
-# each server and the turnd/coturn ratio (and turnd/forwarder, the bare forwarder's). Not part
-# of ./scripts/test; run it on its own:
+# missing, root or sudo), and against the newest coturn Debian packages (coturn-sid, see
+# below), COMPARE_ROUNDS times (default 3), the server that goes first alternating each round;
+# then a markdown table with, per workload and figure, the median for each server and the
+# turnd/coturn ratio (and turnd/coturn-sid, and turnd/forwarder, the bare forwarder's). Not
+# part of ./scripts/test; run it on its own, as root:
 #
-#     ./benches/compare.sh                                   # about eighteen minutes
+#     ./benches/compare.sh                                   # about half an hour
 #     COMPARE_SECONDS=1 COMPARE_ROUNDS=1 ./benches/compare.sh  # quick mode: does it work
 #
 # The servers are scripts/bench's (scripts/bench-lib.sh): turnd `workers = 1` and coturn, both
@@ -38,7 +39,11 @@
 #   alloc-4  the same churn from four clients at once (4,000 x COMPARE_SECONDS), as a server
 #            sees many users calling: a wake-up may find several requests
 #   hold     2,000 allocations held and refreshed for 2 x COMPARE_SECONDS: RSS per 1,000
-# COMPARE_SERVERS (default "turnd coturn forwarder") lists the servers; `turnd-nc` is turnd with
+# COMPARE_SERVERS (default "turnd coturn coturn-sid forwarder") lists the servers; `coturn-sid`
+# is Debian unstable's coturn (4.18.0 when this was written; 4.17 added recvmmsg on the
+# listener), which scripts/bench-lib.sh installs once with debootstrap in a root of its own
+# (COTURN_SID_ROOT, default /var/tmp/turnd-bench/sid) and runs with chroot, with the options
+# coturn gets; `turnd-nc` is turnd with
 # receive coalescing off (`server.receive-coalesce-us = 0`), to show what coalescing costs and
 # buys; `forwarder` is `turnd bench-forwarder`, the bare recvmmsg/sendmmsg forwarder (no TURN,
 # one way: it runs the rate-, rate50k- and flood- workloads only, driven by `turnd bench --bare`),
@@ -60,9 +65,9 @@ rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
 half_rate=${COMPARE_HALF_RATE:-}
 high_rate=${COMPARE_HIGH_RATE:-50000}
-read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn forwarder}"
+read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn coturn-sid forwarder}"
 for server in "${servers[@]}"; do
-  [[ $server =~ ^(turnd|turnd-nc|coturn|forwarder)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc, coturn and forwarder" >&2; exit 2; }
+  [[ $server =~ ^(turnd|turnd-nc|coturn|coturn-sid|forwarder)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc, coturn, coturn-sid and forwarder" >&2; exit 2; }
 done
 out=${COMPARE_OUT:-target/compare.jsonl}
 server_cpu=${COMPARE_SERVER_CPU:-0}
@@ -77,6 +82,10 @@ if ((high_rate % 1000 == 0)); then high=rate$((high_rate / 1000))k; fi
 bench_build_turnd
 if [[ " ${servers[*]} " == *" coturn "* ]]; then
   bench_need_coturn install
+fi
+if [[ " ${servers[*]} " == *" coturn-sid "* ]]; then
+  bench_need_coturn_sid install
+  machine_coturn_sid=$(chroot "$COTURN_SID_ROOT" turnserver --version 2>/dev/null | tail -n 1)
 fi
 
 work=$(mktemp -d)
@@ -134,6 +143,9 @@ if [[ -r /sys/devices/system/cpu/cpuidle/current_driver ]]; then
 fi
 if [[ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]]; then
   machine+=" (guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns))"
+fi
+if [[ -n ${machine_coturn_sid:-} ]]; then
+  machine+="; coturn-sid is coturn $machine_coturn_sid"
 fi
 echo "compare: $machine" >&2
 
@@ -207,9 +219,10 @@ import json, statistics, sys
 out, md, seconds, rounds, load_before, load_after, servers, machine, half_note = sys.argv[1:10]
 servers = servers.split()
 workloads = [w.split("|", 1) for w in sys.argv[10:]]
-# Ratio columns: each other server to coturn, and each turnd to the bare forwarder.
+# Ratio columns: each other server to coturn, each turnd to the newest coturn and to the bare
+# forwarder.
 ratios = [(s, "coturn") for s in servers if s != "coturn"] if "coturn" in servers else []
-ratios += [(s, "forwarder") for s in servers if s.startswith("turnd")] if "forwarder" in servers else []
+ratios += [(s, b) for b in ("coturn-sid", "forwarder") if b in servers for s in servers if s.startswith("turnd")]
 runs = [json.loads(line) for line in open(out) if line.strip()]
 figures = [  # key, label, better when, format
     ("relayed_pps", "relayed pps", "higher", "{:,.0f}"),
@@ -229,7 +242,8 @@ lines = [f"{machine}; {half_note}.",
          f"{seconds} s windows, {rounds} interleaved rounds, load average {load_before} before, "
          f"{load_after} after. Medians of the runs that completed (a median of fewer says how many);",
          "p99: a payload's round trip (echo), an Allocate's with its 401 (alloc). A ratio to coturn > 1",
-         "is turnd ahead where higher is better, behind where lower is better; turnd-nc is turnd with",
+         "is turnd ahead where higher is better, behind where lower is better; coturn-sid is the newest",
+         "coturn Debian packages (the version is above); turnd-nc is turnd with",
          "`server.receive-coalesce-us = 0`; forwarder is `turnd bench-forwarder` (no TURN, one way),",
          "the bare recvmmsg/sendmmsg forwarder: a turnd/forwarder ratio of 1 is that floor's CPU per packet.", "",
          "| workload | `turnd bench` flags | figure | " + " | ".join(servers) + " | "

@@ -31,6 +31,32 @@ bench_need_coturn() {
   command -v turnserver >/dev/null || { echo "bench: coturn's turnserver is not installed" >&2; return 1; }
 }
 
+# coturn-sid: the newest coturn Debian packages (unstable, "sid": 4.18.0 in December 2026, with
+# 4.17's recvmmsg on the listener), installed in a minimal root of its own so the host keeps its
+# libraries; made once with debootstrap (installed first if missing; root only), then reused.
+COTURN_SID_ROOT=${COTURN_SID_ROOT:-/var/tmp/turnd-bench/sid}
+
+# Fails unless $COTURN_SID_ROOT has coturn; with `install`, makes it first when it is missing.
+bench_need_coturn_sid() {
+  [[ -x $COTURN_SID_ROOT/usr/bin/turnserver ]] && return 0
+  if [[ ${1:-} == install ]]; then
+    [[ $(id -u) == 0 ]] || { echo "bench: making $COTURN_SID_ROOT (debootstrap, chroot) takes root" >&2; return 1; }
+    [[ ! -e $COTURN_SID_ROOT ]] || { echo "bench: $COTURN_SID_ROOT is there without coturn; remove it, or set COTURN_SID_ROOT" >&2; return 1; }
+    if ! command -v debootstrap >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    fi
+    echo "bench: installing Debian unstable's coturn in $COTURN_SID_ROOT" >&2
+    rm -rf "$COTURN_SID_ROOT.partial"
+    mkdir -p "$(dirname "$COTURN_SID_ROOT")"
+    debootstrap --variant=minbase --include=coturn sid "$COTURN_SID_ROOT.partial" \
+      http://deb.debian.org/debian >"$(dirname "$COTURN_SID_ROOT")/debootstrap.log" 2>&1 ||
+      { echo "bench: debootstrap failed; see $(dirname "$COTURN_SID_ROOT")/debootstrap.log" >&2; return 1; }
+    mv "$COTURN_SID_ROOT.partial" "$COTURN_SID_ROOT"
+  fi
+  [[ -x $COTURN_SID_ROOT/usr/bin/turnserver ]] || { echo "bench: no coturn in $COTURN_SID_ROOT" >&2; return 1; }
+}
+
 # Prints a UDP port free on 127.0.0.1 now.
 bench_free_port() {
   python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -78,10 +104,16 @@ challenge-rate = 0
 EOF
     taskset -c "$cpu" "$TURND_BIN" --config "$dir/turnd.toml" >/dev/null 2>"$dir/turnd.log" &
   else
-    taskset -c "$cpu" turnserver -n --no-cli --no-tls --no-dtls --no-tcp --listening-ip 127.0.0.1 \
+    # The same options for both coturns, less the two that 4.17 made defaults and now refuses
+    # (`--no-cli`: no CLI unless `--cli`; `--no-dtls`: no DTLS unless `--dtls`).
+    # BENCH_COTURN_FLAGS adds options (for example coturn-sid's `--multiplex-peer --udp-gso`).
+    local run=(turnserver --no-cli --no-dtls)
+    [[ $server == coturn-sid ]] && run=(chroot "$COTURN_SID_ROOT" turnserver)
+    # shellcheck disable=SC2086 # BENCH_COTURN_FLAGS is a list of options
+    taskset -c "$cpu" "${run[@]}" -n --no-tls --no-tcp --listening-ip 127.0.0.1 \
       --listening-port "$port" --relay-ip 127.0.0.1 --min-port 49152 --max-port 65535 --realm turnd.test \
       --use-auth-secret --static-auth-secret "$BENCH_SECRET" --allow-loopback-peers --no-stdout-log \
-      --log-file /dev/null >/dev/null 2>&1 &
+      --log-file /dev/null ${BENCH_COTURN_FLAGS:-} >/dev/null 2>&1 &
   fi
   bench_server_pid=$!
   for _ in $(seq 50); do
