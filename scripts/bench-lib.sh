@@ -66,6 +66,7 @@ bench_free_port() {
 # pinned to CPU (config and log in DIR), sets bench_server_pid, and waits until a `turnd probe`
 # round trip through the relay works (bounded: 10 s). Returns 1 if it never does. SERVER
 # `turnd-nc` is turnd with receive coalescing off (`server.receive-coalesce-us = 0`);
+# `coturn-sid` is the coturn in $COTURN_SID_ROOT (bench_need_coturn_sid), run with chroot;
 # `forwarder` is `turnd bench-forwarder` to 127.0.0.1:PEER_PORT (no TURN: it is ready once it
 # says where it listens; load it with `turnd bench --bare --peer-port PEER_PORT`).
 bench_start_server() {
