@@ -36,11 +36,12 @@ bench_need_coturn() {
 # libraries; made once with debootstrap (installed first if missing; root only), then reused.
 COTURN_SID_ROOT=${COTURN_SID_ROOT:-/var/tmp/turnd-bench/sid}
 
-# Fails unless $COTURN_SID_ROOT has coturn; with `install`, makes it first when it is missing.
+# Fails unless $COTURN_SID_ROOT has coturn and this is root (chroot takes root); with
+# `install`, makes it first when it is missing.
 bench_need_coturn_sid() {
+  [[ $(id -u) == 0 ]] || { echo "bench: coturn-sid runs with chroot, which takes root" >&2; return 1; }
   [[ -x $COTURN_SID_ROOT/usr/bin/turnserver ]] && return 0
   if [[ ${1:-} == install ]]; then
-    [[ $(id -u) == 0 ]] || { echo "bench: making $COTURN_SID_ROOT (debootstrap, chroot) takes root" >&2; return 1; }
     [[ ! -e $COTURN_SID_ROOT ]] || { echo "bench: $COTURN_SID_ROOT is there without coturn; remove it, or set COTURN_SID_ROOT" >&2; return 1; }
     if ! command -v debootstrap >/dev/null; then
       apt-get update -qq
