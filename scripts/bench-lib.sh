@@ -17,17 +17,20 @@ bench_build_turnd() {
   fi
 }
 
+# Installs Debian packages (root or sudo).
+bench_apt_install() {
+  local sudo=
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  echo "bench: installing from Debian: $*" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # Fails unless coturn's turnserver is installed; with `install`, installs Debian's coturn
-# first when it is missing (root or sudo).
+# first when it is missing.
 bench_need_coturn() {
   command -v turnserver >/dev/null && return 0
-  if [[ ${1:-} == install ]]; then
-    local sudo=
-    [[ $(id -u) == 0 ]] || sudo=sudo
-    echo "bench: installing coturn from Debian" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends coturn >/dev/null
-  fi
+  [[ ${1:-} == install ]] && bench_apt_install coturn
   command -v turnserver >/dev/null || { echo "bench: coturn's turnserver is not installed" >&2; return 1; }
 }
 
@@ -43,16 +46,20 @@ bench_need_coturn_sid() {
   [[ -x $COTURN_SID_ROOT/usr/bin/turnserver ]] && return 0
   if [[ ${1:-} == install ]]; then
     [[ ! -e $COTURN_SID_ROOT ]] || { echo "bench: $COTURN_SID_ROOT is there without coturn; remove it, or set COTURN_SID_ROOT" >&2; return 1; }
-    if ! command -v debootstrap >/dev/null; then
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-    fi
+    command -v debootstrap >/dev/null || bench_apt_install debootstrap
     echo "bench: installing Debian unstable's coturn in $COTURN_SID_ROOT" >&2
+    local log
+    log=$(dirname "$COTURN_SID_ROOT")/debootstrap.log
     rm -rf "$COTURN_SID_ROOT.partial"
     mkdir -p "$(dirname "$COTURN_SID_ROOT")"
-    debootstrap --variant=minbase --include=coturn sid "$COTURN_SID_ROOT.partial" \
-      http://deb.debian.org/debian >"$(dirname "$COTURN_SID_ROOT")/debootstrap.log" 2>&1 ||
-      { echo "bench: debootstrap failed; see $(dirname "$COTURN_SID_ROOT")/debootstrap.log" >&2; return 1; }
+    if ! debootstrap --variant=minbase --include=coturn sid "$COTURN_SID_ROOT.partial" \
+      http://deb.debian.org/debian >"$log" 2>&1; then
+      rm -rf "$COTURN_SID_ROOT.partial"
+      echo "bench: debootstrap failed; see $log" >&2
+      return 1
+    fi
+    # As scripts/test-nspawn does with its root: apt's downloaded packages are not read again.
+    rm -rf "$COTURN_SID_ROOT.partial"/var/cache/apt/archives/*.deb
     mv "$COTURN_SID_ROOT.partial" "$COTURN_SID_ROOT"
   fi
   [[ -x $COTURN_SID_ROOT/usr/bin/turnserver ]] || { echo "bench: no coturn in $COTURN_SID_ROOT" >&2; return 1; }
