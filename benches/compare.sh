@@ -48,6 +48,10 @@
 # buys; `forwarder` is `turnd bench-forwarder`, the bare recvmmsg/sendmmsg forwarder (no TURN,
 # one way: it runs the rate-, rate50k- and flood- workloads only, driven by `turnd bench --bare`),
 # the floor of CPU per relayed packet on this machine, with turnd/forwarder ratios.
+# COMPARE_SPIN=1 runs every load with `turnd bench --spin`: the tool polls its sockets instead
+# of sleeping, so on loopback the servers' sends wake none of its threads (a client on another
+# host costs a server no such wake-up); the header says so. alloc-4's four threads then share
+# the load's one CPU.
 # Every run is one JSON line (`turnd bench --json` plus "server", "workload" and "round"; a run
 # that failed has "error" instead of figures) in COMPARE_OUT (default target/compare.jsonl); the
 # table goes to stdout and to the same path with .md. A fresh server per run: RSS is per run.
@@ -65,6 +69,10 @@ rate=${COMPARE_RATE:-20000}
 latency_rate=${COMPARE_LATENCY_RATE:-2000}
 half_rate=${COMPARE_HALF_RATE:-}
 high_rate=${COMPARE_HIGH_RATE:-50000}
+spin=${COMPARE_SPIN:-0}
+[[ $spin =~ ^[01]$ ]] || { echo "compare: COMPARE_SPIN takes 0 or 1" >&2; exit 2; }
+load_flags=
+((spin)) && load_flags=--spin
 read -r -a servers <<<"${COMPARE_SERVERS:-turnd coturn coturn-sid forwarder}"
 for server in "${servers[@]}"; do
   [[ $server =~ ^(turnd|turnd-nc|coturn|coturn-sid|forwarder)$ ]] || { echo "compare: COMPARE_SERVERS takes turnd, turnd-nc, coturn, coturn-sid and forwarder" >&2; exit 2; }
@@ -128,7 +136,7 @@ run_one() {
   # shellcheck disable=SC2086 # flags is a list of flags
   line=$(taskset -c "$load_cpu" timeout "$limit" "$TURND_BIN" bench "127.0.0.1:$port" \
     --secret "$BENCH_SECRET" --duration "$seconds" --warmup 1 --server-pid "$bench_server_pid" \
-    --json $flags 2>"$work/bench.err") || status=$?
+    --json $flags $load_flags 2>"$work/bench.err") || status=$?
   bench_stop_server
   if [[ $status == 0 && $line == "{"* ]]; then
     echo "{$tag,${line#\{}" | tee -a "$out" >&2
@@ -153,6 +161,9 @@ if [[ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]]; then
 fi
 if [[ -n ${machine_coturn_sid:-} ]]; then
   machine+="; coturn-sid is coturn $machine_coturn_sid"
+fi
+if ((spin)); then
+  machine+="; the load spins (turnd bench --spin)"
 fi
 echo "compare: $machine" >&2
 

@@ -2,8 +2,8 @@
 //! briefly (about a second, a few allocations, low rates) and prints a JSON line that parses,
 //! with relayed traffic, sane loss outside flood, exact allocation counts and no failed
 //! refreshes. Bursts reach turnd as GSO sends (and, with --no-gso, as single datagrams) and
-//! every frame comes back. `turnd bench --bare` carries one-way traffic through `turnd
-//! bench-forwarder`. No timing is asserted. A non-loopback target is refused before anything
+//! every frame comes back, also to a tool that spins instead of sleeping (`--spin`). `turnd
+//! bench --bare` carries one-way traffic through `turnd bench-forwarder`. No timing is asserted. A non-loopback target is refused before anything
 //! is sent.
 
 mod common;
@@ -57,6 +57,7 @@ fn every_mode_runs_against_turnd() {
     assert_eq!((one_way["mode"].as_str(), one_way["framing"].as_str()), (Some("throughput"), Some("channel")));
     assert_relayed(&one_way, 0.5);
     assert!(one_way["p50_us"].is_null(), "one-way has no round trips: {one_way}");
+    assert_eq!(one_way["spin"].as_bool(), Some(false), "{one_way}");
     assert!(num(&one_way, "server_cpu_s") >= 0.0 && num(&one_way, "rss_kib") > 0.0, "{one_way}");
 
     // Echoed over Send/Data indications from two worker threads, with the static user.
@@ -97,6 +98,33 @@ fn every_mode_runs_against_turnd() {
     assert_eq!((hold["allocs"].as_u64(), hold["alloc_failures"].as_u64()), (Some(40), Some(0)), "{hold}");
     assert_eq!(hold["failed_refreshes"].as_u64(), Some(0), "{hold}");
     assert!(num(&hold, "refreshes") >= 40.0 && hold["rss_per_1000_allocs_kib"].is_number(), "{hold}");
+}
+
+/// `--spin`: the tool polls its non-blocking sockets instead of sleeping; requests (with
+/// their 401 round trip), refreshes, deletes and relayed traffic all still get their answers.
+#[test]
+fn a_spinning_load_gets_every_answer() {
+    let server = server();
+    let target = server.addr.to_string();
+    let creds = ["--secret", "s3cret", "--spin"];
+
+    let alloc =
+        bench(&target, &[&creds[..], &["--mode", "alloc", "-n", "30", "--delete", "--duration", "30"]].concat());
+    assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(30), Some(0)), "{alloc}");
+    assert_eq!(alloc["spin"].as_bool(), Some(true), "{alloc}");
+
+    let bursts = bench(
+        &target,
+        &[&creds[..], &["--mode", "bursts", "-n", "4", "--burst", "8", "--frame-interval", "20", "--echo"]].concat(),
+    );
+    assert_relayed(&bursts, 0.5);
+    let latency = bench(&target, &[&creds[..], &["--mode", "latency", "-n", "2", "--rate", "500"]].concat());
+    assert_relayed(&latency, 0.5);
+    assert!(num(&latency, "p50_us") <= num(&latency, "p99_us"), "{latency}");
+
+    let hold = bench(&target, &[&creds[..], &["--mode", "hold", "-n", "20", "--refresh-every", "0.3"]].concat());
+    assert_eq!((hold["allocs"].as_u64(), hold["failed_refreshes"].as_u64()), (Some(20), Some(0)), "{hold}");
+    assert!(num(&hold, "refreshes") >= 20.0, "{hold}");
 }
 
 #[test]
@@ -214,8 +242,11 @@ fn works_against_coturn() {
     let v = bench(&target, &[&user[..], &bursts[..]].concat());
     assert_eq!(v["gso"].as_bool(), Some(true), "{v}");
     assert_relayed(&v, 0.5);
-    let alloc = bench(&target, &[&user[..], &["--mode", "alloc", "-n", "20", "--delete", "--duration", "30"]].concat());
-    assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(20), Some(0)), "{alloc}");
+    for wait in [&[][..], &["--spin"]] {
+        let args = [&user[..], &["--mode", "alloc", "-n", "20", "--delete", "--duration", "30"], wait].concat();
+        let alloc = bench(&target, &args);
+        assert_eq!((alloc["allocs"].as_u64(), alloc["alloc_failures"].as_u64()), (Some(20), Some(0)), "{alloc}");
+    }
     let hold = bench(&target, &[&user[..], &["--mode", "hold", "-n", "20", "--refresh-every", "0.3"]].concat());
     assert_eq!(hold["failed_refreshes"].as_u64(), Some(0), "{hold}");
 }

@@ -1,10 +1,11 @@
 //! One TURN client over UDP for the load generator's control messages: Allocate (with the
-//! long-term credential round trip), CreatePermission, ChannelBind and Refresh. Blocking,
-//! connected socket with a read timeout; the `stun` codec and `auth` keys.
+//! long-term credential round trip), CreatePermission, ChannelBind and Refresh. A connected
+//! socket that blocks with a read timeout, or with [`Wait::Spin`] is polled in a loop; the
+//! `stun` codec and `auth` keys.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::{long_term_key, Key};
 use crate::stun::{attr, Class, Message, MessageType, MessageWriter, Method};
@@ -13,6 +14,19 @@ use crate::stun::{attr, Class, Message, MessageType, MessageWriter, Method};
 const RETRANSMIT: Duration = Duration::from_millis(500);
 /// Sends of one request before giving up.
 const TRIES: usize = 3;
+
+/// How a client, and a traffic worker, waits for what the server sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wait {
+    /// Sleeps in the kernel until a datagram comes (or a timeout): the server's send wakes
+    /// the thread, and on loopback that wake-up is the sender's CPU time.
+    #[default]
+    Block,
+    /// Polls its non-blocking sockets in a loop and never sleeps: on loopback a server's send
+    /// then finds no thread to wake, as a send to a client on another host never does. It
+    /// keeps the tool's CPU busy (pin it to a CPU of its own).
+    Spin,
+}
 
 /// Long-term credentials (static, or made from a REST secret).
 pub struct Credentials {
@@ -52,17 +66,26 @@ pub struct Client {
     creds: Arc<Credentials>,
     pub challenge: Option<Challenge>,
     txid: u64,
+    wait: Wait,
 }
 
 impl Client {
     /// A new socket (its own 5-tuple) connected to `server`, optionally starting from a known
-    /// challenge.
-    pub fn new(server: SocketAddr, creds: Arc<Credentials>, challenge: Option<Challenge>) -> std::io::Result<Self> {
+    /// challenge, waiting for answers as `wait` says.
+    pub fn new(
+        server: SocketAddr,
+        creds: Arc<Credentials>,
+        challenge: Option<Challenge>,
+        wait: Wait,
+    ) -> std::io::Result<Self> {
         let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
         let socket = UdpSocket::bind(local)?;
         socket.connect(server)?;
-        socket.set_read_timeout(Some(RETRANSMIT))?;
-        Ok(Client { socket, server, creds, challenge, txid: 0 })
+        match wait {
+            Wait::Block => socket.set_read_timeout(Some(RETRANSMIT))?,
+            Wait::Spin => socket.set_nonblocking(true)?,
+        }
+        Ok(Client { socket, server, creds, challenge, txid: 0, wait })
     }
 
     /// A new client with an allocation. A 437 means the server still knows the new socket's
@@ -74,10 +97,11 @@ impl Client {
         creds: &Arc<Credentials>,
         challenge: Option<Challenge>,
         lifetime: Option<u32>,
+        wait: Wait,
     ) -> Result<Client, RequestError> {
         let mut stale = Vec::new();
         loop {
-            let mut client = Client::new(server, creds.clone(), challenge.clone())?;
+            let mut client = Client::new(server, creds.clone(), challenge.clone(), wait)?;
             match client.allocate(lifetime) {
                 Ok(_) => return Ok(client),
                 Err(RequestError::Error(437, _)) if stale.len() < 3 => stale.push(client),
@@ -172,10 +196,20 @@ impl Client {
         let mut answer = [0u8; 2048];
         for _ in 0..TRIES {
             self.socket.send(&buf[..len])?;
+            let retransmit = Instant::now() + RETRANSMIT;
             loop {
                 // Relayed data still queued from a traffic run is skipped over.
                 let n = match self.socket.recv(&mut answer) {
                     Ok(n) => n,
+                    // A spinning client's socket is non-blocking: nothing yet, ask again.
+                    Err(e)
+                        if self.wait == Wait::Spin
+                            && e.kind() == std::io::ErrorKind::WouldBlock
+                            && Instant::now() < retransmit =>
+                    {
+                        std::hint::spin_loop();
+                        continue;
+                    }
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                         break
                     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::io::gro;
-use client::{Client, Credentials};
+use client::{Client, Credentials, Wait};
 use report::{Report, ServerProc};
 use traffic::{Flow, Pacing, Plan};
 
@@ -124,6 +124,12 @@ pub struct BenchArgs {
     /// Allow a target or peer that is not loopback (load on a network you are allowed to load)
     #[arg(long)]
     pub allow_remote: bool,
+    /// Poll the tool's sockets in a loop instead of sleeping until the server's answers and
+    /// relayed payloads come: on loopback the server's sends then wake no thread of the tool,
+    /// as sends to clients on other hosts never do, and the server's CPU figure leaves that
+    /// out. Keeps each of the tool's threads busy
+    #[arg(long)]
+    pub spin: bool,
 }
 
 /// Why bench stopped.
@@ -184,6 +190,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
                 delete: args.delete,
                 threads: args.threads,
                 limit: seconds("--duration", args.duration)?,
+                wait: wait(args),
             };
             sessions::alloc(server, &creds, &plan, |start| sampler.sample(start))?
         }
@@ -194,6 +201,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
                 lifetime: args.lifetime,
                 refresh_every: seconds("--refresh-every", refresh)?.max(Duration::from_millis(10)),
                 hold: seconds("--duration", args.duration)?,
+                wait: wait(args),
             };
             let proc = sampler.proc.as_ref();
             let rss = || proc.and_then(|p| p.rss_kib().ok());
@@ -214,9 +222,19 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     report.target = server.to_string();
     report.allocations = args.allocations;
     report.threads = args.threads;
+    report.spin = args.spin;
     report.rss_kib = sampler.rss;
     report.set_cpu(sampler.cpu);
     Ok(report)
+}
+
+/// How the tool's threads wait for the server (`--spin`).
+fn wait(args: &BenchArgs) -> Wait {
+    if args.spin {
+        Wait::Spin
+    } else {
+        Wait::Block
+    }
 }
 
 /// CPU at the window's start and end, RSS at its end.
@@ -278,6 +296,7 @@ fn traffic_run(
         server_port: if server.ip().is_loopback() { server.port() } else { 0 },
         gso: AtomicBool::new(!args.no_gso),
         bare: args.bare,
+        wait: wait(args),
     };
     let peers = (0..threads)
         .map(|_| peer_socket(SocketAddr::new(args.peer_ip, args.peer_port), !args.no_gso))
@@ -288,10 +307,11 @@ fn traffic_run(
     for i in 0..args.allocations {
         let peer = peers[i % threads].local_addr().map_err(|e| BenchError::run("peer socket", e))?;
         let client = match args.bare {
-            true => Client::new(server, creds.clone(), None).map_err(|e| BenchError::run("client socket", e)),
-            false => {
-                Client::allocated(server, creds, challenge.clone(), None).map_err(|e| BenchError::run("allocate", e))
+            true => {
+                Client::new(server, creds.clone(), None, plan.wait).map_err(|e| BenchError::run("client socket", e))
             }
+            false => Client::allocated(server, creds, challenge.clone(), None, plan.wait)
+                .map_err(|e| BenchError::run("allocate", e)),
         };
         let opened = client.and_then(|client| {
             let _ = socket2::SockRef::from(&client.socket).set_recv_buffer_size(1 << 20);

@@ -87,6 +87,8 @@ pub struct Report {
     /// bursts: whether each burst went out as GSO sends (false with `--no-gso`, or when the
     /// kernel refused GSO).
     pub gso: Option<bool>,
+    /// The tool polled its sockets instead of sleeping (`--spin`).
+    pub spin: bool,
     /// Payloads the clients sent in the window.
     pub sent: Option<u64>,
     /// Of those, how many reached their end: the peer (one-way) or the client again (echo).
@@ -172,6 +174,7 @@ impl Report {
             ("burst (packets)", self.burst.map(|v| v.to_string())),
             ("frame interval (ms)", self.frame_interval_ms.map(|v| v.to_string())),
             ("bursts as GSO sends", self.gso.map(|v| v.to_string())),
+            ("spinning (--spin)", self.spin.then(|| "true".to_owned())),
             ("sent", self.sent.map(|v| v.to_string())),
             ("delivered", self.delivered.map(|v| v.to_string())),
             ("offered pps", self.offered_pps.map(f)),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::client::{Client, Credentials};
+use super::client::{Client, Credentials, Wait};
 use super::report::{latency_histogram, Report};
 use super::BenchError;
 
@@ -15,6 +15,7 @@ use super::BenchError;
 const RECENT: usize = 2048;
 
 /// What `alloc` does.
+#[derive(Clone, Copy)]
 pub struct AllocPlan {
     pub allocations: usize,
     /// Allocates a second over all threads; 0 = as fast as answers come.
@@ -23,6 +24,7 @@ pub struct AllocPlan {
     pub threads: usize,
     /// The run stops here even if not every allocation was made.
     pub limit: Duration,
+    pub wait: Wait,
 }
 
 /// What one alloc thread made.
@@ -48,9 +50,9 @@ pub fn alloc(
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let count = plan.allocations / threads + usize::from(t < plan.allocations % threads);
-            let creds = creds.clone();
-            let (rate, delete, deadline) = (plan.rate as f64 / threads as f64, plan.delete, start + plan.limit);
-            std::thread::spawn(move || alloc_thread(server, creds, count, rate, delete, start, deadline))
+            let (creds, plan) = (creds.clone(), *plan);
+            let rate = plan.rate as f64 / threads as f64;
+            std::thread::spawn(move || alloc_thread(server, creds, count, rate, plan, start))
         })
         .collect();
     let mut total =
@@ -86,10 +88,10 @@ fn alloc_thread(
     creds: Arc<Credentials>,
     count: usize,
     rate: f64,
-    delete: bool,
+    plan: AllocPlan,
     start: Instant,
-    deadline: Instant,
 ) -> AllocTally {
+    let deadline = start + plan.limit;
     let mut t = AllocTally { made: 0, failed: 0, first_error: None, latency: latency_histogram(), kept: Vec::new() };
     // Deleted allocations' sockets stay open a while so that the next sockets get other ports:
     // coturn keeps a deleted allocation's 5-tuple for a moment and answers an Allocate from
@@ -105,11 +107,11 @@ fn alloc_thread(
             break;
         }
         let began = Instant::now();
-        match Client::allocated(server, &creds, None, None) {
+        match Client::allocated(server, &creds, None, None, plan.wait) {
             Ok(mut client) => {
                 t.made += 1;
                 let _ = t.latency.record((began.elapsed().as_nanos() as u64).max(1));
-                if !delete {
+                if !plan.delete {
                     t.kept.push(client);
                 } else {
                     if let Err(e) = client.refresh(0) {
@@ -137,6 +139,7 @@ pub struct HoldPlan {
     pub lifetime: u32,
     pub refresh_every: Duration,
     pub hold: Duration,
+    pub wait: Wait,
 }
 
 /// Makes the allocations, then keeps them for `plan.hold`, refreshing each every
@@ -153,7 +156,7 @@ pub fn hold(
     let mut challenge = None;
     let mut failed_allocs = 0u64;
     for i in 0..plan.allocations {
-        match Client::allocated(server, creds, challenge.clone(), Some(plan.lifetime)) {
+        match Client::allocated(server, creds, challenge.clone(), Some(plan.lifetime), plan.wait) {
             Ok(c) => {
                 challenge = c.challenge.clone();
                 clients.push(c);

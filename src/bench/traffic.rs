@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::client::Client;
+use super::client::{Client, Wait};
 use super::mmsg::{self, Batch, Inbox, BATCH};
 use super::report::{latency_histogram, udp_drops, Report};
 use super::BenchError;
@@ -59,6 +59,8 @@ pub struct Plan {
     pub gso: AtomicBool,
     /// The target is `turnd bench-forwarder`: flows have no allocation, permission or channel.
     pub bare: bool,
+    /// How the workers wait for datagrams: with [`Wait::Spin`] their `ppoll` never sleeps.
+    pub wait: Wait,
 }
 
 impl Plan {
@@ -296,7 +298,8 @@ impl Worker {
             } else {
                 Duration::from_millis(5)
             };
-            let timeout = libc::timespec { tv_sec: 0, tv_nsec: wait.min(Duration::from_millis(5)).as_nanos() as i64 };
+            let wait = if plan.wait == Wait::Spin { Duration::ZERO } else { wait.min(Duration::from_millis(5)) };
+            let timeout = libc::timespec { tv_sec: 0, tv_nsec: wait.as_nanos() as i64 };
             // SAFETY: fds is a live array of pollfd of the length given.
             let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &timeout, std::ptr::null()) };
             if ready <= 0 {
@@ -504,6 +507,7 @@ mod tests {
             server_port: 0,
             gso: AtomicBool::new(true),
             bare: false,
+            wait: Wait::Block,
         }
     }
 
