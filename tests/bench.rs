@@ -3,8 +3,8 @@
 //! with relayed traffic, sane loss outside flood, exact allocation counts and no failed
 //! refreshes. Bursts reach turnd as GSO sends (and, with --no-gso, as single datagrams) and
 //! every frame comes back, also to a tool that spins instead of sleeping (`--spin`). `turnd
-//! bench --bare` carries one-way traffic through `turnd bench-forwarder`. No timing is asserted. A non-loopback target is refused before anything
-//! is sent.
+//! bench --bare` carries one-way traffic through `turnd bench-forwarder`. No timing is
+//! asserted. A non-loopback target is refused before anything is sent.
 
 mod common;
 
