@@ -42,17 +42,22 @@ impl Batch {
 pub struct Inbox {
     buf: Box<[u8]>,
     got: [gro::Received; gro::BATCH],
+    heads: gro::Headers,
 }
 
 impl Inbox {
     pub fn new() -> Self {
-        Inbox { buf: vec![0; gro::BATCH * gro::ENTRY].into_boxed_slice(), got: [gro::NOTHING; gro::BATCH] }
+        Inbox {
+            buf: vec![0; gro::BATCH * gro::ENTRY].into_boxed_slice(),
+            got: [gro::NOTHING; gro::BATCH],
+            heads: gro::Headers::new(),
+        }
     }
 
     /// Receives up to [`gro::BATCH`] datagrams or GRO bursts without blocking; the number of
     /// entries (0 when nothing is waiting or on an error, e.g. a queued ICMP error).
     pub fn recv(&mut self, socket: &impl AsRawFd) -> usize {
-        gro::recv_batch(socket.as_raw_fd(), &mut self.buf, &mut self.got).unwrap_or(0)
+        gro::recv_batch(socket.as_raw_fd(), &mut self.buf, &mut self.got, &mut self.heads).unwrap_or(0)
     }
 
     /// The frames of entry `i` of the last [`Inbox::recv`]: its datagram, or the datagrams of

@@ -109,6 +109,8 @@ pub(super) struct Worker {
 struct Buffers {
     /// Client packets are received here: [`gro::BATCH`] entries of [`gro::ENTRY`] bytes.
     rx: Box<[u8]>,
+    /// The `recvmmsg` headers pointing into `rx`.
+    rx_heads: gro::Headers,
     /// Responses and in-process forwards are written here.
     tx: Box<[u8]>,
     /// [`RELAY_BUF`] bytes; each peer datagram is received `DATA_INDICATION_HEADROOM` after
@@ -151,6 +153,7 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
             poll: RefCell::new(mio::Poll::new()?),
             bufs: RefCell::new(Buffers {
                 rx: vec![0; gro::BATCH * gro::ENTRY].into_boxed_slice(),
+                rx_heads: gro::Headers::new(),
                 tx: vec![0; DATA_INDICATION_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM].into_boxed_slice(),
                 relay: vec![0; RELAY_BUF].into_boxed_slice(),
                 frames: Vec::with_capacity(FRAMES),
@@ -240,7 +243,7 @@ impl Worker {
     fn drain_listener(&self, i: usize, handled: &mut usize, stop_short: bool) -> bool {
         let socket = &self.listeners[i];
         let mut bufs = self.bufs.borrow_mut();
-        let Buffers { rx, tx, .. } = &mut *bufs;
+        let Buffers { rx, rx_heads, tx, .. } = &mut *bufs;
         let poll = self.poll.borrow();
         let mut relays = WorkerRelays { pool: &self.shared.ports, registry: poll.registry() };
         let mut got = [gro::NOTHING; gro::BATCH];
@@ -249,7 +252,7 @@ impl Worker {
             // saves that last, empty receive but, when the worker does not sleep next, costs
             // more wake-ups: a client's packets arrive in clumps, and the rest of a clump lands
             // while the first is handled.
-            let (n, drained) = match gro::recv_batch(socket.as_raw_fd(), rx, &mut got) {
+            let (n, drained) = match gro::recv_batch(socket.as_raw_fd(), rx, &mut got, rx_heads) {
                 Ok(n) => (n, stop_short && n < gro::BATCH),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => (0, true),
                 // None is expected (unconnected and without IP_RECVERR, the listener takes no
