@@ -259,8 +259,15 @@ impl Worker {
                 // ICMP errors); whatever it is, it is not the listener failing: read on.
                 Err(_) => (0, false),
             };
-            let now = super::now();
             *handled += n;
+            if n == 0 {
+                // Nothing came: no clock read for it.
+                if drained {
+                    return false;
+                }
+                continue;
+            }
+            let now = super::now();
             let mut k = 0;
             while k < n {
                 let run = client_run(&got[k..n]);
@@ -499,6 +506,9 @@ impl Worker {
             let (id, ipv6) = token_relay(e.token());
             (id, ipv6, e.is_error())
         }));
+        if ready.is_empty() {
+            return Ok(false);
+        }
         let now = super::now();
         for &(id, ipv6, errors) in ready.iter() {
             match self.server.table().with_id(id, |a| a.relay.is_tcp()) {

@@ -110,7 +110,7 @@ impl<R: Relay> Server<R> {
             // As `relay_from_client`: another allocation of this server is delivered
             // in-process (by handle_client), any other port of this host only if the policy
             // allows it.
-            if self.table.by_relayed(peer).is_some() || self.live().policy.check(peer.ip()).is_err() {
+            if self.table.by_relayed(peer).is_some() || !self.policy_allows(peer.ip()) {
                 break;
             }
             cleared = Some(peer);

@@ -14,7 +14,7 @@ use crate::stun::{
     DATA_INDICATION_PREFIX_MAX,
 };
 
-use super::{canonical_addr, AllocId, Discard, FiveTuple, Now, Outcome, Relay, Server};
+use super::{canonical_addr, AllocId, Allocation, Discard, FiveTuple, Now, Outcome, Relay, Server};
 
 /// Bytes the IO shell keeps free in front of a peer datagram so the Data indication (or
 /// ChannelData) header is written there without moving the payload.
@@ -59,8 +59,16 @@ impl PeerIcmp {
 enum Route {
     /// Sent out of the relay socket.
     Sent,
-    /// To another allocation of this server, delivered in-process from this relayed address.
-    Internal { from: SocketAddr, to: SocketAddr },
+    /// To allocation `id` of this server, delivered in-process from this relayed address.
+    Internal { from: SocketAddr, id: AllocId },
+}
+
+/// What the one pass over a client's allocation did with a ChannelData payload.
+enum ChannelPass {
+    Routed(Route),
+    /// The channel's peer is at one of this server's own IPs: the pass sent nothing, and the
+    /// payload takes [`Server::relay_from_client`], which checks that peer first.
+    OwnIp(SocketAddr),
 }
 
 impl<R: Relay> Server<R> {
@@ -77,17 +85,27 @@ impl<R: Relay> Server<R> {
         let Ok(cd) = ChannelData::parse(packet) else {
             return Outcome::Dropped(Discard::Malformed);
         };
-        let peer = self.table.with(tuple, |a| {
+        // One read lock finds the channel's peer and sends to it. A peer at one of this server's
+        // own IPs (another allocation, or a port the policy may forbid) is checked outside the
+        // lock first, as a Send indication's peer is.
+        let max_bps = self.limits.max_bps.load(Ordering::Relaxed);
+        let pass = self.table.with(tuple, |a| {
             if a.expires <= now.mono {
                 return Err(Discard::NoAllocation);
             }
-            a.peer_for_channel(cd.channel, now.mono).ok_or(Discard::NoChannel)
+            let peer = a.peer_for_channel(cd.channel, now.mono).ok_or(Discard::NoChannel)?;
+            if self.is_own_ip(peer.ip()) {
+                return Ok(ChannelPass::OwnIp(peer));
+            }
+            self.route(a, now, peer, cd.payload, None, max_bps).map(ChannelPass::Routed)
         });
-        match peer {
-            None => Outcome::Dropped(Discard::NoAllocation),
-            Some(Err(why)) => Outcome::Dropped(why),
-            Some(Ok(peer)) => self.relay_from_client(now, tuple, peer, cd.payload, out),
-        }
+        let route = match pass {
+            Some(Ok(ChannelPass::OwnIp(peer))) => return self.relay_from_client(now, tuple, peer, cd.payload, out),
+            Some(Ok(ChannelPass::Routed(route))) => Some(Ok(route)),
+            Some(Err(why)) => Some(Err(why)),
+            None => None,
+        };
+        self.routed(now, route, cd.payload, out)
     }
 
     /// Sends `payload` from the allocation of `tuple` to `peer` if a permission allows it.
@@ -103,48 +121,63 @@ impl<R: Relay> Server<R> {
         // installed, except one for turnd's own IP (allowed to reach another allocation). That
         // one must not reach other ports of this host: they go out only if the policy allows.
         let own_ip = self.is_own_ip(peer.ip());
-        let internal = own_ip && self.table.by_relayed(peer).is_some();
-        if own_ip && !internal && self.live().policy.check(peer.ip()).is_err() {
+        let internal = if own_ip { self.table.by_relayed(peer) } else { None };
+        if own_ip && internal.is_none() && !self.policy_allows(peer.ip()) {
             return Outcome::Dropped(Discard::NoPermission);
         }
         let max_bps = self.limits.max_bps.load(Ordering::Relaxed);
-        let route = self.table.with(tuple, |a| {
-            if a.expires <= now.mono || a.tcp {
-                return Err(Discard::NoAllocation);
-            }
-            if !a.permits(peer.ip(), now.mono) {
-                return Err(Discard::NoPermission);
-            }
-            if !a.to_peer.admit_bytes(self.ticks(now.mono), payload.len(), max_bps)
-                || !self.capacity_admits(true, now.mono, payload.len())
-            {
-                return Err(Discard::Bandwidth);
-            }
-            // The relay of the peer's family (a permission exists only for a family the
-            // allocation has, RFC 8656 §9.1).
-            let Some((relay, relayed)) = a.relay_for(peer.is_ipv6()) else {
-                return Err(Discard::NoPermission);
-            };
-            if internal {
-                return Ok(Route::Internal { from: relayed, to: peer });
-            }
-            relay.send_to(payload, peer);
-            Ok(Route::Sent)
-        });
+        let route = self.table.with(tuple, |a| self.route(a, now, peer, payload, internal, max_bps));
+        self.routed(now, route, payload, out)
+    }
+
+    /// Sends `payload` from allocation `a` to `peer` (of a family `a` has, through a permission,
+    /// within its bandwidth) under the table's read lock, or says where it goes instead:
+    /// to allocation `internal` (relayed at `peer`), in-process.
+    fn route(
+        &self,
+        a: &Allocation<R>,
+        now: Now,
+        peer: SocketAddr,
+        payload: &[u8],
+        internal: Option<AllocId>,
+        max_bps: u64,
+    ) -> Result<Route, Discard> {
+        if a.expires <= now.mono || a.tcp {
+            return Err(Discard::NoAllocation);
+        }
+        if !a.permits(peer.ip(), now.mono) {
+            return Err(Discard::NoPermission);
+        }
+        if !a.to_peer.admit_bytes(self.ticks(now.mono), payload.len(), max_bps)
+            || !self.capacity_admits(true, now.mono, payload.len())
+        {
+            return Err(Discard::Bandwidth);
+        }
+        // The relay of the peer's family (a permission exists only for a family the
+        // allocation has, RFC 8656 §9.1).
+        let Some((relay, relayed)) = a.relay_for(peer.is_ipv6()) else {
+            return Err(Discard::NoPermission);
+        };
+        if let Some(id) = internal {
+            return Ok(Route::Internal { from: relayed, id });
+        }
+        relay.send_to(payload, peer);
+        Ok(Route::Sent)
+    }
+
+    /// The outcome of a [`Server::route`] pass (`None`: the client has no allocation).
+    fn routed(&self, now: Now, route: Option<Result<Route, Discard>>, payload: &[u8], out: &mut [u8]) -> Outcome {
         match route {
             None => Outcome::Dropped(Discard::NoAllocation),
             Some(Err(why)) => Outcome::Dropped(why),
             Some(Ok(Route::Sent)) => Outcome::Relayed { bytes: payload.len() },
-            Some(Ok(Route::Internal { from, to })) => self.deliver_internal(now, from, to, payload, out),
+            Some(Ok(Route::Internal { from, id })) => self.deliver_internal(now, from, id, payload, out),
         }
     }
 
-    /// Delivers `payload`, sent by the allocation relayed at `from`, to the allocation relayed at
-    /// `to` as if it had arrived from the network: the receiver's permissions and channels apply.
-    fn deliver_internal(&self, now: Now, from: SocketAddr, to: SocketAddr, payload: &[u8], out: &mut [u8]) -> Outcome {
-        let Some(id) = self.table.by_relayed(to) else {
-            return Outcome::Dropped(Discard::NoAllocation);
-        };
+    /// Delivers `payload`, sent by the allocation relayed at `from`, to allocation `id` as if it
+    /// had arrived from the network: the receiver's permissions and channels apply.
+    fn deliver_internal(&self, now: Now, from: SocketAddr, id: AllocId, payload: &[u8], out: &mut [u8]) -> Outcome {
         let start = DATA_INDICATION_HEADROOM;
         let Some(room) = out.get_mut(start..start + payload.len()) else {
             return Outcome::Dropped(Discard::Malformed);

@@ -410,6 +410,13 @@ impl<R: Relay> Server<R> {
         Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Whether the live peer policy allows `ip`, read in place: the per-packet check of a peer
+    /// at one of the server's own IPs takes no reference to the configuration (an atomic pair
+    /// on a count every worker shares).
+    fn policy_allows(&self, ip: IpAddr) -> bool {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).policy.check(ip).is_ok()
+    }
+
     /// `now` as nanoseconds since the limiters' epoch.
     fn ticks(&self, now: Instant) -> u64 {
         let epoch = *self.epoch.get_or_init(|| now);

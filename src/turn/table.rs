@@ -188,7 +188,7 @@ pub struct AllocationTable<R> {
     next_seq: AtomicU64,
     /// Relayed family (IPv6?) and port → allocation, for delivering data between two
     /// allocations in the process.
-    by_port: RwLock<HashMap<(bool, u16), AllocId>>,
+    by_port: RwLock<FastMap<(bool, u16), AllocId>>,
     /// Mobility ticket → allocation (RFC 8016), read only by Refresh requests that carry one.
     by_ticket: Mutex<HashMap<Ticket, AllocId>>,
     total: AtomicUsize,
@@ -210,7 +210,7 @@ impl<R> AllocationTable<R> {
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
             next_seq: AtomicU64::new(1),
-            by_port: RwLock::new(HashMap::new()),
+            by_port: RwLock::new(FastMap::default()),
             by_ticket: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
