@@ -52,6 +52,8 @@
 # of sleeping, so on loopback the servers' sends wake none of its threads (a client on another
 # host costs a server no such wake-up); the header says so. alloc-4's four threads then share
 # the load's one CPU.
+# benches/floor/run.sh measures, beside turnd and coturn, the floor under the bursts and alloc
+# rows: what a server doing nothing but moving their datagrams costs on the machine.
 # Every run is one JSON line (`turnd bench --json` plus "server", "workload" and "round"; a run
 # that failed has "error" instead of figures) in COMPARE_OUT (default target/compare.jsonl); the
 # table goes to stdout and to the same path with .md. A fresh server per run: RSS is per run.
