@@ -148,7 +148,7 @@ static _Noreturn void server(int port, int peer_port, double seconds) {
     if (!printed && t0 != 0 && now() - t0 >= seconds) {
       double used = cpu() - c0;
       relayed -= r0;
-      printf("{\"server\":\"floor\",\"relayed\":%ld,\"server_cpu_s\":%.3f,\"relayed_per_cpu_s\":%.0f,\"flows\":%d}\n",
+      printf("{\"relayed\":%ld,\"server_cpu_s\":%.3f,\"relayed_per_cpu_s\":%.0f,\"flows\":%d}\n",
              relayed, used, relayed / used, nflows);
       fflush(stdout);
       printed = 1;

@@ -14,7 +14,9 @@
 #           allocations for a finer CPU figure) against turnd and coturn, and 45,000 lockstep
 #           round trips of 120 bytes through benches/floor/lockstep.c, a server that only
 #           sends each datagram back: an allocation is three round trips (Allocate, Allocate
-#           with credentials, Refresh 0), so its figure is three of those.
+#           with credentials, Refresh 0), so its figure is three of those. Twice: waiting in
+#           epoll_wait as turnd and coturn do (`floor`), and blocking in recvfrom on its one
+#           socket (`floor-blocking`: two system calls an answer, not four).
 #
 # Servers and pinning as in compare.sh (scripts/bench-lib.sh: the server on CPU
 # FLOOR_SERVER_CPU, default 0, the load and the floors' clients and peer on FLOOR_LOAD_CPU,
@@ -77,9 +79,10 @@ bound() {
   return 1
 }
 
-# run_floor WORKLOAD ROUND: the C floor for one workload.
+# run_floor WORKLOAD ROUND [MODE]: the C floor for one workload (MODE: lockstep's server
+# mode, `server` or `server-blocking`).
 run_floor() {
-  local name=$1 round=$2 port peer line= sent=
+  local name=$1 round=$2 mode=${3:-server} port peer line= sent=
   port=$(bench_free_port)
   if [[ $name == bursts ]]; then
     peer=$(bench_free_port)
@@ -96,14 +99,16 @@ run_floor() {
     line=$(head -n 1 "$work/floor.out")
     [[ $line == "{"* && $sent == "{"* ]] && line="${line%\}},\"client\":$sent}"
   else
-    taskset -c "$server_cpu" timeout 60 "$bin/lockstep" server "$port" >"$work/floor.out" &
+    taskset -c "$server_cpu" timeout 60 "$bin/lockstep" "$mode" "$port" >"$work/floor.out" &
     floor_pids=($!)
     bound "$port" && taskset -c "$load_cpu" timeout 60 "$bin/lockstep" client "$port" 46000 120 || true
     wait "${floor_pids[@]}" 2>/dev/null || true
     floor_pids=()
     line=$(head -n 1 "$work/floor.out")
   fi
-  emit floor "$name" "$round" "$line"
+  local server=floor
+  [[ $mode == server-blocking ]] && server=floor-blocking
+  emit "$server" "$name" "$round" "$line"
 }
 
 # run_server SERVER WORKLOAD FLAGS ROUND: one fresh turnd or coturn, one `turnd bench` run.
@@ -127,7 +132,10 @@ for round in $(seq "$rounds"); do
   for name in bursts alloc; do
     for server in "${order[@]}"; do
       echo "== round $round/$rounds $name $server" >&2
-      if [[ $server == floor ]]; then
+      if [[ $server == floor && $name == alloc ]]; then
+        run_floor alloc "$round"
+        run_floor alloc "$round" server-blocking
+      elif [[ $server == floor ]]; then
         run_floor "$name" "$round"
       elif [[ $name == bursts ]]; then
         run_server "$server" bursts "$bursts_flags" "$round"
@@ -150,7 +158,7 @@ for r in runs:
         continue
     if r["workload"] == "bursts":
         v = r.get("relayed_per_cpu_s")
-    elif r["server"] == "floor":
+    elif r["server"].startswith("floor"):
         v = 1e6 / (3 * r["cpu_us_per_round_trip"])
     else:
         v = r.get("allocs_per_cpu_s")
@@ -166,14 +174,16 @@ def show(xs):
 print("| workload (per server CPU-second) | floor | turnd | coturn | turnd/coturn per round | median "
       "| floor/coturn per round | median | turnd/floor median |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for w, unit in (("bursts", "relayed datagrams"), ("alloc", "allocations")):
+rows = (("bursts", "floor", "relayed datagrams"), ("alloc", "floor", "allocations"),
+        ("alloc", "floor-blocking", "allocations; the floor blocking"))
+for w, floor, unit in rows:
     med = {}
-    for s in ("floor", "turnd", "coturn"):
+    for s in (floor, "turnd", "coturn"):
         xs = [v[s] for (wl, _), v in fig.items() if wl == w and s in v]
         med[s] = f"{statistics.median(xs):,.0f}" if xs else "–"
-    tc, fc, tf = ratios(w, "turnd", "coturn"), ratios(w, "floor", "coturn"), ratios(w, "turnd", "floor")
+    tc, fc, tf = ratios(w, "turnd", "coturn"), ratios(w, floor, "coturn"), ratios(w, "turnd", floor)
     m = lambda xs: f"{statistics.median(xs):.2f}" if xs else "–"
-    print(f"| {w} ({unit}) | {med['floor']} | {med['turnd']} | {med['coturn']} | {show(tc)} | {m(tc)} "
+    print(f"| {w} ({unit}) | {med[floor]} | {med['turnd']} | {med['coturn']} | {show(tc)} | {m(tc)} "
           f"| {show(fc)} | {m(fc)} | {m(tf)} |")
 failed = [r for r in runs if "error" in r]
 lossy = [f"{r['server']} round {r['round']} {100 * r['loss']:.2f} %" for r in runs if r.get("loss")]
