@@ -21,6 +21,7 @@
  *     Prints what it sent and what came back, 0.5 s after its last send.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -61,13 +62,20 @@ static int udp(int port, int gro) {
   return s;
 }
 
-/* One receive: length, sender, segment size (the length when not a GRO burst); -1 when empty. */
+/* One receive: length, sender, segment size (the length when not a GRO burst); -1 when empty.
+ * A pending socket error (an ICMP error for an earlier send) is skipped, not taken for empty:
+ * under edge-triggered epoll the datagrams behind it would wait for the next one to come. */
 static ssize_t recv_gro(int s, char *buf, struct sockaddr_in *from, int *seg) {
   char control[CMSG_SPACE(sizeof(int))];
   struct iovec iov = {buf, BUF};
   struct msghdr m = {.msg_name = from, .msg_namelen = sizeof *from, .msg_iov = &iov, .msg_iovlen = 1,
                      .msg_control = control, .msg_controllen = sizeof control};
-  ssize_t n = recvmsg(s, &m, 0);
+  ssize_t n;
+  do {
+    m.msg_namelen = sizeof *from;
+    m.msg_controllen = sizeof control;
+    n = recvmsg(s, &m, 0);
+  } while (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EBADF);
   if (n < 0) return -1;
   *seg = (int)n;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))

@@ -171,6 +171,9 @@ def ratios(w, a, b):
 def show(xs):
     return " ".join(f"{x:.2f}" for x in xs) if xs else "–"
 
+def median(xs):
+    return f"{statistics.median(xs):.2f}" if xs else "–"
+
 print("| workload (per server CPU-second) | floor | turnd | coturn | turnd/coturn per round | median "
       "| floor/coturn per round | median | turnd/floor median |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -182,9 +185,8 @@ for w, floor, unit in rows:
         xs = [v[s] for (wl, _), v in fig.items() if wl == w and s in v]
         med[s] = f"{statistics.median(xs):,.0f}" if xs else "–"
     tc, fc, tf = ratios(w, "turnd", "coturn"), ratios(w, floor, "coturn"), ratios(w, "turnd", floor)
-    m = lambda xs: f"{statistics.median(xs):.2f}" if xs else "–"
-    print(f"| {w} ({unit}) | {med[floor]} | {med['turnd']} | {med['coturn']} | {show(tc)} | {m(tc)} "
-          f"| {show(fc)} | {m(fc)} | {m(tf)} |")
+    print(f"| {w} ({unit}) | {med[floor]} | {med['turnd']} | {med['coturn']} | {show(tc)} | {median(tc)} "
+          f"| {show(fc)} | {median(fc)} | {median(tf)} |")
 failed = [r for r in runs if "error" in r]
 lossy = [f"{r['server']} round {r['round']} {100 * r['loss']:.2f} %" for r in runs if r.get("loss")]
 fails = [f"{r['server']} round {r['round']}: {r['alloc_failures']}" for r in runs if r.get("alloc_failures")]
