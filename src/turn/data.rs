@@ -77,6 +77,12 @@ impl<R: Relay> Server<R> {
         let (Some(Ok(peer)), Some(payload)) = (msg.xor_address(attr::XOR_PEER_ADDRESS), msg.attr(attr::DATA)) else {
             return Outcome::Dropped(Discard::Malformed);
         };
+        //= https://www.rfc-editor.org/rfc/rfc8489#section-6.3.2
+        // An indication with an unknown comprehension-required attribute is discarded: it may
+        // ask something of the relay that turnd would not do. Counted with the malformed.
+        if !msg.unknown().is_empty() {
+            return Outcome::Dropped(Discard::Malformed);
+        }
         self.relay_from_client(now, tuple, canonical_addr(peer), payload, out)
     }
 

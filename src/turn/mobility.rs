@@ -112,11 +112,8 @@ impl<R: Relay> Server<R> {
         lifetime: Duration,
     ) -> Outcome {
         let key = Some(&auth.key);
-        // REQUESTED-ADDRESS-FAMILY, already checked well-formed by `on_refresh`.
-        let family = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
-            Some([family, 0, 0, 0]) => Some(*family == attr::FAMILY_IPV6),
-            _ => None,
-        };
+        // REQUESTED-ADDRESS-FAMILY, already checked by `on_refresh`.
+        let family = super::request::refresh_family(msg).ok().flatten();
         if !self.live().config.mobility {
             return self.error(msg, out, ErrorCode::MobilityForbidden, key);
         }

@@ -36,7 +36,7 @@ use limit::{Gcra, SourceLimiter};
 use policy::PeerPolicy;
 pub use relay::{OpenError, Relay, RelayOptions, RelayProvider};
 pub use reserve::{MAX_RESERVATIONS, RESERVATION_LIFETIME};
-pub use table::{AllocId, Allocation, AllocationTable};
+pub use table::{AllocId, Allocation, AllocationTable, MAX_CHANNELS, MAX_PERMISSIONS};
 pub use tcp::BIND_TIMEOUT;
 
 /// Permission lifetime (RFC 8656 §9).
@@ -499,9 +499,26 @@ impl<R: Relay> Server<R> {
             }
             Transport::Tcp | Transport::Tls => out,
         };
-        //= https://www.rfc-editor.org/rfc/rfc8489#section-6.3.1
+        //= https://www.rfc-editor.org/rfc/rfc8489#section-6.3
+        // Unknown comprehension-required attributes are looked at once authentication is done:
+        // a request without valid credentials is challenged first, and the 420 to one with
+        // them is signed, since a client over UDP discards an unsigned answer to a signed
+        // request (RFC 8489 §9.2.5). Binding, and methods turnd does not know, authenticate
+        // nothing.
         if !msg.unknown().is_empty() {
-            return self.error(msg, out, ErrorCode::UnknownAttribute, None);
+            let key = match msg.method() {
+                Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND => match self.authenticate(now, tuple, msg, out) {
+                    Ok(auth) => Some(auth.key),
+                    Err(outcome) => return outcome,
+                },
+                _ => None,
+            };
+            return self.error(msg, out, ErrorCode::UnknownAttribute, key.as_ref());
         }
         match msg.method() {
             Method::BINDING => self.on_binding(tuple, msg, out),
@@ -710,9 +727,16 @@ impl<R: Relay> Server<R> {
         self.config.relays.iter().any(own)
     }
 
-    /// Whether `addr` (canonical) is the relayed address of a live allocation of this server.
-    fn is_own_relayed_address(&self, addr: SocketAddr) -> bool {
-        self.is_own_ip(addr.ip()) && self.table.by_relayed(addr).is_some()
+    /// Whether `addr` (canonical) is the relayed address of a live allocation of this server;
+    /// with `tcp_only`, of one with a TCP relay (RFC 6062): the port index knows family and port,
+    /// not which transport listens there.
+    fn is_own_relayed_address(&self, addr: SocketAddr, tcp_only: bool) -> bool {
+        self.is_own_ip(addr.ip())
+            && self
+                .table
+                .by_relayed(addr)
+                .and_then(|id| self.table.with_id(id, |a| a.tcp || !tcp_only))
+                .unwrap_or(false)
     }
 }
 

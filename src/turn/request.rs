@@ -9,7 +9,7 @@ use crate::stun::{attr, valid_channel, Message};
 
 use super::counts::{AllocateRefusal, Ended, PeerRequest};
 use super::family::{self, Requested};
-use super::table::{Allocation, Channel, InsertError, QuotaError, SecondRelay};
+use super::table::{Allocation, Channel, InsertError, QuotaError, SecondRelay, MAX_CHANNELS};
 use super::{
     AllocId, Authenticated, ErrorCode, FiveTuple, Now, OpenError, Outcome, Relay, RelayOptions, RelayProvider, Server,
     CHANNEL_LIFETIME, PERMISSION_LIFETIME,
@@ -334,16 +334,19 @@ impl<R: Relay> Server<R> {
             Some(Err(_)) => return self.error(msg, out, ErrorCode::BadRequest, key),
             None => None,
         };
-        // A family the allocation has no relayed address of is a 443 (RFC 8656 §7.3).
-        let family = match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
-            None => None,
-            Some([family, 0, 0, 0]) => Some(*family == attr::FAMILY_IPV6),
-            Some(_) => return self.error(msg, out, ErrorCode::BadRequest, key),
+        // A family the allocation has no relayed address of is a 443 (RFC 8656 §7.3); a value
+        // that is no family at all a 440, as in an Allocate.
+        let family = match refresh_family(msg) {
+            Ok(family) => family,
+            Err(code) => return self.error(msg, out, code, key),
         };
+        //= https://www.rfc-editor.org/rfc/rfc8656#section-7.3
+        // The desired lifetime: the requested one within the maximum, but never below the
+        // default; zero deletes.
         let live = self.live();
         let lifetime = match requested {
             Some(Duration::ZERO) => Duration::ZERO,
-            Some(d) => d.min(live.config.max_lifetime),
+            Some(d) => d.min(live.config.max_lifetime).max(live.config.default_lifetime),
             None => live.config.default_lifetime,
         };
         if msg.has(attr::MOBILITY_TICKET) {
@@ -419,7 +422,13 @@ impl<R: Relay> Server<R> {
                 return Err(ErrorCode::PeerAddressFamilyMismatch);
             }
             // All or nothing: refuse before installing any when the allocation is full.
-            let new = peers.iter().flatten().filter(|ip| !a.permissions.iter().any(|p| p.ip == **ip)).count();
+            // Each new IP counts once, however often the request names it.
+            let new = peers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, ip)| ip.filter(|ip| !peers[..i].contains(&Some(*ip))))
+                .filter(|ip| !a.permissions.iter().any(|p| p.ip == *ip))
+                .count();
             if a.permissions.len() + new > super::table::MAX_PERMISSIONS {
                 return Err(ErrorCode::InsufficientCapacity);
             }
@@ -481,14 +490,15 @@ impl<R: Relay> Server<R> {
     /// Peer checks shared by CreatePermission, ChannelBind and Connect: family (443 when turnd
     /// has no relay address of it; the allocation's own families are checked under its lock)
     /// and policy (403, counted for `request`). turnd's own relayed addresses are always
-    /// allowed: data to them is delivered in-process. Returns the canonical form of the peer
-    /// (IPv4-mapped IPv6 becomes IPv4).
+    /// allowed (data to them is delivered in-process), for Connect only those of TCP
+    /// allocations (it dials the address: a UDP allocation's port may be another service's over
+    /// TCP). Returns the canonical form of the peer (IPv4-mapped IPv6 becomes IPv4).
     fn check_peer(&self, peer: SocketAddr, request: PeerRequest) -> Result<SocketAddr, ErrorCode> {
         let canonical = super::canonical_addr(peer);
         if self.config.relays.of(canonical.is_ipv6()).is_none() {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
         }
-        if self.is_own_relayed_address(canonical) {
+        if self.is_own_relayed_address(canonical, request == PeerRequest::Connect) {
             return Ok(canonical);
         }
         match self.live().policy.check(peer.ip()) {
@@ -502,18 +512,36 @@ impl<R: Relay> Server<R> {
     }
 }
 
+/// A Refresh's REQUESTED-ADDRESS-FAMILY: `Some(true)` for IPv6, `Some(false)` for IPv4, `None`
+/// when absent; 400 when malformed, 440 for a value that names no family.
+pub(super) fn refresh_family(msg: &Message<'_>) -> Result<Option<bool>, ErrorCode> {
+    match msg.attr(attr::REQUESTED_ADDRESS_FAMILY) {
+        None => Ok(None),
+        Some([attr::FAMILY_IPV4, 0, 0, 0]) => Ok(Some(false)),
+        Some([attr::FAMILY_IPV6, 0, 0, 0]) => Ok(Some(true)),
+        Some([_, 0, 0, 0]) => Err(ErrorCode::AddressFamilyNotSupported),
+        Some(_) => Err(ErrorCode::BadRequest),
+    }
+}
+
 /// Binds or refreshes `number` → `peer` (RFC 8656 §11.2): a channel bound to another peer, or
 /// a peer bound to another channel, is a 400; binding also refreshes the peer's permission.
 fn bind_channel<R>(a: &mut Allocation<R>, number: u16, peer: SocketAddr, now: Now) -> Result<(), ErrorCode> {
     if a.channels.iter().any(|c| (c.number == number) != (c.peer == peer)) {
         return Err(ErrorCode::BadRequest);
     }
+    // Every packet of the allocation scans its channels: their number is bounded. Checked
+    // before the permission is touched, so a refused request changes nothing.
+    let bound = a.channels.iter().position(|c| c.number == number);
+    if bound.is_none() && a.channels.len() >= MAX_CHANNELS {
+        return Err(ErrorCode::InsufficientCapacity);
+    }
     if !a.permit(peer.ip(), now.mono + PERMISSION_LIFETIME) {
         return Err(ErrorCode::InsufficientCapacity);
     }
     let expires = now.mono + CHANNEL_LIFETIME;
-    match a.channels.iter_mut().find(|c| c.number == number) {
-        Some(c) => c.expires = expires,
+    match bound {
+        Some(i) => a.channels[i].expires = expires,
         None => a.channels.push(Channel { number, peer, expires }),
     }
     Ok(())

@@ -32,6 +32,11 @@ const SHARDS: usize = 1 << SHARD_BITS;
 pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
 /// Permissions one allocation may hold (each costs memory; coturn has no limit).
 pub const MAX_PERMISSIONS: usize = 1024;
+/// Channels one allocation may hold, bound or cooling down (RFC 8656 allows 4,096, turnd's
+/// range 16,384): each ChannelData and each peer datagram of the allocation scans them, so one
+/// client must not make its packets dear with thousands. A WebRTC client binds one per remote
+/// candidate it tries; coturn has no limit.
+pub const MAX_CHANNELS: usize = 256;
 
 /// Identifies an allocation for its whole life; never reused. The low bits name its shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

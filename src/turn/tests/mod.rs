@@ -252,9 +252,17 @@ impl Harness {
 }
 
 fn send_indication(peer: SocketAddr, data: &[u8]) -> Vec<u8> {
+    send_indication_with(peer, data, &[])
+}
+
+/// A Send indication with `extra` attributes after DATA.
+fn send_indication_with(peer: SocketAddr, data: &[u8], extra: &[(u16, &[u8])]) -> Vec<u8> {
     let mut buf = vec![0u8; 2048];
     let mut w = MessageWriter::new(&mut buf, MessageType::new(Method::SEND, Class::Indication), &[9; 12]);
     w.xor_address(attr::XOR_PEER_ADDRESS, peer).attr(attr::DATA, data);
+    for (kind, value) in extra {
+        w.attr(*kind, value);
+    }
     let n = w.finish().unwrap();
     buf.truncate(n);
     buf
@@ -403,7 +411,8 @@ fn lifetimes_are_clamped() {
         w.u32_attr(attr::LIFETIME, 30);
     });
     let (_, resp) = h.send(&t, &req);
-    assert_eq!(Message::parse(&resp).unwrap().u32_attr(attr::LIFETIME).unwrap().unwrap(), 30);
+    // Never below the default (RFC 8656 §7.3; more in conformance.rs).
+    assert_eq!(Message::parse(&resp).unwrap().u32_attr(attr::LIFETIME).unwrap().unwrap(), 600);
 }
 
 #[test]
@@ -743,6 +752,7 @@ fn draining_refuses_new_allocations_and_keeps_existing_ones() {
 }
 
 mod burst;
+mod conformance;
 mod counts;
 mod family;
 mod icmp;
