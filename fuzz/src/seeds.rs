@@ -193,6 +193,8 @@ pub fn config_seeds(shipped: &str) -> Vec<Seed> {
             "[server]\ntls-listen = [\"127.0.0.1:5349\"]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n\n[api]\nlisten = \"127.0.0.1:8080\"\nkeys = [\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"]\ncors-origins = [\"*\"]\n\n[api.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nleeway = 30\n",
         ),
         ("syntax_error", "[server\nlisten = 3478\n"),
+        // Made tracing-subscriber's filter parser panic before log-level had to be ASCII.
+        ("log_level_non_ascii", "[server]\nlog-level = 'x, [{\u{184}}]'\n"),
     ];
     files.into_iter().map(|(name, text)| (name.to_owned(), text.as_bytes().to_vec())).collect()
 }

@@ -535,10 +535,14 @@ impl RawConfig {
         let coalesce = self.int(&server.receive_coalesce_us, "server.receive-coalesce-us", 200, 0..=MAX_COALESCE_US)?;
         let log_level = or(&server.log_level, "info".to_owned());
         let level = log_level.value.trim();
-        let problem = match tracing_subscriber::EnvFilter::try_new(level) {
-            _ if level.is_empty() => Some("it is empty; use \"off\" for no logs".to_owned()),
-            Err(e) => Some(e.to_string()),
-            Ok(_) => None,
+        // Directives are ASCII; tracing-subscriber 0.3.23's parser panics on some multi-byte
+        // text (found by fuzz/ config_parse), so it never sees any.
+        let problem = if level.is_empty() {
+            Some("it is empty; use \"off\" for no logs".to_owned())
+        } else if !level.is_ascii() {
+            Some("it has a character that is not ASCII".to_owned())
+        } else {
+            tracing_subscriber::EnvFilter::try_new(level).err().map(|e| e.to_string())
         };
         if let Some(problem) = problem {
             let reason = format!("`{level}` is not a valid filter ({problem}); e.g. \"turnd=debug,warn\"");

@@ -228,6 +228,8 @@ fn validation_errors_name_the_key_and_line() {
         (vec!["[server]", "workers = -1"], "server.workers", Some(2)),
         (vec!["[server]", "log-level = 'turnd=loud'"], "server.log-level", Some(2)),
         (vec!["[server]", "log-level = ''"], "server.log-level", Some(2)),
+        // Made tracing-subscriber's parser panic (fuzz/ config_parse): refused before it.
+        (vec!["[server]", "log-level = 'x, [{Ƅ}]'"], "server.log-level", Some(2)),
         // [auth]
         (vec!["[auth]", "secrets = ['s']", "realm = ''"], "auth.realm", Some(3)),
         (vec!["[auth]", "secrets = ['s']", "realm = \"a\\tb\""], "auth.realm", Some(3)),
