@@ -29,6 +29,10 @@ use crate::turn::{Relay, Server};
 
 /// Largest request body read (credential requests are a few dozen bytes).
 const BODY_LIMIT: usize = 16 * 1024;
+/// Most bytes of a request head (request line and headers) hyper buffers; a larger head gets
+/// 431. A credentials request needs a few KB (a Firebase ID token is about 1 KB); hyper's own
+/// default is about 400 KB a connection, and its minimum 8 KiB.
+const HEAD_LIMIT: usize = 16 * 1024;
 /// Most HTTP connections open at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request's headers.
@@ -380,7 +384,7 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
 }
 
 /// Accepts connections for ever, at most [`MAX_CONNECTIONS`] at once, each served by hyper
-/// (HTTP/1.1) with a header timeout and a bounded lifetime.
+/// (HTTP/1.1) with a header timeout, a bounded head and a bounded lifetime.
 async fn serve(listener: tokio::net::TcpListener, app: Router) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     // Whether the last accept failed: warned about once, not at every retry (a client can keep
@@ -415,6 +419,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(HEAD_LIMIT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             // A connection past its lifetime is dropped, whatever it was doing.
             if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
