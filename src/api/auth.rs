@@ -150,6 +150,12 @@ impl JwtVerifier {
     /// The token's subject, or why it is refused (never the token itself).
     fn verify(&self, token: &str) -> Result<String, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token header".to_owned())?;
+        //= https://www.rfc-editor.org/rfc/rfc7515#section-4.1.11
+        // An extension listed in `crit` must be understood, and turnd understands none
+        // (jsonwebtoken parses `crit` but does not check it).
+        if header.crit.as_ref().is_some_and(|crit| !crit.is_empty()) {
+            return Err("it has critical header extensions (crit), which turnd does not support".into());
+        }
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.clone().ok_or("HS256 tokens are not accepted")?,
             Algorithm::RS256 | Algorithm::ES256 => {

@@ -197,3 +197,27 @@ async fn a_request_head_over_the_limit_gets_431() {
         assert!(reply.starts_with("HTTP/1.1 431"), "{pad}: {}", reply.lines().next().unwrap_or(""));
     }
 }
+
+//= https://www.rfc-editor.org/rfc/rfc7515#section-4.1.11
+#[tokio::test]
+async fn a_jwt_with_critical_header_extensions_is_401() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    let app = app(&config(&format!("[api.jwt]\nsecret = '{SECRET}'\n")), &Readiness::default());
+    let claims = serde_json::json!({ "sub": "u", "exp": unix_now() + 600 });
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    let request = |header: &jsonwebtoken::Header| {
+        let token = jsonwebtoken::encode(header, &claims, &key).unwrap();
+        let bearer = format!("Bearer {token}");
+        Request::get("/v1/turn/credentials").header(header::AUTHORIZATION, bearer).body(Body::empty()).unwrap()
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    assert_eq!(send(&app, request(&header)).await.0, StatusCode::OK);
+    // An empty list names no extension.
+    header.crit = Some(Vec::new());
+    assert_eq!(send(&app, request(&header)).await.0, StatusCode::OK);
+    header.crit = Some(vec!["x-turnd-unknown".into()]);
+    header.extras.insert("x-turnd-unknown".into(), "must-be-understood".into());
+    let (status, body) = send(&app, request(&header)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("crit")), "{body}");
+}
