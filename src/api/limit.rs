@@ -72,7 +72,7 @@ fn check<K: Hash + Eq + Clone>(
 
 /// The rate-limit key of an address: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by /64,
 /// since one host usually has a whole /64.
-fn ip_key(ip: IpAddr) -> IpAddr {
+pub(super) fn ip_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -8,7 +8,8 @@ mod credentials;
 mod limit;
 mod metrics;
 
-use std::net::{SocketAddr, TcpListener};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -33,12 +34,14 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// 431. A credentials request needs a few KB (a Firebase ID token is about 1 KB); hyper's own
 /// default is about 400 KB a connection, and its minimum 8 KiB.
 const HEAD_LIMIT: usize = 16 * 1024;
-/// Most HTTP connections open at once; more wait in the kernel's accept queue.
-const MAX_CONNECTIONS: usize = 1024;
-/// How long a client may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest life of one HTTP connection (keep-alive included).
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// The connection limits the API serves with.
+const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
+    total: 1024,
+    per_ip: 64,
+    head: Duration::from_secs(10),
+    body: Duration::from_secs(5),
+    lifetime: Duration::from_secs(120),
+};
 /// How often rate-limit state of idle callers is dropped and the JWKS file is checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
@@ -48,6 +51,25 @@ const PAGE_JS: &str = include_str!("selftest.js");
 /// The page loads only its own script and talks only to this API.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; \
                         base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// How many connections the API holds and for how long, so that no client can keep the others
+/// out (tests serve with shorter ones).
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    /// Most connections open at once; more wait in the kernel's accept queue.
+    total: usize,
+    /// Most connections open at once from one source address (IPv6: its /64, as the rate
+    /// limits count it); more are closed as soon as they are accepted.
+    per_ip: usize,
+    /// How long a client may take to send a request head (also the idle time allowed between
+    /// keep-alive requests).
+    head: Duration,
+    /// How long a request may take, from its head to its answer: in practice the time its body
+    /// may take, the only thing a handler waits for. Later: 408 and the connection is closed.
+    body: Duration,
+    /// Longest life of one connection (keep-alive included).
+    lifetime: Duration,
+}
 
 /// Whether turnd is ready to relay (every listener bound, every worker started); `/readyz`
 /// reports it. Cloning shares the flag.
@@ -120,7 +142,7 @@ pub fn start<R: Relay + 'static>(
     let addr = listener.local_addr()?;
     let core = Box::new(move || server.counts());
     let state = app_state(config, api, stats, core, ready, listeners)?;
-    let app = router(Arc::clone(&state), api);
+    let app = router(Arc::clone(&state), api, &CONNECTION_LIMITS);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let housekept = Arc::clone(&state);
     std::thread::Builder::new().name("turnd-api".into()).spawn(move || {
@@ -130,7 +152,7 @@ pub fn start<R: Relay + 'static>(
                 Err(e) => return tracing::error!(error = %e, "api: cannot register the listener"),
             };
             tokio::spawn(housekeeping(housekept));
-            serve(listener, app).await;
+            serve(listener, app, CONNECTION_LIMITS).await;
         })
     })?;
     tracing::info!(%addr, "credentials API listening");
@@ -273,8 +295,10 @@ fn uris(api: &ApiConfig, listeners: &Listeners) -> Vec<String> {
     out
 }
 
-/// Every route, the JSON fallbacks, request counting, the body limit and CORS.
-fn router(state: Shared, api: &ApiConfig) -> Router {
+/// Every route, the JSON fallbacks, request counting, the body limit, the request deadline of
+/// `limits` and CORS.
+fn router(state: Shared, api: &ApiConfig, limits: &ConnectionLimits) -> Router {
+    let deadline = limits.body;
     let mut app = Router::new()
         .route("/", get(page_html))
         .route("/selftest.js", get(page_js))
@@ -289,6 +313,7 @@ fn router(state: Shared, api: &ApiConfig) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
         })
+        .layer(axum::middleware::from_fn(move |request, next| answer_within(deadline, request, next)))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), count_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
@@ -343,6 +368,20 @@ async fn count_requests(State(state): State<Shared>, request: Request, next: Nex
     response
 }
 
+/// The answer to `request`, or 408 when it takes longer than `deadline` (a body sent too
+/// slowly). The 408 closes the connection: the rest of that body is not waited for.
+async fn answer_within(deadline: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let message = format!("the request was not received whole within {} s", deadline.as_secs_f32());
+            let mut response = ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message).into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 async fn page_html() -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
@@ -383,10 +422,12 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], exporter.render()).into_response()
 }
 
-/// Accepts connections for ever, at most [`MAX_CONNECTIONS`] at once, each served by hyper
-/// (HTTP/1.1) with a header timeout, a bounded head and a bounded lifetime.
-async fn serve(listener: tokio::net::TcpListener, app: Router) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// Accepts connections for ever within `limits`: at most `limits.total` at once and
+/// `limits.per_ip` from one address, each served by hyper (HTTP/1.1) with a head timeout, a
+/// bounded head and a bounded lifetime (the body deadline is the router's).
+async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ConnectionLimits) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.total));
+    let per_ip = Arc::new(PerIp::default());
     // Whether the last accept failed: warned about once, not at every retry (a client can keep
     // a full descriptor table failing accepts for as long as it lasts, as in io/stream.rs).
     let mut failing = false;
@@ -409,23 +450,65 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
         if std::mem::take(&mut failing) {
             tracing::info!("api: accepting connections again");
         }
+        let Some(claim) = PerIp::claim(&per_ip, peer, limits.per_ip) else {
+            // Dropping the stream closes it; the slot is free again.
+            tracing::debug!(%peer, "api: too many connections from this address, closed");
+            continue;
+        };
         let app = app.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _held = (slot, claim);
             let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ClientAddr(peer));
                 app.clone().oneshot(request.map(axum::body::Body::new))
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(limits.head)
                 .max_buf_size(HEAD_LIMIT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             // A connection past its lifetime is dropped, whatever it was doing.
-            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+            if let Ok(Err(e)) = tokio::time::timeout(limits.lifetime, connection).await {
                 tracing::debug!(%peer, error = %e, "api: connection ended");
             }
         });
+    }
+}
+
+/// Open connections by source address (its rate-limit key); an address is listed only while
+/// it has one, so the table holds at most `ConnectionLimits::total` entries.
+#[derive(Default)]
+struct PerIp(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of an address in [`PerIp`]; dropping it takes it off the count.
+struct IpClaim {
+    table: Arc<PerIp>,
+    key: IpAddr,
+}
+
+impl PerIp {
+    /// Counts a connection from `peer`, or `None` when its address already has `max` open.
+    fn claim(table: &Arc<PerIp>, peer: SocketAddr, max: usize) -> Option<IpClaim> {
+        let key = limit::ip_key(peer.ip());
+        let mut open = table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpClaim { table: Arc::clone(table), key })
+    }
+}
+
+impl Drop for IpClaim {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
     }
 }
 

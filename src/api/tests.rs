@@ -23,7 +23,7 @@ fn app(config: &Config, ready: &Readiness) -> Router {
     let listeners = Listeners { udp: vec!["127.0.0.1:3478".parse().unwrap()], ..Listeners::default() };
     let stats = Arc::new(Stats::new(1));
     let state = app_state(config, api, stats, Box::new(Counts::default), ready.clone(), &listeners).expect("state");
-    router(state, api)
+    router(state, api, &CONNECTION_LIMITS)
 }
 
 /// Sends `request` from 192.0.2.1 and returns the status and the body as JSON (`null` if not).
@@ -160,13 +160,24 @@ async fn a_changed_jwks_file_is_reloaded_and_a_broken_one_ignored() {
     assert!(state_auth.authenticate(&bearer(token("new", &new_key))).is_ok());
 }
 
-/// Serves `config`'s router with the real `serve` loop on 127.0.0.1:0; returns the address.
-async fn serve_on_loopback(config: &Config) -> SocketAddr {
-    let app = app(config, &Readiness::default());
+/// Serves `config`'s router with the real `serve` loop and `limits` on 127.0.0.1:0; returns
+/// the address.
+async fn serve_on_loopback(config: &Config, limits: ConnectionLimits) -> SocketAddr {
+    let api = config.api.as_ref().expect("[api]");
+    let stats = Arc::new(Stats::new(1));
+    let ready = Readiness::default();
+    let state = app_state(config, api, stats, Box::new(Counts::default), ready, &Listeners::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app));
+    tokio::spawn(serve(listener, router(state, api, &limits), limits));
     addr
+}
+
+/// A new connection to `addr` from `source` (any loopback address).
+async fn connect_from(source: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
 }
 
 /// Sends `request` on a new connection and returns all that comes back until the server
@@ -183,7 +194,7 @@ async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_request_head_over_the_limit_gets_431() {
-    let addr = serve_on_loopback(&config("")).await;
+    let addr = serve_on_loopback(&config(""), CONNECTION_LIMITS).await;
     let head = |pad: usize| {
         let pad = "a".repeat(pad);
         format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n")
@@ -220,4 +231,59 @@ async fn a_jwt_with_critical_header_extensions_is_401() {
     let (status, body) = send(&app, request(&header)).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("crit")), "{body}");
+}
+
+#[tokio::test]
+async fn a_body_not_received_in_time_gets_408_and_the_connection_closes() {
+    let limits = ConnectionLimits { body: Duration::from_millis(200), ..CONNECTION_LIMITS };
+    let addr = serve_on_loopback(&config(""), limits).await;
+    // The head, then one byte of a 16000-byte body and nothing more.
+    let head =
+        format!("POST /v1/turn/credentials HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Length: 16000\r\n\r\n{{");
+    // raw_exchange returns once the server closes: well within its 5 s.
+    let reply = raw_exchange(addr, head.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+    let lower = reply.to_ascii_lowercase();
+    assert!(lower.contains("content-type: application/json") && lower.contains("connection: close"), "{reply:?}");
+    assert!(reply.contains(r#""error":"request_timeout""#), "{reply:?}");
+    // A body sent at once is not affected.
+    let body = r#"{"username": "alice"}"#;
+    let request = format!(
+        "POST /v1/turn/credentials HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = raw_exchange(addr, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let limits = ConnectionLimits { total: 8, per_ip: 3, ..CONNECTION_LIMITS };
+    let addr = serve_on_loopback(&config(""), limits).await;
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // 127.0.0.1 holds its 3 connections, each in a slowly sent body.
+    let mut held = Vec::new();
+    for _ in 0..limits.per_ip {
+        let mut stream = connect_from("127.0.0.1", addr).await;
+        stream
+            .write_all(b"POST /v1/turn/credentials HTTP/1.1\r\nHost: x\r\nContent-Length: 16000\r\n\r\n{")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Its next connection is closed without an answer (accepted after the 3 above, which are
+    // still open)...
+    let mut extra = connect_from("127.0.0.1", addr).await;
+    let _ = extra.write_all(healthz).await;
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), extra.read_to_end(&mut out)).await;
+    assert!(closed.is_ok() && out.is_empty(), "{closed:?} {:?}", String::from_utf8_lossy(&out));
+    // ...while another address is served.
+    let mut other = connect_from("127.0.0.2", addr).await;
+    other.write_all(healthz).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), other.read_to_end(&mut out)).await.unwrap().unwrap();
+    assert!(out.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&out));
+    drop(held);
 }
