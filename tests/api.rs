@@ -155,10 +155,17 @@ fn missing_or_wrong_api_keys_are_401() {
 
 #[test]
 fn rate_limits_are_429_with_retry_after() {
-    // Per source IP: 3 a minute, whether or not the key is right.
+    // Per source IP: 3 failed authentications a minute, then 429...
     let (_turnd, http) = server("[api]\nrate-per-ip = 3\n");
-    assert_eq!(http.get(CREDENTIALS, &[("username", "a")], &[("X-API-Key", "wrong-key-0123456789abcdef")]).status, 401);
-    for _ in 0..2 {
+    let wrong = [("X-API-Key", "wrong-key-0123456789abcdef")];
+    for _ in 0..3 {
+        assert_eq!(http.get(CREDENTIALS, &[("username", "a")], &wrong).status, 401);
+    }
+    let reply = http.get(CREDENTIALS, &[("username", "a")], &wrong);
+    assert_eq!((reply.status, reply.error().as_str()), (429, "rate_limited"), "{reply:?}");
+    assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    // ...and, counted apart, 3 requests a minute that authenticate.
+    for _ in 0..3 {
         assert_eq!(http.credentials(&[("username", "a")]).status, 200);
     }
     let reply = http.credentials(&[("username", "a")]);

@@ -1,7 +1,8 @@
 //! `GET`/`POST /v1/turn/credentials`: the TURN REST API draft's credentials
 //! (draft-uberti-behave-turn-rest-00 §2) plus `iceServers` for `RTCPeerConnection`.
-//! Checks in the order the design gives: rate limit by IP → 429, API key or token → 401,
-//! rate limit by caller → 429, username → 400, ttl → 400.
+//! Checks in order: API key or token → 401 (429 once the address used up its allowance of
+//! failed authentications), rate limit by IP → 429, rate limit by caller → 429,
+//! username → 400, ttl → 400.
 
 use std::net::SocketAddr;
 
@@ -153,9 +154,14 @@ fn issue(
     headers: &HeaderMap,
     params: Result<Params, ApiError>,
 ) -> Result<Credentials, ApiError> {
-    state.limits.check_ip(peer.ip())?;
     let live = state.live();
-    let caller = live.auth.authenticate(headers)?;
+    // Failures are counted apart: they must not use up the allowance of callers that
+    // authenticate from the same address (everyone behind one proxy, say).
+    let caller = match live.auth.authenticate(headers) {
+        Ok(caller) => caller,
+        Err(refused) => return Err(state.limits.check_failure(peer.ip()).err().unwrap_or(refused)),
+    };
+    state.limits.check_ip(peer.ip())?;
     state.limits.check_caller(&caller)?;
     let params = params?;
     let user = match &caller {

@@ -1,7 +1,10 @@
 //! Rate limits of credential requests: per source IP (an IPv6 client counts as its /64) and per
 //! caller (API key or JWT subject), each a GCRA limiter (`governor`) allowing N requests a
-//! minute in bursts of up to N. The state kept is bounded: idle callers are forgotten every
-//! housekeeping tick, and past [`MAX_TRACKED`] new keys are refused until it shrinks.
+//! minute in bursts of up to N. A source IP has two allowances: one for requests that
+//! authenticate and one for failed authentications, so that anonymous or wrong requests (from
+//! anyone behind the same proxy, say) never use up the allowance of callers that authenticate.
+//! The state kept is bounded: idle callers are forgotten every housekeeping tick, and past
+//! [`MAX_TRACKED`] keys a limiter refuses every request until it shrinks.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -16,22 +19,34 @@ use super::ApiError;
 /// Most keys each limiter tracks at once.
 pub const MAX_TRACKED: usize = 100_000;
 
-/// The two limiters; `None` is unlimited.
+/// The three limiters; `None` is unlimited.
 pub struct Limits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    failed_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_caller: Option<DefaultKeyedRateLimiter<Caller>>,
 }
 
 impl Limits {
-    /// `per_ip` and `per_caller` requests per minute; 0 = unlimited.
+    /// `per_ip` requests per minute from one address that authenticate, and as many that fail
+    /// to; `per_caller` per API key or subject; 0 = unlimited.
     pub fn new(per_ip: u32, per_caller: u32) -> Self {
         let quota = |n| NonZeroU32::new(n).map(Quota::per_minute);
-        Limits { per_ip: quota(per_ip).map(RateLimiter::keyed), per_caller: quota(per_caller).map(RateLimiter::keyed) }
+        Limits {
+            per_ip: quota(per_ip).map(RateLimiter::keyed),
+            failed_per_ip: quota(per_ip).map(RateLimiter::keyed),
+            per_caller: quota(per_caller).map(RateLimiter::keyed),
+        }
     }
 
-    /// 429 when `ip` (its /64 for IPv6) used up its requests.
+    /// 429 when `ip` (its /64 for IPv6) used up its requests that authenticate.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         check(self.per_ip.as_ref(), &ip_key(ip), "too many requests from this address")
+    }
+
+    /// Counts a failed authentication from `ip`: 429 when it used up its allowance of them
+    /// (slows down guessing and bounds the work spent on bad tokens).
+    pub fn check_failure(&self, ip: IpAddr) -> Result<(), ApiError> {
+        check(self.failed_per_ip.as_ref(), &ip_key(ip), "too many failed authentications from this address")
     }
 
     /// 429 when this API key or subject used up its requests.
@@ -41,7 +56,7 @@ impl Limits {
 
     /// Forgets callers whose allowance is full again (called periodically).
     pub fn forget_idle(&self) {
-        if let Some(limiter) = &self.per_ip {
+        for limiter in [&self.per_ip, &self.failed_per_ip].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -108,6 +123,12 @@ mod tests {
         assert!((1..=20).contains(&refused.retry_after.unwrap()), "{refused:?}");
         // Other addresses and callers have their own allowance.
         limits.check_ip("192.0.2.2".parse().unwrap()).unwrap();
+        // Failed authentications have an allowance of their own.
+        for _ in 0..3 {
+            limits.check_failure(ip).unwrap();
+        }
+        assert_eq!(limits.check_failure(ip).unwrap_err().status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        limits.check_ip("192.0.2.3".parse().unwrap()).unwrap();
         let (a, b) = (Caller::Key([0; 32]), Caller::Subject("b".into()));
         limits.check_caller(&a).unwrap();
         limits.check_caller(&a).unwrap();

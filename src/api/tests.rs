@@ -287,3 +287,33 @@ async fn one_address_cannot_take_every_connection() {
     assert!(out.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&out));
     drop(held);
 }
+
+#[tokio::test]
+async fn failed_authentications_do_not_use_up_the_allowance_of_callers_that_authenticate() {
+    let app = app(&config("rate-per-ip = 5"), &Readiness::default());
+    let anonymous = || Request::get("/v1/turn/credentials?username=x").body(Body::empty()).unwrap();
+    let wrong_key = || {
+        let request = Request::get("/v1/turn/credentials?username=x").header("x-api-key", "wrong-key-0123456789");
+        request.body(Body::empty()).unwrap()
+    };
+    // 5 failures a minute from 192.0.2.1 are answered 401, the next ones 429...
+    for i in 0..5 {
+        let request = if i % 2 == 0 { anonymous() } else { wrong_key() };
+        assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
+    }
+    for request in [anonymous(), wrong_key()] {
+        let (status, body) = send(&app, request).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")), "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("failed authentications")), "{body}");
+    }
+    // ...while a valid key from the same address still has its 5.
+    for _ in 0..5 {
+        let (status, body) = send(&app, get("/v1/turn/credentials?username=alice")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = send(&app, get("/v1/turn/credentials?username=alice")).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too many requests from this address"))
+    );
+}
