@@ -317,3 +317,17 @@ async fn failed_authentications_do_not_use_up_the_allowance_of_callers_that_auth
         (StatusCode::TOO_MANY_REQUESTS, Some("too many requests from this address"))
     );
 }
+
+/// What hyper answers itself, before the router (README: the one exception to JSON errors).
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_a_bare_400() {
+    let addr = serve_on_loopback(&config(""), CONNECTION_LIMITS).await;
+    for request in [
+        "GARBAGE\r\n\r\n",
+        "POST /v1/turn/credentials HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
+    ] {
+        let reply = raw_exchange(addr, request.as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{request:?}: {reply:?}");
+    }
+}
