@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::worker::Worker;
 use crate::stats::Counter;
 use crate::stun::{classify, stream_frame, Framing, Message, StreamFrame, MAX_STREAM_FRAME};
+use crate::turn::limit::source_key;
 use crate::turn::{AllocId, FiveTuple, Transport};
 
 /// A client data connection bound by ConnectionBind (RFC 6062 §5.4), with the bytes already
@@ -85,6 +86,7 @@ pub struct Connections {
 #[derive(Default)]
 struct Counts {
     total: u32,
+    /// By [`source_key`].
     per_ip: HashMap<IpAddr, u32>,
 }
 
@@ -96,7 +98,9 @@ impl Connections {
     }
 
     /// Admits a new connection from `ip` within the limits; the admission is given back on drop.
+    /// The per-IP limit counts an IPv6 client as its /64 and an IPv4-mapped one as its IPv4.
     fn admit(self: &Arc<Self>, ip: IpAddr, settings: &StreamSettings) -> Option<Admission> {
+        let ip = source_key(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
         let over_total = settings.max_connections != 0 && counts.total >= settings.max_connections;
@@ -395,6 +399,42 @@ mod tests {
         let mut recorder = Recorder::default();
         assert_eq!(write_outbox(&mut recorder, &outbox, record_per_frame).await.err(), Some("write failed"));
         recorder.0
+    }
+
+    fn settings(max_connections_per_ip: u32) -> StreamSettings {
+        StreamSettings {
+            tcp: true,
+            tls_listen: Vec::new(),
+            first_message_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_ip,
+        }
+    }
+
+    #[test]
+    fn the_per_ip_limit_counts_an_ipv6_slash_64_and_a_mapped_ipv4_as_one_source() {
+        let connections = Arc::new(Connections::default());
+        let settings = settings(2);
+        let host = |i: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i));
+        let mut held: Vec<Admission> = Vec::new();
+        for i in 1..=100 {
+            held.extend(connections.admit(host(i), &settings));
+            held.extend(connections.admit(host(i), &settings));
+        }
+        assert_eq!(held.len(), 2, "one /64 with max-connections-per-ip = 2 was admitted {} connections", held.len());
+        // Another /64 has places of its own.
+        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert!(connections.admit(other, &settings).is_some());
+        // An IPv4 client and its IPv4-mapped form share their places.
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        held.extend(connections.admit(v4, &settings));
+        held.extend(connections.admit(mapped, &settings));
+        assert!(connections.admit(v4, &settings).is_none() && connections.admit(mapped, &settings).is_none());
+        // Places are given back on drop.
+        held.clear();
+        assert!(connections.admit(host(7), &settings).is_some());
     }
 
     #[tokio::test]

@@ -81,13 +81,19 @@ impl SourceLimiter {
         per_second == 0 || self.slots[self.slot(ip)].admit_rate(now, per_second)
     }
 
-    /// The slot of `ip`: a keyed hash of its canonical form (of its /64 for IPv6).
+    /// The slot of `ip`: a keyed hash of its [`source_key`].
     pub fn slot(&self, ip: IpAddr) -> usize {
-        let key = match canonical(ip) {
-            IpAddr::V4(v4) => u128::from(u32::from(v4)),
-            IpAddr::V6(v6) => u128::from(v6) >> 64 | 1 << 127,
-        };
-        self.hasher.hash_one(key) as usize % self.slots.len()
+        self.hasher.hash_one(source_key(ip)) as usize % self.slots.len()
+    }
+}
+
+/// The source a per-client limit counts `ip` as: an IPv4 address (also IPv4-mapped or
+/// -compatible IPv6) as itself, any other IPv6 address as its /64, since one host usually
+/// holds a whole /64.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        v4 => v4,
     }
 }
 
