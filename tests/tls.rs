@@ -160,3 +160,79 @@ fn a_silent_client_is_cut_at_the_tls_handshake_timeout() {
     assert!(closed);
     assert!(started.elapsed() < Duration::from_secs(20), "closed by the handshake timeout, not the read timeout");
 }
+
+/// A TLS client with a small receive window (so turnd's send buffer towards it fills), or the
+/// error that ended its handshake.
+fn try_connect_small_window(addr: SocketAddr, trust: &CertificateDer<'static>) -> std::io::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect(&addr.into())?;
+    let tcp = TcpStream::from(socket);
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(20)))?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// A connection turnd closes is gone within a bounded time even over TLS while the client reads
+/// nothing: the close_notify (which waits for send-buffer room) and the shutdown are given a
+/// short time, then the stream is dropped and its place in the limits given back.
+#[test]
+fn a_tls_connection_turnd_closes_frees_its_place_while_the_client_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = write_certificate(dir.path());
+    let mut toml = Config { log_level: "debug".into(), ..Config::default() }.to_toml();
+    toml.push_str("[limits]\nmax-connections-per-ip = 1\n");
+    let tls = format!(
+        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
+        dir.path().join("fullchain.pem").display().to_string(),
+        dir.path().join("privkey.pem").display().to_string()
+    );
+    let server = Server::turnd(&toml.replacen("[server]\n", &tls, 1));
+    let addr = server.listener("tls").unwrap();
+    let mut first = try_connect_small_window(addr, &cert).expect("first TLS connection");
+    // 4 MiB of Binding requests, whose answers are never read, then a frame that is not STUN.
+    let burst: Vec<u8> = (0..(4 << 20) / 20)
+        .flat_map(|i: u32| {
+            let mut m = [0u8; 20];
+            m[..2].copy_from_slice(&[0x00, 0x01]);
+            m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+            m[8..].fill((i % 251) as u8);
+            m
+        })
+        .collect();
+    // Written on a thread: turnd may stop reading a client that does not read.
+    let writer = std::thread::spawn(move || {
+        let _ = first.write_all(&burst).and_then(|()| first.write_all(&[0xFF; 64])).and_then(|()| first.flush());
+        first
+    });
+    wait_for_log(&server, "connection closed");
+    // The place of `first` comes back although it still reads nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = try_connect_small_window(addr, &cert).and_then(|mut second| {
+            let mut m = [0u8; 20];
+            m[..2].copy_from_slice(&[0x00, 0x01]);
+            m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+            second.write_all(&m)?;
+            second.read_exact(&mut m)
+        });
+        if answered.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a second TLS connection is refused: the first still holds its place");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(writer);
+}

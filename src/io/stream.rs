@@ -47,7 +47,11 @@ const OUTBOX_LIMIT: usize = 1 << 20;
 /// Initial read buffer of a connection; it grows to the largest frame it meets.
 const READ_BUFFER: usize = 4096;
 /// Pause after a failed accept (EMFILE and the like).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long the last write and the shutdown of a connection turnd closes may take (a TLS
+/// close_notify waits for send-buffer room a client that does not read never makes); then
+/// the stream is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What is queued for one stream client, written by its connection's task.
 pub struct Outbox {
@@ -221,13 +225,13 @@ where
             // The ConnectionBind success is the last STUN this connection carries: the writer
             // had no chance to send it (read_frames returned right after queueing it).
             let answer = std::mem::take(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()));
-            if writer.write_all(&answer).await.is_ok() {
+            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, writer.write_all(&answer)).await {
                 pipe(worker, reader.unsplit(writer), bind).await;
             }
         }
         Err(why) => {
             tracing::debug!(client = %tuple.client, transport = ?tuple.transport, why, "connection closed");
-            let _ = writer.shutdown().await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
         }
     }
 }
@@ -252,7 +256,7 @@ async fn pipe<S: AsyncRead + AsyncWrite + Unpin>(worker: &Rc<Worker>, mut client
         }
     }
     worker.server().connection_closed(bind.connection);
-    let _ = client.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, client.shutdown()).await;
 }
 
 async fn read_frames<R: AsyncRead + Unpin>(
