@@ -127,6 +127,9 @@ struct Buffers {
     /// Relay sockets to read this round (pending ones and new events), each with whether its
     /// error queue is to be read (epoll reported an error).
     ready: Vec<(AllocId, bool, bool)>,
+    /// TCP relays whose accept failed (out of descriptors and the like): read again after
+    /// [`stream::ACCEPT_BACKOFF`], as the client listeners are, so the worker does not spin.
+    backoff: Vec<(AllocId, bool, bool)>,
 }
 
 /// Runs worker `index` on the current thread until its runtime fails.
@@ -159,6 +162,7 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
                 frames: Vec::with_capacity(FRAMES),
                 events: mio::Events::with_capacity(EVENTS),
                 pending: Vec::new(),
+                backoff: Vec::new(),
                 ready: Vec::new(),
             }),
             payoff: RefCell::new(super::coalesce::Payoff::new()),
@@ -498,7 +502,7 @@ impl Worker {
     /// Reads ready relay sockets; true if some still have data (budget spent).
     fn drain_relays(&self) -> std::io::Result<bool> {
         let mut bufs = self.bufs.borrow_mut();
-        let Buffers { relay, frames, tx, events, pending, ready, .. } = &mut *bufs;
+        let Buffers { relay, frames, tx, events, pending, ready, backoff, .. } = &mut *bufs;
         ready.clear();
         ready.append(pending);
         self.poll.borrow_mut().poll(events, Some(Duration::ZERO))?;
@@ -512,17 +516,34 @@ impl Worker {
         let now = super::now();
         for &(id, ipv6, errors) in ready.iter() {
             match self.server.table().with_id(id, |a| a.relay.is_tcp()) {
-                Some(true) if self.accept_peers(id, tx, now) => pending.push((id, ipv6, false)),
+                Some(true) => match self.accept_peers(id, tx, now) {
+                    Accepting::Done => {}
+                    Accepting::More => pending.push((id, ipv6, false)),
+                    Accepting::Failing if backoff.contains(&(id, ipv6, false)) => {}
+                    Accepting::Failing => backoff.push((id, ipv6, false)),
+                },
                 Some(false) => {
                     let errors_left = errors && self.drain_errors(id, ipv6, tx, now);
                     if self.drain_relay(id, ipv6, relay, tx, frames, now) || errors_left {
                         pending.push((id, ipv6, errors_left));
                     }
                 }
-                Some(true) | None => {}
+                None => {}
             }
         }
         Ok(!pending.is_empty())
+    }
+
+    /// Whether some TCP relays wait for their accept backoff.
+    fn backing_off(&self) -> bool {
+        !self.bufs.borrow().backoff.is_empty()
+    }
+
+    /// Reads the TCP relays that backed off again in the next [`Worker::drain_relays`].
+    fn retry_accepts(&self) {
+        let mut bufs = self.bufs.borrow_mut();
+        let Buffers { pending, backoff, .. } = &mut *bufs;
+        pending.append(backoff);
     }
 
     /// Reads up to [`BUDGET`] entries of the error queue of allocation `id`'s relay of one
@@ -722,13 +743,20 @@ impl Worker {
     /// Accepts up to [`BUDGET`] peer connections on TCP relay `id` (RFC 6062 §5.3): a peer with
     /// a permission is announced to the client with a ConnectionAttempt and parked until the
     /// client binds a data connection to it; any other is closed.
-    fn accept_peers(&self, id: AllocId, out: &mut [u8], now: crate::turn::Now) -> bool {
+    fn accept_peers(&self, id: AllocId, out: &mut [u8], now: crate::turn::Now) -> Accepting {
         for _ in 0..BUDGET {
             let (stream, peer) = match self.server.table().with_id(id, |a| a.relay.accept()) {
                 Some(Ok(accepted)) => accepted,
-                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return false,
-                None => return false,
-                Some(Err(_)) => continue,
+                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return Accepting::Done,
+                None => return Accepting::Done,
+                // That one connection is gone; the next may be fine.
+                Some(Err(e)) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => continue,
+                // Out of descriptors (or buffers): the connection stays in the backlog and every
+                // accept would fail at once; the caller retries after a pause.
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "accept on a TCP relay failed, retrying");
+                    return Accepting::Failing;
+                }
             };
             let Some((control, connection, len)) = self.server.peer_connected(now, id, peer, out) else {
                 tracing::debug!(%peer, "TCP peer without permission: closed");
@@ -738,8 +766,18 @@ impl Worker {
             self.send_to_client(&control, &out[..len]);
             tokio::task::spawn_local(expire_parked(Arc::clone(&self.shared), connection));
         }
-        true
+        Accepting::More
     }
+}
+
+/// How a round of [`Worker::accept_peers`] on a TCP relay ended.
+enum Accepting {
+    /// Nothing left to accept (or the allocation has ended).
+    Done,
+    /// The budget ran out with connections possibly left.
+    More,
+    /// accept(2) failed for want of resources: try again after a pause.
+    Failing,
 }
 
 /// RFC 6062 Connect: opens the peer data connection from the relayed address, parks it for the
@@ -809,10 +847,20 @@ async fn serve_relays(worker: Rc<Worker>) -> std::io::Result<()> {
     // `mio::Poll`, so the fd stays open and unchanged for as long as the `AsyncFd` lives.
     let fd = unsafe { AsyncFd::register_with_interest(PollFd(raw, Rc::clone(&worker)), tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
+    // When the TCP relays that backed off are read again.
+    let mut retry_at = None;
     loop {
-        let mut guard = fd.readable().await?;
-        // Clear first: readiness that arrives while draining re-arms the fd.
-        guard.clear_ready();
+        if retry_at.is_none() && worker.backing_off() {
+            retry_at = Some(tokio::time::Instant::now() + stream::ACCEPT_BACKOFF);
+        }
+        tokio::select! {
+            // Clear first: readiness that arrives while draining re-arms the fd.
+            guard = fd.readable() => guard?.clear_ready(),
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+                worker.retry_accepts();
+            }
+        }
         while worker.drain_relays()? {
             tokio::task::yield_now().await;
         }

@@ -1,0 +1,159 @@
+//! RFC 6062 TCP relays under pressure, against the real daemon: a failing accept on a relay
+//! backs off instead of spinning, and what one allocation may hold open is bounded. All traffic
+//! is on loopback.
+// Tests are the IO side: they read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use common::client::*;
+use common::{Config, Server};
+
+const USER: &str = "alice";
+const PASS: &str = "wonderland";
+/// RFC 6062 §6.1: the ConnectionAttempt method.
+const CONNECTION_ATTEMPT: u16 = 0x000C;
+
+/// A TURN control connection over TCP that authenticates its requests.
+struct Control {
+    s: TcpStream,
+    realm: String,
+    nonce: String,
+}
+
+impl Control {
+    fn connect(addr: SocketAddr) -> Control {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Control { s, realm: String::new(), nonce: String::new() }
+    }
+
+    /// An authenticated request (XOR-PEER-ADDRESS is encoded from `peer`), without waiting for
+    /// its answer.
+    fn send(&mut self, method: u16, peer: Option<SocketAddr>, attrs: &[(u16, Vec<u8>)]) {
+        let mut b = MessageBuilder::new(Class::Request, method);
+        let authed = !self.nonce.is_empty();
+        if authed {
+            b = b.attr(USERNAME, USER.as_bytes()).attr(REALM, self.realm.as_bytes()).attr(NONCE, self.nonce.as_bytes());
+        }
+        if let Some(peer) = peer {
+            let xor = encode_xor_addr(peer, &b.txid);
+            b = b.attr(XOR_PEER_ADDRESS, xor);
+        }
+        for (t, v) in attrs {
+            b = b.attr(*t, v.clone());
+        }
+        let key = authed.then(|| long_term_key(USER, &self.realm, PASS));
+        self.s.write_all(&b.encode(key.as_deref(), true)).unwrap();
+    }
+
+    /// The next STUN message from turnd.
+    fn read(&mut self) -> std::io::Result<Message> {
+        let mut head = [0u8; 20];
+        self.s.read_exact(&mut head)?;
+        let mut all = head.to_vec();
+        all.resize(20 + usize::from(u16::from_be_bytes([head[2], head[3]])), 0);
+        self.s.read_exact(&mut all[20..])?;
+        Ok(Message::parse(&all).expect("a STUN message"))
+    }
+
+    /// A request and its answer, authenticating after a 401 (or a stale nonce).
+    fn request(&mut self, method: u16, peer: Option<SocketAddr>, attrs: &[(u16, Vec<u8>)]) -> Message {
+        for _ in 0..2 {
+            self.send(method, peer, attrs);
+            let m = self.read().expect("an answer");
+            if matches!(m.error_code(), Some(401 | 438)) {
+                self.realm = m.realm().unwrap();
+                self.nonce = m.nonce().unwrap();
+                continue;
+            }
+            return m;
+        }
+        panic!("no authenticated answer");
+    }
+
+    /// A TCP allocation (REQUESTED-TRANSPORT = TCP); its relayed address.
+    fn allocate_tcp(&mut self) -> SocketAddr {
+        let r = self.request(ALLOCATE, None, &[(REQUESTED_TRANSPORT, vec![TCP, 0, 0, 0])]);
+        assert!(r.is_success(), "TCP Allocate: {}", r.describe());
+        r.xor_relayed().expect("XOR-RELAYED-ADDRESS")
+    }
+
+    fn permit(&mut self, peer: SocketAddr) {
+        let r = self.request(CREATE_PERMISSION, Some(peer), &[]);
+        assert!(r.is_success(), "CreatePermission: {}", r.describe());
+    }
+}
+
+/// Starts turnd with RLIMIT_NOFILE (soft and hard, so turnd cannot raise it) set to `limit`.
+fn turnd_with_nofile(toml: &str, limit: u64) -> Server {
+    Server::turnd_with(toml, |command| {
+        let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+        // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
+        // the closure allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    })
+}
+
+/// CPU time (user + system) turnd has used so far, from /proc.
+fn cpu_time(server: &Server) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).expect("read /proc/PID/stat");
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[test]
+fn a_failing_accept_on_a_tcp_relay_backs_off_and_recovers() {
+    let server = turnd_with_nofile(&Config::default().to_toml(), 40);
+    let mut control = Control::connect(server.listener("tcp").unwrap());
+    let relayed = control.allocate_tcp();
+    control.permit("127.0.0.1:9".parse().unwrap());
+    // UDP allocations until turnd is out of descriptors.
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let mut c = TurnClient::new(server.addr);
+        match c.allocate(USER, PASS) {
+            Ok(_) => clients.push(c),
+            Err(e) => {
+                assert_eq!(e.code, 508, "{e}");
+                break;
+            }
+        }
+    }
+    server.wait_for_log("out of file descriptors for relay sockets");
+    // A peer connects to the TCP relay: the connection waits in the kernel's backlog and
+    // accept(2) fails with EMFILE.
+    let _peer = TcpStream::connect(relayed).expect("peer connects (kernel backlog)");
+    control.s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let cpu_before = cpu_time(&server);
+    let waiting = control.read().map_err(|e| e.kind());
+    let cpu = cpu_time(&server) - cpu_before;
+    assert!(waiting.is_err(), "a ConnectionAttempt while turnd has no descriptor to accept with: {waiting:?}");
+    // Not a speed check: a loop spinning on accept would use the whole second.
+    assert!(cpu < Duration::from_millis(500), "turnd used {cpu:?} of CPU in a 1 s wait: spinning on the relay");
+    // Descriptors come back: the peer waiting in the backlog is accepted and announced.
+    for c in clients.iter_mut().take(4) {
+        assert_eq!(c.refresh(0).expect("Refresh lifetime 0"), 0);
+    }
+    control.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let attempt = control.read().expect("a ConnectionAttempt once descriptors are back");
+    assert_eq!((attempt.class, attempt.method), (Class::Indication, CONNECTION_ATTEMPT), "{}", attempt.describe());
+    assert_eq!(attempt.xor_peer(), _peer.local_addr().ok());
+}
