@@ -115,6 +115,37 @@ fn idle_connections_are_closed_after_the_timeout_and_others_are_served_meanwhile
 }
 
 #[test]
+fn a_connection_that_goes_idle_without_an_allocation_is_closed() {
+    let (_server, tcp) = tcp_server("[limits]\nidle-timeout = 1\nmax-connections = 2\nmax-connections-per-ip = 2\n");
+    // One Binding, then silence.
+    let mut spoke = TcpStream::connect(tcp).unwrap();
+    binding_works(&mut spoke, 1);
+    // One Binding, then a header announcing a frame that never comes whole.
+    let mut partial = TcpStream::connect(tcp).unwrap();
+    binding_works(&mut partial, 2);
+    partial.write_all(&[0x00, 0x01, 0xFF, 0xF0]).unwrap();
+    assert!(closed_by_server(&mut spoke, Duration::from_secs(10)), "an idle connection stays open");
+    assert!(closed_by_server(&mut partial, Duration::from_secs(10)), "a connection with a partial frame stays open");
+    // Their places are free again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::new();
+    for id in 3..5 {
+        loop {
+            let mut next = TcpStream::connect(tcp).unwrap();
+            next.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut header = [0u8; 20];
+            if next.write_all(&binding(id)).is_ok() && next.read_exact(&mut header).is_ok() {
+                assert_eq!(&header[..2], &[0x01, 0x01]);
+                // Held open, so the next one needs the other place.
+                held.push(next);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the places of the closed idle connections were not given back");
+        }
+    }
+}
+
+#[test]
 fn a_garbage_stream_closes_only_its_own_connection() {
     let (_server, tcp) = tcp_server("");
     let mut good = TcpStream::connect(tcp).unwrap();

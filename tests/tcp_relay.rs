@@ -157,3 +157,27 @@ fn a_failing_accept_on_a_tcp_relay_backs_off_and_recovers() {
     assert_eq!((attempt.class, attempt.method), (Class::Indication, CONNECTION_ATTEMPT), "{}", attempt.describe());
     assert_eq!(attempt.xor_peer(), _peer.local_addr().ok());
 }
+
+#[test]
+fn a_connection_with_an_allocation_outlives_the_idle_timeout_and_closes_after_it_ends() {
+    let mut toml = Config::default().to_toml();
+    toml.push_str("[limits]\nidle-timeout = 1\n");
+    let server = Server::turnd(&toml);
+    let mut control = Control::connect(server.listener("tcp").unwrap());
+    let r = control.request(ALLOCATE, None, &[(REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+    assert!(r.is_success(), "Allocate over TCP: {}", r.describe());
+    // Three idle timeouts of silence: the allocation keeps its connection open.
+    control.s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let quiet = control.read().map_err(|e| e.kind());
+    assert!(
+        matches!(quiet, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the connection of a live allocation: {quiet:?}"
+    );
+    let r = control.request(REFRESH, None, &[(LIFETIME, 0u32.to_be_bytes().to_vec())]);
+    assert!(r.is_success(), "Refresh lifetime 0: {}", r.describe());
+    // Without its allocation the connection is idle like any other.
+    control.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = control.s.read(&mut byte);
+    assert!(matches!(closed, Ok(0)), "the connection of a deleted allocation stays open: {closed:?}");
+}

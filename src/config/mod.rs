@@ -124,6 +124,9 @@ pub struct Config {
     pub first_message_timeout: u64,
     /// Seconds a TLS handshake may take (1..=300).
     pub tls_handshake_timeout: u64,
+    /// Seconds a TCP/TLS connection without an allocation may go without sending a complete
+    /// frame (1..=3600).
+    pub idle_timeout: u64,
     /// Most TCP/TLS client connections open at once (1..=1000000).
     pub max_connections: u32,
     /// Most TCP/TLS client connections from one IP address (1..=max_connections).
@@ -203,6 +206,7 @@ impl fmt::Debug for Config {
             .field("cert", &self.cert)
             .field("key", &self.key)
             .field("first_message_timeout", &self.first_message_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
@@ -625,6 +629,7 @@ impl RawConfig {
             key,
             first_message_timeout: streams.first_message_timeout,
             tls_handshake_timeout: streams.tls_handshake_timeout,
+            idle_timeout: streams.idle_timeout,
             max_connections: streams.max_connections,
             max_connections_per_ip: streams.max_connections_per_ip,
             drain_time: streams.drain_time,

@@ -12,7 +12,7 @@ const TABLES: [&str; 9] = [
     "[[auth.users]]: name password key",
     "[allocation]: default-lifetime max-lifetime user-quota total-quota",
     "[peers]: allowed denied",
-    "[limits]: first-message-timeout tls-handshake-timeout max-connections max-connections-per-ip drain-time \
+    "[limits]: first-message-timeout tls-handshake-timeout idle-timeout max-connections max-connections-per-ip drain-time \
      allocate-rate challenge-rate max-bps bps-capacity",
     "[api]: listen keys public-host uris default-ttl rate-per-ip rate-per-user cors-origins metrics jwt",
     "[api.jwt]: secret jwks-file issuer audience leeway",

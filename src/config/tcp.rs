@@ -16,6 +16,7 @@ use crate::turn::Limits;
 pub(super) struct RawLimits {
     first_message_timeout: Opt<i64>,
     tls_handshake_timeout: Opt<i64>,
+    idle_timeout: Opt<i64>,
     max_connections: Opt<i64>,
     max_connections_per_ip: Opt<i64>,
     drain_time: Opt<i64>,
@@ -27,6 +28,10 @@ pub(super) struct RawLimits {
 
 /// Upper bound of `limits.first-message-timeout` and `limits.tls-handshake-timeout`, seconds.
 pub const MAX_STREAM_TIMEOUT_SECS: u64 = 300;
+/// Upper bound of `limits.idle-timeout`, seconds.
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 3600;
+/// Default of `limits.idle-timeout`, seconds: coturn's `max-allocate-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: i64 = 60;
 /// Upper bound of `limits.drain-time`, seconds.
 pub const MAX_DRAIN_SECS: u64 = 86_400;
 /// Upper bound of `limits.max-connections`.
@@ -46,6 +51,7 @@ pub(super) struct Streams {
     pub key: Option<PathBuf>,
     pub first_message_timeout: u64,
     pub tls_handshake_timeout: u64,
+    pub idle_timeout: u64,
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
     pub drain_time: u64,
@@ -86,6 +92,8 @@ impl RawConfig {
         let timeouts = 1..=MAX_STREAM_TIMEOUT_SECS as i64;
         let first = self.int(&limits.first_message_timeout, "limits.first-message-timeout", 10, timeouts.clone())?;
         let handshake = self.int(&limits.tls_handshake_timeout, "limits.tls-handshake-timeout", 10, timeouts)?;
+        let idle_range = 1..=MAX_IDLE_TIMEOUT_SECS as i64;
+        let idle = self.int(&limits.idle_timeout, "limits.idle-timeout", DEFAULT_IDLE_TIMEOUT_SECS, idle_range)?;
         let counts = 1..=i64::from(MAX_CONNECTIONS);
         let total = self.int(&limits.max_connections, "limits.max-connections", 10_000, counts.clone())?;
         let per_ip = self.int(&limits.max_connections_per_ip, "limits.max-connections-per-ip", 100, counts)?;
@@ -116,6 +124,7 @@ impl RawConfig {
             key,
             first_message_timeout: first.value as u64,
             tls_handshake_timeout: handshake.value as u64,
+            idle_timeout: idle.value as u64,
             max_connections: total.value as u32,
             max_connections_per_ip: per_ip.value as u32,
             drain_time: drain.value as u64,
@@ -168,6 +177,7 @@ mod tests {
             "[limits]",
             "first-message-timeout = 3",
             "tls-handshake-timeout = 4",
+            "idle-timeout = 5",
             "max-connections = 500",
             "max-connections-per-ip = 500",
             "allocate-rate = 0",
@@ -178,7 +188,8 @@ mod tests {
         assert!(!c.tcp);
         assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap(), "[::1]:5349".parse().unwrap()]);
         assert_eq!((c.cert.as_deref(), c.key.as_deref()), (Some(cert.path()), Some(key.path())));
-        assert_eq!((c.first_message_timeout, c.tls_handshake_timeout), (3, 4));
+        assert_eq!((c.first_message_timeout, c.tls_handshake_timeout, c.idle_timeout), (3, 4, 5));
+        assert_eq!(ok(&[]).idle_timeout, 60);
         assert_eq!((c.max_connections, c.max_connections_per_ip), (500, 500));
         let limits =
             crate::turn::Limits { allocate_rate: 0, challenge_rate: 7, max_bps: 125_000, bps_capacity: 12_500_000 };
@@ -217,6 +228,8 @@ mod tests {
             (vec!["[limits]", "", "bps-capacity = -5"], "limits.bps-capacity", Some(3)),
             (vec!["[limits]", "", "drain-time = -1"], "limits.drain-time", Some(3)),
             (vec!["[limits]", "tls-handshake-timeout = 301"], "limits.tls-handshake-timeout", Some(2)),
+            (vec!["[limits]", "idle-timeout = 0"], "limits.idle-timeout", Some(2)),
+            (vec!["[limits]", "idle-timeout = 3601"], "limits.idle-timeout", Some(2)),
             (vec!["[limits]", "max-connections = 0"], "limits.max-connections", Some(2)),
             (vec!["[limits]", "max-connections = 1000001"], "limits.max-connections", Some(2)),
             (vec!["[limits]", "max-connections = 10", "max-connections-per-ip = 11"], "limits.max-connections-per-ip", Some(3)),

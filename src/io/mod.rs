@@ -283,6 +283,7 @@ fn settle(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     new.tls_listen.clone_from(&old.tls_listen);
     (new.cert, new.key) = (old.cert.clone(), old.key.clone());
     (new.first_message_timeout, new.tls_handshake_timeout) = (old.first_message_timeout, old.tls_handshake_timeout);
+    new.idle_timeout = old.idle_timeout;
     (new.max_connections, new.max_connections_per_ip) = (old.max_connections, old.max_connections_per_ip);
     match (&old.api, &mut new.api) {
         (Some(old), Some(new)) => {
@@ -531,6 +532,7 @@ fn stream_settings(config: &Config) -> StreamSettings {
         tls_listen: config.tls_listen.clone(),
         first_message_timeout: std::time::Duration::from_secs(config.first_message_timeout),
         tls_handshake_timeout: std::time::Duration::from_secs(config.tls_handshake_timeout),
+        idle_timeout: std::time::Duration::from_secs(config.idle_timeout),
         max_connections: config.max_connections,
         max_connections_per_ip: config.max_connections_per_ip,
     }

@@ -37,6 +37,8 @@ pub struct StreamSettings {
     /// A new connection must send a valid STUN message within this time (slowloris).
     pub first_message_timeout: Duration,
     pub tls_handshake_timeout: Duration,
+    /// A connection without an allocation is closed after this long without a complete frame.
+    pub idle_timeout: Duration,
     /// Concurrent connections in total and per source IP (0 = unlimited).
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
@@ -259,13 +261,17 @@ async fn pipe<S: AsyncRead + AsyncWrite + Unpin>(worker: &Rc<Worker>, mut client
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, client.shutdown()).await;
 }
 
+/// Reads and handles frames until the connection closes, breaks the protocol, or idles: no
+/// complete frame by `deadline` (the first-message timeout), then none for
+/// [`StreamSettings::idle_timeout`] while it has no allocation (a partial frame is idle too).
 async fn read_frames<R: AsyncRead + Unpin>(
     worker: &Rc<Worker>,
     reader: &mut R,
     tuple: &FiveTuple,
     outbox: &Outbox,
-    deadline: tokio::time::Instant,
+    mut deadline: tokio::time::Instant,
 ) -> Result<Bind, &'static str> {
+    let idle_timeout = worker.stream_settings().idle_timeout;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut filled = 0;
     let mut spoke = false;
@@ -299,16 +305,22 @@ async fn read_frames<R: AsyncRead + Unpin>(
             }
             start += n;
         }
+        if start > 0 {
+            deadline = tokio::time::Instant::now() + idle_timeout;
+        }
         buf.copy_within(start..filled, 0);
         filled -= start;
-        let read = reader.read(&mut buf[filled..]);
-        let n = if spoke {
-            read.await.map_err(|_| "read failed")?
-        } else {
-            tokio::time::timeout_at(deadline, read)
-                .await
-                .map_err(|_| "no STUN message in time")?
-                .map_err(|_| "read failed")?
+        let n = loop {
+            match tokio::time::timeout_at(deadline, reader.read(&mut buf[filled..])).await {
+                Ok(read) => break read.map_err(|_| "read failed")?,
+                Err(_) if !spoke => return Err("no STUN message in time"),
+                // RFC 8656 §3.1: an allocation over a stream lives as long as its connection,
+                // and so the connection as long as its allocation (until it expires).
+                Err(_) if worker.server().table().with(tuple, |_| ()).is_some() => {
+                    deadline = tokio::time::Instant::now() + idle_timeout;
+                }
+                Err(_) => return Err("idle"),
+            }
         };
         if n == 0 {
             return Err("closed by the client");
@@ -411,6 +423,7 @@ mod tests {
             tls_listen: Vec::new(),
             first_message_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_ip,
         }
