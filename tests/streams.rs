@@ -231,3 +231,55 @@ fn connections_beyond_the_per_ip_limit_are_refused() {
         assert!(Instant::now() < deadline, "the freed place was never given back");
     }
 }
+
+/// turnd's resident memory, from /proc.
+fn vm_rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in KiB")
+}
+
+#[test]
+fn a_client_that_does_not_read_is_not_read_either() {
+    let (server, tcp) = tcp_server("[limits]\nmax-connections-per-ip = 100\n");
+    // One served connection first, so what turnd sets up once is not counted.
+    binding_works(&mut TcpStream::connect(tcp).unwrap(), 1);
+    let before = vm_rss_kib(&server);
+    const CONNECTIONS: u64 = 10;
+    // 4 MiB of pipelined Binding requests per connection, answers never read: once about
+    // 64 KiB of answers wait unwritten, turnd stops reading the connection, and the client's
+    // writes stall when the kernel buffers in between are full.
+    let burst: Vec<u8> = (0..(4 << 20) / 20).flat_map(|i| binding((i % 251) as u8)).collect();
+    let mut streams = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut s = TcpStream::connect(tcp).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+        let written = s.write_all(&burst).map_err(|e| e.kind());
+        assert!(
+            matches!(written, Ok(()) | Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+            "the connection failed instead of stalling: {written:?}"
+        );
+        streams.push(s);
+    }
+    // Until turnd has read what it will (its memory stops growing), bounded.
+    let mut after = vm_rss_kib(&server);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = vm_rss_kib(&server);
+        if now == after {
+            break;
+        }
+        after = now;
+    }
+    // About 64 KiB queued, as much being written and a 4 KiB read buffer per connection; a
+    // quarter of a MiB each leaves room for the allocator and the connection's task.
+    let grown = after.saturating_sub(before);
+    eprintln!("turnd grew by {grown} KiB for {CONNECTIONS} connections that do not read");
+    assert!(grown < CONNECTIONS * 256, "turnd grew by {grown} KiB for {CONNECTIONS} connections that do not read");
+    // The connections are still served once they read.
+    let mut first = streams.swap_remove(0);
+    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut header = [0u8; 20];
+    first.read_exact(&mut header).expect("the answers come once the client reads");
+    assert_eq!(&header[..2], &[0x01, 0x01], "a Binding success");
+}

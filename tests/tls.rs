@@ -193,7 +193,8 @@ fn a_tls_connection_turnd_closes_frees_its_place_while_the_client_does_not_read(
     let dir = tempfile::tempdir().unwrap();
     let cert = write_certificate(dir.path());
     let mut toml = Config { log_level: "debug".into(), ..Config::default() }.to_toml();
-    toml.push_str("[limits]\nmax-connections-per-ip = 1\n");
+    // turnd stops reading a client that does not read: it is closed as idle (or for the garbage).
+    toml.push_str("[limits]\nmax-connections-per-ip = 1\nidle-timeout = 1\n");
     let tls = format!(
         "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
         dir.path().join("fullchain.pem").display().to_string(),

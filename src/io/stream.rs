@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ pub struct StreamSettings {
 
 /// Bytes a slow stream client may have queued before more are dropped (as UDP would).
 const OUTBOX_LIMIT: usize = 1 << 20;
+/// Back-pressure: while more than this is queued for a client and not yet written, its
+/// connection is not read, so a client that does not read costs bounded memory and no CPU.
+const READ_PAUSE: usize = 64 << 10;
 /// Initial read buffer of a connection; it grows to the largest frame it meets.
 const READ_BUFFER: usize = 4096;
 /// Pause after a failed accept (EMFILE and the like).
@@ -60,11 +63,21 @@ pub struct Outbox {
     pending: Mutex<Vec<u8>>,
     ready: Notify,
     closed: AtomicBool,
+    /// Bytes queued and not yet written (`pending` and the batch being written).
+    unsent: AtomicUsize,
+    /// Notified when a write made room.
+    drained: Notify,
 }
 
 impl Outbox {
     fn new() -> Self {
-        Outbox { pending: Mutex::new(Vec::new()), ready: Notify::new(), closed: AtomicBool::new(false) }
+        Outbox {
+            pending: Mutex::new(Vec::new()),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
+            drained: Notify::new(),
+        }
     }
 
     /// Queues `bytes` for the client; false (dropped) when the connection is closed or its
@@ -75,6 +88,7 @@ impl Outbox {
             return false;
         }
         pending.extend_from_slice(bytes);
+        self.unsent.fetch_add(bytes.len(), Ordering::Relaxed);
         drop(pending);
         self.ready.notify_one();
         true
@@ -277,7 +291,13 @@ async fn read_frames<R: AsyncRead + Unpin>(
     let mut spoke = false;
     loop {
         let mut start = 0;
+        // Whether frames already read wait for room in the outbox (READ_PAUSE).
+        let mut held = false;
         loop {
+            if outbox.unsent.load(Ordering::Relaxed) > READ_PAUSE {
+                held = true;
+                break;
+            }
             let n = match stream_frame(&buf[start..filled]) {
                 StreamFrame::NeedHeader => break,
                 StreamFrame::Invalid => return Err("not STUN or ChannelData"),
@@ -310,8 +330,19 @@ async fn read_frames<R: AsyncRead + Unpin>(
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
+        let room = &mut buf[filled..];
+        let read = async {
+            while outbox.unsent.load(Ordering::Relaxed) > READ_PAUSE {
+                outbox.drained.notified().await;
+            }
+            if held {
+                return Ok(None);
+            }
+            reader.read(room).await.map(Some)
+        };
+        tokio::pin!(read);
         let n = loop {
-            match tokio::time::timeout_at(deadline, reader.read(&mut buf[filled..])).await {
+            match tokio::time::timeout_at(deadline, &mut read).await {
                 Ok(read) => break read.map_err(|_| "read failed")?,
                 Err(_) if !spoke => return Err("no STUN message in time"),
                 // RFC 8656 §3.1: an allocation over a stream lives as long as its connection,
@@ -322,10 +353,12 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 Err(_) => return Err("idle"),
             }
         };
-        if n == 0 {
-            return Err("closed by the client");
+        match n {
+            // Room again for the frames that waited.
+            None => {}
+            Some(0) => return Err("closed by the client"),
+            Some(n) => filled += n,
         }
-        filled += n;
     }
 }
 
@@ -352,6 +385,9 @@ async fn write_outbox<W: AsyncWrite + Unpin>(
             };
             writer.write_all(&rest[..n]).await.map_err(|_| "write failed")?;
             rest = &rest[n..];
+            outbox.unsent.fetch_sub(n, Ordering::Relaxed);
+            // A permit is kept if the reader is not waiting yet: no wake-up is lost.
+            outbox.drained.notify_one();
         }
         batch.clear();
     }
