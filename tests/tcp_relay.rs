@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use common::{Config, Server};
 
 const USER: &str = "alice";
 const PASS: &str = "wonderland";
-/// RFC 6062 §6.1: the ConnectionAttempt method.
+/// RFC 6062 §6.1: the Connect and ConnectionAttempt methods.
+const CONNECT: u16 = 0x000A;
 const CONNECTION_ATTEMPT: u16 = 0x000C;
 
 /// A TURN control connection over TCP that authenticates its requests.
@@ -180,4 +181,49 @@ fn a_connection_with_an_allocation_outlives_the_idle_timeout_and_closes_after_it
     let mut byte = [0u8; 1];
     let closed = control.s.read(&mut byte);
     assert!(matches!(closed, Ok(0)), "the connection of a deleted allocation stays open: {closed:?}");
+}
+
+/// Unbound data connections one TCP allocation may have (turnd's `MAX_UNBOUND_CONNECTIONS`).
+const MAX_UNBOUND: usize = 64;
+
+#[test]
+fn unbound_data_connections_of_one_allocation_are_capped() {
+    // Descriptors for turnd's own sockets, the cap and some more, but not for 150 peers.
+    let server = turnd_with_nofile(&Config::default().to_toml(), 150);
+    let mut control = Control::connect(server.listener("tcp").unwrap());
+    let relayed = control.allocate_tcp();
+    control.permit("127.0.0.1:9".parse().unwrap());
+    let mut peers = Vec::new();
+    for i in 0..150 {
+        let peer = TcpStream::connect_timeout(&relayed, Duration::from_secs(2));
+        peers.push(peer.unwrap_or_else(|e| panic!("peer {i} connects (accepted, or closed by turnd): {e}")));
+    }
+    // Exactly the cap is announced; the others are closed by turnd.
+    control.s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut attempts = 0;
+    while let Ok(m) = control.read() {
+        assert_eq!((m.class, m.method), (Class::Indication, CONNECTION_ATTEMPT), "{}", m.describe());
+        attempts += 1;
+        assert!(attempts <= MAX_UNBOUND, "more than {MAX_UNBOUND} ConnectionAttempts for one allocation");
+    }
+    assert_eq!(attempts, MAX_UNBOUND, "peer connections announced");
+    // turnd is done with them (the last ConnectionAttempt was 2 s ago): each is closed or open.
+    let mut closed = 0;
+    for peer in &mut peers {
+        peer.set_nonblocking(true).unwrap();
+        match peer.read(&mut [0u8; 1]).map_err(|e| e.kind()) {
+            Ok(0) | Err(std::io::ErrorKind::ConnectionReset) => closed += 1,
+            Err(std::io::ErrorKind::WouldBlock) => {}
+            other => panic!("a peer connection: {other:?}"),
+        }
+    }
+    assert_eq!(closed, peers.len() - MAX_UNBOUND, "peers beyond the cap are closed");
+    // A Connect is refused with 508 while the allocation is full.
+    control.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let r = control.request(CONNECT, Some(peer.local_addr().unwrap()), &[]);
+    assert_eq!(r.error_code(), Some(508), "Connect beyond the cap: {}", r.describe());
+    // Everybody else is still served.
+    let mut other = TurnClient::new(server.addr);
+    other.allocate(USER, PASS).unwrap_or_else(|e| panic!("another client's Allocate: {e}"));
 }

@@ -759,7 +759,7 @@ impl Worker {
                 }
             };
             let Some((control, connection, len)) = self.server.peer_connected(now, id, peer, out) else {
-                tracing::debug!(%peer, "TCP peer without permission: closed");
+                tracing::debug!(%peer, "TCP peer without permission, or too many unbound: closed");
                 continue;
             };
             self.shared.park(connection, stream.into());

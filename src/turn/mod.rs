@@ -37,7 +37,7 @@ use policy::PeerPolicy;
 pub use relay::{OpenError, Relay, RelayOptions, RelayProvider};
 pub use reserve::{MAX_RESERVATIONS, RESERVATION_LIFETIME};
 pub use table::{AllocId, Allocation, AllocationTable, MAX_CHANNELS, MAX_PERMISSIONS};
-pub use tcp::BIND_TIMEOUT;
+pub use tcp::{BIND_TIMEOUT, MAX_UNBOUND_CONNECTIONS};
 
 /// Permission lifetime (RFC 8656 §9).
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);

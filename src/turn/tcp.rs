@@ -15,6 +15,11 @@ use super::{canonical_addr, AllocId, ErrorCode, FiveTuple, Now, Outcome, Relay, 
 
 /// A peer data connection waits this long for the client's ConnectionBind (RFC 6062 §5.3).
 pub const BIND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Data connections of one TCP allocation not yet bound (Connects being dialled and peer
+/// connections waiting for ConnectionBind), each a socket in the IO shell: beyond this a
+/// Connect is refused (508) and a peer that connects in is closed, so one allocation cannot
+/// take every descriptor of the process.
+pub const MAX_UNBOUND_CONNECTIONS: usize = 64;
 
 /// The TCP connections of TCP allocations, by CONNECTION-ID.
 #[derive(Default)]
@@ -58,6 +63,12 @@ impl TcpConnections {
         }
     }
 
+    /// Whether allocation `allocation` has [`MAX_UNBOUND_CONNECTIONS`] connections not yet bound.
+    fn unbound_full(states: &HashMap<u32, TcpConnection>, allocation: AllocId) -> bool {
+        let unbound = states.values().filter(|c| c.allocation == allocation && c.state != TcpState::Bound);
+        unbound.count() >= MAX_UNBOUND_CONNECTIONS
+    }
+
     /// Forgets states waiting for a ConnectionBind longer than [`BIND_TIMEOUT`].
     pub(super) fn expire(&self, now: Instant) {
         self.lock().retain(|_, c| !matches!(c.state, TcpState::AwaitingBind { since } if now >= since + BIND_TIMEOUT));
@@ -95,8 +106,19 @@ impl<R: Relay> Server<R> {
             // RFC 6062 §5.2 with RFC 8656 §9: a peer of another family than the relayed address.
             return self.error(msg, out, ErrorCode::PeerAddressFamilyMismatch, key);
         }
-        if self.tcp.lock().values().any(|c| c.allocation == allocation && c.peer == peer) {
-            return self.error(msg, out, ErrorCode::ConnectionAlreadyExists, key);
+        let refused = {
+            let states = self.tcp.lock();
+            if states.values().any(|c| c.allocation == allocation && c.peer == peer) {
+                Some(ErrorCode::ConnectionAlreadyExists)
+            } else if TcpConnections::unbound_full(&states, allocation) {
+                // RFC 8656 §18.13: 508, a capacity limit reached.
+                Some(ErrorCode::InsufficientCapacity)
+            } else {
+                None
+            }
+        };
+        if let Some(code) = refused {
+            return self.error(msg, out, code, key);
         }
         let state = TcpState::Connecting { txid: *msg.transaction_id() };
         let connection = self.tcp.insert(TcpConnection { allocation, control: *tuple, peer, state });
@@ -141,7 +163,8 @@ impl<R: Relay> Server<R> {
 
     /// A peer connected to the relayed address of TCP allocation `id` (RFC 6062 §5.3). With a
     /// permission for it, writes the ConnectionAttempt indication into `out` and returns the
-    /// control connection and the new CONNECTION-ID; without one, `None`: close the connection.
+    /// control connection and the new CONNECTION-ID; without one, or when the allocation has
+    /// [`MAX_UNBOUND_CONNECTIONS`] unbound already, `None`: close the connection.
     pub fn peer_connected(
         &self,
         now: Now,
@@ -153,6 +176,9 @@ impl<R: Relay> Server<R> {
         let control = self
             .table
             .with_id(id, |a| (a.tcp && a.expires > now.mono && a.permits(peer.ip(), now.mono)).then_some(a.tuple))??;
+        if TcpConnections::unbound_full(&self.tcp.lock(), id) {
+            return None;
+        }
         let state = TcpState::AwaitingBind { since: now.mono };
         let connection = self.tcp.insert(TcpConnection { allocation: id, control, peer, state });
         let txid = indication_txid(connection, now);

@@ -115,3 +115,42 @@ fn rfc6062_pending_binds_expire_and_tcp_allocations_have_no_channels() {
     assert_eq!(h.bind(&t, &creds, 0x4001, public_peer()), Some(400), "no channels on TCP allocations");
     assert_eq!(h.send(&t, &send_indication(public_peer(), b"x")).0, Outcome::Dropped(Discard::NoAllocation));
 }
+
+#[test]
+fn rfc6062_unbound_connections_of_one_allocation_are_capped() {
+    let mut h = Harness::new();
+    let (t, creds, id) = tcp_allocation(&mut h, 1000);
+    let peer = |i: usize| SocketAddr::new(public_peer().ip(), 10_000 + i as u16);
+    assert_eq!(h.permit(&t, &creds, public_peer()), None);
+    let mut out = vec![0u8; 512];
+    // Half the cap dialling out, half waiting for ConnectionBind after connecting in.
+    let mut dialling = Vec::new();
+    for i in 0..MAX_UNBOUND_CONNECTIONS / 2 {
+        let (outcome, _) = connect(&mut h, &t, &creds, peer(i), 3);
+        let Outcome::Connect { connection, .. } = outcome else { panic!("Connect {i}: {outcome:?}") };
+        dialling.push(connection);
+    }
+    for i in MAX_UNBOUND_CONNECTIONS / 2..MAX_UNBOUND_CONNECTIONS {
+        assert!(h.server.peer_connected(h.now, id, peer(i), &mut out).is_some(), "peer connection {i}");
+    }
+    // Full: another Connect is 508 and another peer connection is closed.
+    let (outcome, resp) = connect(&mut h, &t, &creds, peer(1000), 4);
+    assert_eq!(code(&resp), Some(508), "{outcome:?}");
+    assert!(h.server.peer_connected(h.now, id, peer(1001), &mut out).is_none(), "a peer beyond the cap");
+    // Another allocation has its own allowance.
+    let (other, other_creds, _) = tcp_allocation(&mut h, 2000);
+    assert!(matches!(connect(&mut h, &other, &other_creds, peer(0), 5).0, Outcome::Connect { .. }));
+    // A failed Connect frees its place; a bound connection holds none.
+    h.server.connect_finished(h.now, dialling[0], false, &mut out).unwrap();
+    let (outcome, _) = connect(&mut h, &t, &creds, peer(1000), 6);
+    let Outcome::Connect { connection, .. } = outcome else { panic!("{outcome:?}") };
+    h.server.connect_finished(h.now, connection, true, &mut out).unwrap();
+    assert_eq!(code(&connect(&mut h, &t, &creds, peer(1002), 7).1), Some(508));
+    let mut data = tuple(1001);
+    data.transport = Transport::Tcp;
+    let bind = request(Method::CONNECTION_BIND, 8, Some(&creds), |w| {
+        w.u32_attr(attr::CONNECTION_ID, connection);
+    });
+    assert!(matches!(h.send(&data, &bind).0, Outcome::Bound { .. }));
+    assert!(matches!(connect(&mut h, &t, &creds, peer(1002), 9).0, Outcome::Connect { .. }));
+}
