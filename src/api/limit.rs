@@ -7,7 +7,7 @@
 //! [`MAX_TRACKED`] keys a limiter refuses every request until it shrinks.
 
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::clock::Clock;
@@ -15,6 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::auth::Caller;
 use super::ApiError;
+use crate::turn::limit::source_key;
 
 /// Most keys each limiter tracks at once.
 pub const MAX_TRACKED: usize = 100_000;
@@ -40,13 +41,13 @@ impl Limits {
 
     /// 429 when `ip` (its /64 for IPv6) used up its requests that authenticate.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        check(self.per_ip.as_ref(), &ip_key(ip), "too many requests from this address")
+        check(self.per_ip.as_ref(), &source_key(ip), "too many requests from this address")
     }
 
     /// Counts a failed authentication from `ip`: 429 when it used up its allowance of them
     /// (slows down guessing and bounds the work spent on bad tokens).
     pub fn check_failure(&self, ip: IpAddr) -> Result<(), ApiError> {
-        check(self.failed_per_ip.as_ref(), &ip_key(ip), "too many failed authentications from this address")
+        check(self.failed_per_ip.as_ref(), &source_key(ip), "too many failed authentications from this address")
     }
 
     /// 429 when this API key or subject used up its requests.
@@ -85,25 +86,13 @@ fn check<K: Hash + Eq + Clone>(
     })
 }
 
-/// The rate-limit key of an address: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by /64,
-/// since one host usually has a whole /64.
-pub(super) fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1))),
-        },
-        v4 => v4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ipv6_counts_by_slash_64() {
-        let key = |s: &str| ip_key(s.parse().unwrap());
+        let key = |s: &str| source_key(s.parse().unwrap());
         assert_eq!(key("2001:db8:1:2:3:4:5:6"), key("2001:db8:1:2::ffff"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));

@@ -489,7 +489,7 @@ struct IpClaim {
 impl PerIp {
     /// Counts a connection from `peer`, or `None` when its address already has `max` open.
     fn claim(table: &Arc<PerIp>, peer: SocketAddr, max: usize) -> Option<IpClaim> {
-        let key = limit::ip_key(peer.ip());
+        let key = crate::turn::limit::source_key(peer.ip());
         let mut open = table.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(key).or_insert(0);
         if *count >= max {

@@ -853,13 +853,17 @@ async fn serve_relays(worker: Rc<Worker>) -> std::io::Result<()> {
         if retry_at.is_none() && worker.backing_off() {
             retry_at = Some(tokio::time::Instant::now() + stream::ACCEPT_BACKOFF);
         }
-        tokio::select! {
+        // The timer exists only while a TCP relay backs off: the usual wake-up builds none.
+        match retry_at {
             // Clear first: readiness that arrives while draining re-arms the fd.
-            guard = fd.readable() => guard?.clear_ready(),
-            () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
-                retry_at = None;
-                worker.retry_accepts();
-            }
+            None => fd.readable().await?.clear_ready(),
+            Some(at) => tokio::select! {
+                guard = fd.readable() => guard?.clear_ready(),
+                () = tokio::time::sleep_until(at) => {
+                    retry_at = None;
+                    worker.retry_accepts();
+                }
+            },
         }
         while worker.drain_relays()? {
             tokio::task::yield_now().await;
