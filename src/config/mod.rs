@@ -34,9 +34,10 @@ pub use nat::Rfc5780;
 pub use overrides::Overrides;
 pub use secrets::MAX_SECRETS_FILE;
 
-/// The TURN REST secret shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
+/// The TURN REST secret shipped in `turnserver.toml`; refused unless every address that serves
+/// TURN (`listen`, `tls-listen`, the RFC 5780 alternate) is loopback.
 pub const DEMO_SECRET: &str = "turnd-demo-secret";
-/// The static user shipped in `turnserver.toml`; refused unless all listen IPs are loopback.
+/// The static user shipped in `turnserver.toml`; refused where [`DEMO_SECRET`] is.
 pub const DEMO_USER: &str = "demo";
 /// Upper bound of `server.receive-coalesce-us`: a millisecond, a twentieth of a 20 ms audio
 /// frame interval and far below any jitter buffer.
@@ -517,7 +518,11 @@ impl RawConfig {
         let (server, auth, alloc) = (&self.server, &self.auth, &self.allocation);
         // [server]
         let listen = self.listen()?;
-        let relays = self.relays(&listen)?;
+        let rfc5780 = self.rfc5780(&listen)?;
+        let streams = self.streams(&listen)?;
+        let outside = outside_address(&listen, &streams.tls_listen, rfc5780.as_ref());
+        let outside = outside.as_deref();
+        let relays = self.relays(&listen, outside)?;
         let default_family = self.default_family(&relays.first, relays.second.as_ref())?;
         let (relay_ip, external_ip, second_relay) = (relays.first.ip, relays.first.external, relays.second);
         let min_port = self.int(&server.min_port, "server.min-port", 49152, PORTS)?;
@@ -530,7 +535,6 @@ impl RawConfig {
             return Err(self.err(key, at, reason));
         }
         let (alternate_servers, redirect_all) = self.alternates()?;
-        let rfc5780 = self.rfc5780(&listen)?;
         let workers = self.int(&server.workers, "server.workers", 0, 0..=MAX_WORKERS as i64)?;
         let workers = match workers.value as usize {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -569,9 +573,8 @@ impl RawConfig {
         };
         let nonce_lifetime = self.int(&auth.nonce_lifetime, "auth.nonce-lifetime", 600, LIFETIMES)?;
         let rfc8489_security = or(&auth.rfc8489_security, true).value;
-        let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
-        let (secrets, secrets_file) = self.secrets(all_loopback)?;
-        let users = self.users(all_loopback)?;
+        let (secrets, secrets_file) = self.secrets(outside)?;
+        let users = self.users(outside)?;
         if secrets.is_empty() && users.is_empty() {
             let at = at(&auth.secrets);
             let reason = "no credentials: set auth.secrets or auth.secrets-file, or add an [[auth.users]] entry";
@@ -594,8 +597,7 @@ impl RawConfig {
         // [peers]
         let allowed_peers = self.nets("peers.allowed", &self.peers.allowed)?;
         let denied_peers = self.nets("peers.denied", &self.peers.denied)?;
-        // TCP/TLS and [limits]; [api]
-        let streams = self.streams(&listen)?;
+        // [api]
         let context = api::Context { listen: &listen, streams: &streams, external_ip, relay_ip, secrets: &secrets };
         let api = self.api(&context)?;
         let tcp::Streams { tcp, tls_listen, cert, key, .. } = streams;
@@ -698,7 +700,7 @@ impl RawConfig {
         })
     }
 
-    fn users(&self, all_loopback: bool) -> Checked<Vec<User>> {
+    fn users(&self, outside: Option<&str>) -> Checked<Vec<User>> {
         let mut out: Vec<User> = Vec::with_capacity(self.auth.users.len());
         for (i, Item { value: user, at }) in self.auth.users.iter().enumerate() {
             let key = |field: &str| format!("auth.users[{i}]{field}");
@@ -711,10 +713,10 @@ impl RawConfig {
                 let reason = format!("user `{}` is defined twice", name.value);
                 return Err(self.err(&key(".name"), name.at, reason));
             }
-            if name.value == DEMO_USER && !all_loopback {
+            if let (true, Some(outside)) = (name.value == DEMO_USER, outside) {
                 let reason = format!(
-                    "the demo user `{DEMO_USER}` is only accepted when every listen address is \
-                     loopback; replace it with your own user and password"
+                    "the demo user `{DEMO_USER}` is only accepted when every address that serves TURN \
+                     is loopback, and {outside} is not; replace it with your own user and password"
                 );
                 return Err(self.err(&key(""), *at, reason));
             }
@@ -755,6 +757,22 @@ impl RawConfig {
         }
         Ok(out)
     }
+}
+
+/// The first address that serves TURN and is not loopback, described for errors (`server.tls-listen
+/// address 0.0.0.0:5349`): the IO shell serves TURN on every `listen` address (UDP, and TCP),
+/// every `tls-listen` address and, with RFC 5780, on the alternate IP too. `None` when all are
+/// loopback, the one case where the demo credentials and a loopback relay without
+/// `external-ip` are accepted.
+fn outside_address(listen: &[SocketAddr], tls_listen: &[SocketAddr], rfc5780: Option<&Rfc5780>) -> Option<String> {
+    let listen = listen.iter().map(|a| ("listen address", a.ip(), a.to_string()));
+    let tls = tls_listen.iter().map(|a| ("server.tls-listen address", a.ip(), a.to_string()));
+    let alternate = rfc5780.map(|r| ("RFC 5780 alternate IP", r.alternate_ip, r.alternate_ip.to_string()));
+    listen
+        .chain(tls)
+        .chain(alternate)
+        .find(|(_, ip, _)| !ip.is_loopback())
+        .map(|(what, _, shown)| format!("{what} {shown}"))
 }
 
 /// Which of two values that contradict each other to name: a flag (what was just

@@ -125,7 +125,13 @@ mod tests {
         let c = ok(&["[server]", "listen = ['127.0.0.1:0']", "rfc5780 = true", "rfc5780-alternate = '127.0.0.2:4000'"]);
         let nat = c.rfc5780.unwrap();
         assert_eq!(nat.resolve(40000).unwrap().alternate, "127.0.0.2:4000".parse().unwrap());
-        let c = ok(&["[server]", "listen = ['[::1]:3478']", "rfc5780 = true", "rfc5780-alternate = '::2'"]);
+        let c = ok(&[
+            "[server]",
+            "listen = ['[::1]:3478']",
+            "rfc5780 = true",
+            "rfc5780-alternate = '::2'",
+            "relay-ip = '::2'",
+        ]);
         assert_eq!(c.rfc5780.unwrap().resolve(3478).unwrap().alternate, "[::2]:3479".parse().unwrap());
     }
 

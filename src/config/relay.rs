@@ -91,7 +91,7 @@ impl RawConfig {
     /// PRIVATE part of its `external-ip` entry; with neither in any family, the IP of the first
     /// listen address when it is not unspecified. An `external-ip` entry applies to the relay
     /// IP of its family.
-    pub(super) fn relays(&self, listen: &[SocketAddr]) -> Checked<Relays> {
+    pub(super) fn relays(&self, listen: &[SocketAddr], outside: Option<&str>) -> Checked<Relays> {
         let relay_items = self.entries(RELAY, &self.server.relay_ip);
         if let (true, Some(item)) = (relay_items.is_empty(), &self.server.relay_ip) {
             return Err(self.err(RELAY, item.at, "must list at least one IP address"));
@@ -179,7 +179,7 @@ impl RawConfig {
             }
         }
         for (relay, relay_at, key) in relays.iter().flatten() {
-            self.check_relay(relay, *relay_at, key, listen)?;
+            self.check_relay(relay, *relay_at, key, outside)?;
         }
         let first = order.first().copied().unwrap_or(false);
         let pick = |ipv6: bool| relays[usize::from(ipv6)].map(|(r, ..)| r);
@@ -190,17 +190,17 @@ impl RawConfig {
         }
     }
 
-    /// A relay IP clients can be told and reach.
-    fn check_relay(&self, relay: &RelayAddr, relay_at: At, key: &str, listen: &[SocketAddr]) -> Checked<()> {
+    /// A relay IP clients can be told and reach: a loopback one (without an external IP) only
+    /// while `outside`, the first address serving TURN off loopback, is `None`.
+    fn check_relay(&self, relay: &RelayAddr, relay_at: At, key: &str, outside: Option<&str>) -> Checked<()> {
         let ip = relay.ip;
         if ip.is_multicast() || (ip.is_unspecified() && relay.external.is_none()) {
             let reason = format!("{ip} cannot be told to clients; use a unicast IP of this host");
             return Err(self.err(key, relay_at, reason));
         }
-        let outside = listen.iter().find(|a| !a.ip().is_loopback());
         if let (true, None, Some(outside)) = (ip.is_loopback(), relay.external, outside) {
             let reason = format!(
-                "{ip} is loopback but listen address {outside} is not, so clients could not \
+                "{ip} is loopback but {outside} is not, so clients could not \
                  reach the relays; set relay-ip (--relay-ip) to an IP they can reach"
             );
             return Err(self.err(key, relay_at, reason));

@@ -12,11 +12,12 @@ pub const MAX_SECRETS_FILE: u64 = 1 << 20;
 impl RawConfig {
     /// `auth.secrets`, then the secrets of `auth.secrets-file` (or its other name), and the
     /// path they were read from. The demo secret is refused off loopback wherever it is.
-    pub(super) fn secrets(&self, all_loopback: bool) -> Checked<(Vec<String>, Option<PathBuf>)> {
-        let demo = |place: &str| {
+    pub(super) fn secrets(&self, outside: Option<&str>) -> Checked<(Vec<String>, Option<PathBuf>)> {
+        let demo = |place: &str, outside: &str| {
             format!(
-                "{place}the demo secret `{DEMO_SECRET}` is only accepted when every listen address is \
-                 loopback; replace it with a long random secret (e.g. `openssl rand -hex 32`)"
+                "{place}the demo secret `{DEMO_SECRET}` is only accepted when every address that serves \
+                 TURN is loopback, and {outside} is not; replace it with a long random secret (e.g. \
+                 `openssl rand -hex 32`)"
             )
         };
         let list = or(&self.auth.secrets, Vec::new());
@@ -26,8 +27,8 @@ impl RawConfig {
             if item.value.is_empty() {
                 return Err(self.err(&key, item.at, "must not be empty"));
             }
-            if item.value == DEMO_SECRET && !all_loopback {
-                return Err(self.err(&key, item.at, demo("")));
+            if let (true, Some(outside)) = (item.value == DEMO_SECRET, outside) {
+                return Err(self.err(&key, item.at, demo("", outside)));
             }
             out.push(item.value);
         }
@@ -52,9 +53,9 @@ impl RawConfig {
                 continue;
             }
             lines += 1;
-            if secret == DEMO_SECRET && !all_loopback {
+            if let (true, Some(outside)) = (secret == DEMO_SECRET, outside) {
                 let place = format!("{} line {}: ", path.display(), n + 1);
-                return Err(self.err(key, item.at, demo(&place)));
+                return Err(self.err(key, item.at, demo(&place, outside)));
             }
             if !out.iter().any(|s| s == secret) {
                 out.push(secret.to_owned());

@@ -23,6 +23,35 @@ pub(super) fn ok(lines: &[&str]) -> Config {
     parse(&text).unwrap_or_else(|e| panic!("{text}\n=> {e}"))
 }
 
+/// A self-signed certificate and its private key as PEM files (`cert.pem`, `key.pem`) in a
+/// temporary directory, for `server.cert` and `server.key`.
+pub(super) struct TlsFiles {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        TlsFiles { dir, cert, key }
+    }
+
+    /// The `cert = '…'` line of a `[server]` table.
+    pub fn cert_line(&self) -> String {
+        format!("cert = '{}'", self.cert.display())
+    }
+
+    /// The `key = '…'` line of a `[server]` table.
+    pub fn key_line(&self) -> String {
+        format!("key = '{}'", self.key.display())
+    }
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
@@ -390,6 +419,61 @@ fn demo_credentials_only_on_loopback() {
     let c = raw.validate().unwrap();
     let alice = User { name: "alice".into(), secret: UserSecret::Password("pw".into()) };
     assert_eq!((c.users, c.secrets), (vec![alice], vec!["fresh".to_owned()]));
+}
+
+#[test]
+fn demo_credentials_and_loopback_relays_consider_every_address_that_serves_turn() {
+    let tls = TlsFiles::new();
+    let (cert, key) = (tls.cert_line(), tls.key_line());
+    let demo_secret = ["[auth]", "secrets = ['turnd-demo-secret']"];
+    let demo_user = ["[auth]", "secrets = ['s']", "[[auth.users]]", "name = 'demo'", "password = 'x'"];
+    // A public TLS listener, or a public RFC 5780 alternate IP, next to a loopback listen address
+    // (relay-ip set, so that the relay check passes and the credentials are what is refused).
+    let public_tls: &[&str] = &["[server]", "relay-ip = '192.0.2.5'", "tls-listen = ['0.0.0.0:5349']", &cert, &key];
+    let public_alternate: &[&str] =
+        &["[server]", "relay-ip = '192.0.2.5'", "rfc5780 = true", "rfc5780-alternate = '192.0.2.7:3479'"];
+    for (server, outside) in
+        [(public_tls, "server.tls-listen address 0.0.0.0:5349"), (public_alternate, "RFC 5780 alternate IP 192.0.2.7")]
+    {
+        for (credentials, want) in [(&demo_secret[..], "auth.secrets[0]"), (&demo_user[..], "auth.users[0]")] {
+            let text = doc(&[server, credentials].concat());
+            let (key, _, reason) = invalid_of(&text);
+            assert_eq!(key, want, "{text}=> {reason}");
+            assert!(reason.contains("only accepted when every address that serves TURN"), "{reason}");
+            assert!(reason.contains(outside), "{text}=> {reason}");
+        }
+        // A loopback relay (here the default: the loopback listen IP) is refused the same way.
+        let text = doc(&[&[server[0]], &server[2..]].concat());
+        let (key, line, reason) = invalid_of(&text);
+        assert_eq!((key.as_str(), line), ("server.relay-ip", None), "{text}=> {reason}");
+        assert!(reason.contains(&format!("127.0.0.1 is loopback but {outside} is not")), "{reason}");
+    }
+    // As flags on the embedded file: the file's loopback relay-ip is refused first, then (given
+    // a public relay-ip) its demo secret.
+    let mut o = Overrides {
+        tls_listen: vec!["0.0.0.0:5349".into()],
+        cert: Some(tls.cert.display().to_string()),
+        key: Some(tls.key.display().to_string()),
+        ..Overrides::default()
+    };
+    let keys = ["server.relay-ip", "auth.secrets[0]"];
+    for want in keys {
+        match load_with(None, &o) {
+            Err(ConfigError::Invalid { origin, key, reason, .. }) => {
+                assert_eq!((origin.as_str(), key.as_str()), (EMBEDDED_ORIGIN, want), "{reason}");
+                assert!(reason.contains("server.tls-listen address 0.0.0.0:5349"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        o.relay_ip = vec!["192.0.2.5".into()];
+    }
+    // Every address loopback, of either family: the demo credentials and a loopback relay are fine.
+    let c = ok(&[
+        &["[server]", "tls-listen = ['[::1]:5349']", &cert, &key, "rfc5780 = true", "rfc5780-alternate = '127.0.0.2'"],
+        &demo_user[..],
+    ]
+    .concat());
+    assert_eq!((c.relay_ip, c.users[0].name.as_str()), (ip("127.0.0.1"), "demo"));
 }
 
 #[test]
