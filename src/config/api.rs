@@ -269,8 +269,8 @@ impl RawConfig {
         };
         let jwks_file = match &jwt.jwks_file {
             Some(item) => {
-                let path = PathBuf::from(&item.value);
-                read_jwks(&path).map_err(|reason| self.err("api.jwt.jwks-file", item.at, reason))?;
+                let (path, how) = self.resolve(&item.value, item.at);
+                read_jwks(&path).map_err(|reason| self.err("api.jwt.jwks-file", item.at, format!("{reason}{how}")))?;
                 Some(path)
             }
             None => None,
@@ -410,6 +410,18 @@ mod tests {
             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
         std::fs::write(file.path(), text).unwrap();
         file
+    }
+
+    #[test]
+    fn relative_jwks_file_resolves_next_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(jwks().path(), dir.path().join("jwks.json")).unwrap();
+        let conf = dir.path().join("t.toml");
+        let lines = ["[api]", "[api.jwt]", "jwks-file = 'jwks.json'", "issuer = 'i'", "audience = 'a'"];
+        std::fs::write(&conf, doc(&lines)).unwrap();
+        let c = super::super::Config::load(&conf).unwrap_or_else(|e| panic!("{e}"));
+        let jwt = c.api.and_then(|api| api.jwt).expect("[api.jwt]");
+        assert_eq!(jwt.jwks_file, Some(dir.path().join("jwks.json")));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use super::{blame, invalid, or, At, Checked, Opt, RawConfig, CLI_ORIGIN};
@@ -75,8 +77,8 @@ impl RawConfig {
                 return Err(self.err(&format!("server.tls-listen[{i}]"), tls_items.value[i].at, reason));
             }
         }
-        let cert = self.pem_file("server.cert", &server.cert)?;
-        let key = self.pem_file("server.key", &server.key)?;
+        let cert = self.pem_file("server.cert", &server.cert, Pem::Certificates)?;
+        let key = self.pem_file("server.key", &server.key, Pem::PrivateKey)?;
         if !tls_listen.is_empty() {
             for (name, flag, value) in [("server.cert", "--cert", &cert), ("server.key", "--key", &key)] {
                 if value.is_none() {
@@ -132,41 +134,71 @@ impl RawConfig {
         })
     }
 
-    /// An optional path that must name a readable file when given (checked now, so that
-    /// `turnd check-config` finds a wrong path before a restart does).
-    fn pem_file(&self, name: &str, opt: &Opt<String>) -> Checked<Option<PathBuf>> {
+    /// `server.cert` or `server.key`: when given, a readable file (a relative name resolved as
+    /// [`RawConfig::resolve`] says) that holds what the TLS setup (`io::tls`) reads from it, read
+    /// with the same rustls PEM parser. Checked now, so that `turnd check-config` finds a wrong
+    /// path or file before a restart does. Whether the key fits the certificate is left to the
+    /// TLS setup.
+    fn pem_file(&self, name: &str, opt: &Opt<String>, want: Pem) -> Checked<Option<PathBuf>> {
         let Some(item) = opt else { return Ok(None) };
         if item.value.trim().is_empty() {
             return Err(self.err(name, item.at, "must not be empty"));
         }
-        let path = PathBuf::from(&item.value);
+        let (path, how) = self.resolve(&item.value, item.at);
+        let shown = path.display();
         if let Err(e) = std::fs::File::open(&path).and_then(|f| f.metadata()) {
-            return Err(self.err(name, item.at, format!("cannot read {}: {e}", path.display())));
+            return Err(self.err(name, item.at, format!("cannot read {shown}: {e}{how}")));
         }
         if !path.is_file() {
-            return Err(self.err(name, item.at, format!("{} is not a file", path.display())));
+            return Err(self.err(name, item.at, format!("{shown} is not a file{how}")));
         }
-        Ok(Some(path))
+        let found = match want {
+            Pem::Certificates => CertificateDer::pem_file_iter(&path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map(|certs| !certs.is_empty()),
+            Pem::PrivateKey => match PrivateKeyDer::from_pem_file(&path) {
+                Err(pem::Error::NoItemsFound) => Ok(false),
+                other => other.map(|_| true),
+            },
+        };
+        let problem = match found {
+            Ok(true) => return Ok(Some(path)),
+            Ok(false) => format!("{shown} holds no {}", want.expected()),
+            Err(e) => format!("{shown} is not a readable PEM file ({e}); it should hold {}", want.expected()),
+        };
+        Err(self.err(name, item.at, problem))
+    }
+}
+
+/// What a PEM file of the TLS setup must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    /// `server.cert`: the certificate chain, at least one certificate.
+    Certificates,
+    /// `server.key`: the private key.
+    PrivateKey,
+}
+
+impl Pem {
+    fn expected(self) -> &'static str {
+        match self {
+            Pem::Certificates => "PEM certificate (-----BEGIN CERTIFICATE-----), as fullchain.pem does",
+            Pem::PrivateKey => {
+                "PEM private key (-----BEGIN PRIVATE KEY-----, or RSA / EC PRIVATE KEY), as privkey.pem does"
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{doc, invalid_of, ok};
-    use super::super::{load_with, ConfigError, Overrides, CLI_ORIGIN};
-
-    /// A file that exists, for `cert` and `key`.
-    fn pem() -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), "-----BEGIN CERTIFICATE-----\n").unwrap();
-        file
-    }
+    use super::super::tests::{doc, invalid_of, ok, TlsFiles};
+    use super::super::{load_with, Config, ConfigError, Overrides, CLI_ORIGIN};
 
     #[test]
     fn tcp_tls_and_limits_parse() {
-        let (cert, key) = (pem(), pem());
-        let (cert_line, key_line) =
-            (format!("cert = '{}'", cert.path().display()), format!("key = '{}'", key.path().display()));
+        let tls = TlsFiles::new();
+        let (cert_line, key_line) = (tls.cert_line(), tls.key_line());
         let c = ok(&[
             "[server]",
             "listen = ['127.0.0.1:3478']",
@@ -187,7 +219,7 @@ mod tests {
         ]);
         assert!(!c.tcp);
         assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap(), "[::1]:5349".parse().unwrap()]);
-        assert_eq!((c.cert.as_deref(), c.key.as_deref()), (Some(cert.path()), Some(key.path())));
+        assert_eq!((c.cert.as_ref(), c.key.as_ref()), (Some(&tls.cert), Some(&tls.key)));
         assert_eq!((c.first_message_timeout, c.tls_handshake_timeout, c.idle_timeout), (3, 4, 5));
         assert_eq!(ok(&[]).idle_timeout, 60);
         assert_eq!((c.max_connections, c.max_connections_per_ip), (500, 500));
@@ -204,9 +236,8 @@ mod tests {
 
     #[test]
     fn tcp_tls_and_limit_errors_name_key_and_line() {
-        let cert = pem();
-        let cert_line = format!("cert = '{}'", cert.path().display());
-        let key_line = format!("key = '{}'", cert.path().display());
+        let tls = TlsFiles::new();
+        let (cert_line, key_line) = (tls.cert_line(), tls.key_line());
         #[rustfmt::skip]
         let cases: Vec<(Vec<&str>, &str, Option<usize>)> = vec![
             (vec!["[server]", "tls-listen = ['127.0.0.1']"], "server.tls-listen[0]", Some(2)),
@@ -248,18 +279,18 @@ mod tests {
 
     #[test]
     fn tcp_and_tls_flags() {
-        let (cert, key) = (pem(), pem());
+        let tls = TlsFiles::new();
         let o = Overrides {
             no_tcp: true,
             tls_listen: vec!["127.0.0.1:5349".into()],
-            cert: Some(cert.path().display().to_string()),
-            key: Some(key.path().display().to_string()),
+            cert: Some(tls.cert.display().to_string()),
+            key: Some(tls.key.display().to_string()),
             ..Overrides::default()
         };
         let c = load_with(None, &o).unwrap();
         assert!(!c.tcp);
         assert_eq!(c.tls_listen, vec!["127.0.0.1:5349".parse().unwrap()]);
-        assert_eq!(c.cert.as_deref(), Some(cert.path()));
+        assert_eq!(c.cert.as_ref(), Some(&tls.cert));
         let d = Overrides::default;
         #[rustfmt::skip]
         let cases: Vec<(Overrides, &str)> = vec![
@@ -277,6 +308,67 @@ mod tests {
                 }
                 other => panic!("case {i}: {other:?}"),
             }
+        }
+    }
+    #[test]
+    fn cert_and_key_files_must_hold_what_tls_reads() {
+        let tls = TlsFiles::new();
+        let write = |name: &str, text: &str| {
+            let path = tls.dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let empty = write("empty.pem", "");
+        let cert_text = std::fs::read_to_string(&tls.cert).unwrap();
+        let key_text = std::fs::read_to_string(&tls.key).unwrap();
+        let only_key = write("only-key.pem", &key_text);
+        let only_cert = write("only-cert.pem", &cert_text);
+        let cut = write("cut.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+        let listen = "tls-listen = ['127.0.0.1:5349']";
+        let (cert_line, key_line) = (tls.cert_line(), tls.key_line());
+        #[rustfmt::skip]
+        let cases: Vec<([String; 2], &str, &str, &str)> = vec![
+            ([format!("cert = '{empty}'"), key_line.clone()], "server.cert", &empty, "holds no PEM certificate"),
+            ([format!("cert = '{only_key}'"), key_line.clone()], "server.cert", &only_key, "holds no PEM certificate"),
+            ([format!("cert = '{cut}'"), key_line.clone()], "server.cert", &cut, "not a readable PEM file"),
+            ([cert_line.clone(), format!("key = '{empty}'")], "server.key", &empty, "holds no PEM private key"),
+            ([cert_line.clone(), format!("key = '{only_cert}'")], "server.key", &only_cert, "holds no PEM private key"),
+        ];
+        for ([cert, key], name, file, why) in cases {
+            let text = doc(&["[server]", listen, &cert, &key]);
+            let (got_name, line, reason) = invalid_of(&text);
+            let want_line = if name == "server.cert" { 3 } else { 4 };
+            assert_eq!((got_name.as_str(), line), (name, Some(want_line)), "{text}=> {reason}");
+            assert!(reason.contains(file) && reason.contains(why), "{text}=> {reason}");
+        }
+        // Flags name the flag.
+        let o = Overrides { cert: Some(empty.clone()), ..Overrides::default() };
+        match load_with(None, &o) {
+            Err(ConfigError::Invalid { origin, key, reason, .. }) => {
+                assert_eq!((origin.as_str(), key.as_str()), (CLI_ORIGIN, "--cert"), "{reason}");
+                assert!(reason.contains("holds no PEM certificate"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_cert_and_key_resolve_next_to_the_config_file() {
+        let tls = TlsFiles::new();
+        let conf = tls.dir.path().join("t.toml");
+        let lines = ["[server]", "tls-listen = ['127.0.0.1:5349']", "cert = 'cert.pem'", "key = 'key.pem'"];
+        std::fs::write(&conf, doc(&lines)).unwrap();
+        let c = Config::load(&conf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.cert, c.key), (Some(tls.cert.clone()), Some(tls.key.clone())));
+        // A missing one is looked for there, and the error says so.
+        std::fs::remove_file(&tls.key).unwrap();
+        match Config::load(&conf) {
+            Err(ConfigError::Invalid { key, line, reason, .. }) => {
+                assert_eq!((key.as_str(), line), ("server.key", Some(4)), "{reason}");
+                assert!(reason.contains(&tls.key.display().to_string()), "{reason}");
+                assert!(reason.contains("relative to the configuration file"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the coturn import: coturn's line syntax, each mapping, and the report.
 
 use super::*;
+use crate::config::tests::TlsFiles;
 use crate::config::{Config, UserSecret as TurndSecret};
 
 const GENERATED: &str = "generated-secret-for-the-tests";
@@ -238,11 +239,8 @@ fn booleans_transports_and_alternates() {
 
 #[test]
 fn tls_listens_on_every_ip() {
-    let dir = tempfile::tempdir().unwrap();
-    for file in ["cert.pem", "key.pem"] {
-        std::fs::write(dir.path().join(file), "-----BEGIN X-----\n").unwrap();
-    }
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let files = TlsFiles::new();
+    let (cert, key) = (&files.cert, &files.key);
     let text = format!(
         "user=a:b\nlistening-ip=10.0.0.5\nlistening-ip=2001:db8::5\ntls-listening-port=443\nalt-tls-listening-port=5350\n\
          cert={}\npkey=\"{}\"\n",
@@ -354,11 +352,8 @@ fn every_option_converts_to_a_valid_file_or_names_its_line() {
 
 #[test]
 fn address_options_combine_into_valid_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, "").unwrap();
-    std::fs::write(&key, "").unwrap();
-    let tls = format!("cert={}\npkey={}", cert.display(), key.display());
+    let files = TlsFiles::new();
+    let tls = format!("cert={}\npkey={}", files.cert.display(), files.key.display());
     #[rustfmt::skip]
     let lines = [
         "listening-ip=10.0.0.5", "listening-ip=127.0.0.1", "listening-ip=0.0.0.0", "listening-ip=2001:db8::5",
