@@ -142,7 +142,7 @@ enum Command {
     ImportCoturn {
         /// The coturn configuration file
         path: PathBuf,
-        /// Write the TOML to this file (created with mode 0600: it holds secrets) instead of stdout
+        /// Write the TOML to this file (mode 0600, even if it existed: it holds secrets) instead of stdout
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -333,12 +333,31 @@ fn import_coturn(path: &Path, output: Option<&Path>) -> Result<config::import::R
     Ok(imported.report)
 }
 
-/// Write `text` to a new or truncated file readable by its owner only (it holds secrets).
+/// Write `text` to `path` as a file readable by its owner only (mode 0600: it holds secrets),
+/// whether `path` existed or not, and whole or not at all: the text goes to a new 0600 file
+/// next to it, which then replaces `path` (the file a symlink names, when `path` is one). An
+/// existing file's mode is not kept, so a 0644 copy of the example cannot expose the secrets.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes())
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Some(name) = target.file_name() else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"));
+    };
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).and_then(|mut f| {
+        // Exactly 0600, whatever the umask.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &target)
+    });
+    if written.is_err() {
+        // Best effort: the error that matters is the one returned.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it). main.rs may read the clock.
@@ -455,6 +474,36 @@ mod tests {
     }
 
     #[test]
+    fn import_coturn_output_is_private_even_when_the_file_exists() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let conf = write("static-auth-secret=topsecret\nlistening-ip=127.0.0.1\n");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("turnserver.toml");
+        std::fs::write(&out, "# a copy of the shipped example\n").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Through a symlink too: the file it names is replaced, the link stays.
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&out, &link).unwrap();
+        for path in [&out, &link] {
+            import_coturn(conf.path(), Some(path)).unwrap();
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert!(text.contains("topsecret") && !text.contains("shipped example"), "{text}");
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "secrets written to a file with mode {mode:o}");
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        // Nothing else is left in the directory.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["link.toml", "turnserver.toml"]);
+        // A directory that does not exist: an error naming the path.
+        let missing = dir.path().join("no-such-dir").join("turnserver.toml");
+        let err = import_coturn(conf.path(), Some(&missing)).unwrap_err();
+        assert!(err.starts_with(&format!("import-coturn: cannot write {}", missing.display())), "{err}");
+    }
+
+    #[test]
     fn import_coturn_names_the_file_and_line() {
         let file = write("realm=example.org\nuser=alice:pw\n");
         let out = tempfile::tempdir().unwrap();
@@ -463,6 +512,7 @@ mod tests {
         assert_eq!(report.converted.len(), 2);
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&toml).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&toml).unwrap().contains("alice"));
         let shown = file.path().display();
         let bad = write("realm=example.org\n\nmin-port=x\n");
         let err = import_coturn(bad.path(), None).unwrap_err();
