@@ -88,7 +88,8 @@ impl RawConfig {
     }
 
     /// Resolve the relay addresses. Each family's relay IP: its `relay-ip` entry, else the
-    /// PRIVATE part of its `external-ip` entry; with neither in any family, the IP of the first
+    /// PRIVATE part of its `external-ip` entry (which also wins over a `relay-ip` from the file
+    /// when it comes from `--external-ip`); with neither in any family, the IP of the first
     /// listen address when it is not unspecified. An `external-ip` entry applies to the relay
     /// IP of its family.
     pub(super) fn relays(&self, listen: &[SocketAddr], outside: Option<&str>) -> Checked<Relays> {
@@ -135,7 +136,12 @@ impl RawConfig {
         for family in 0..2 {
             let ext = external[family].as_ref();
             let private = ext.and_then(|e| e.value.1);
+            // `--external-ip PUBLIC/PRIVATE` replaces the file's relay-ip of its family, as flags
+            // replace keys; two values of one source that disagree are an error.
+            let flag_wins = matches!((&explicit[family], ext), (Some(relay), Some(e))
+                if !matches!(relay.at, At::Flag(_)) && matches!(e.at, At::Flag(_)));
             let ip = match (&explicit[family], private) {
+                (Some(_), Some(private)) if flag_wins => ext.map(|e| (private, e.at, e.key.as_str())),
                 (Some(relay), Some(private)) if relay.value != private => {
                     let other = match relay.at {
                         At::Flag(flag) => flag.to_owned(),

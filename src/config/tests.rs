@@ -381,6 +381,46 @@ fn relay_addresses_per_family_and_default_family() {
 }
 
 #[test]
+fn shipped_file_deploys_behind_nat_as_its_comment_and_the_readme_say() {
+    let fresh = "secrets = [\"0123456789abcdef0123456789abcdef\"]";
+    let own = |text: &str| {
+        text.replace("secrets = [\"turnd-demo-secret\"]", fresh).replace("name = \"demo\"", "name = \"alice\"")
+    };
+    // The file's "Deploying on a VM" steps 1-3.
+    let text = own(&Config::EMBEDDED
+        .replace("listen = [\"127.0.0.1:3478\"]", "listen = [\"10.0.0.5:3478\"]")
+        .replace("# external-ip = \"203.0.113.10/10.0.0.5\"", "external-ip = \"203.0.113.10/10.0.0.5\""));
+    assert!(text.contains("\nexternal-ip = ") && text.contains(fresh), "the file's steps no longer apply");
+    let c = Config::parse(&text, "vm.toml").unwrap_or_else(|e| panic!("the file edited as it says is refused: {e}"));
+    assert_eq!((c.relay_ip, c.external_ip), (ip("10.0.0.5"), Some(ip("203.0.113.10"))));
+    // README: the same with flags, on the file with the demo credentials replaced.
+    let flags = Overrides {
+        listen: vec!["10.0.0.5:3478".into()],
+        external_ip: vec!["203.0.113.10/10.0.0.5".into()],
+        ..Overrides::default()
+    };
+    let mut raw = RawConfig::parse(&own(Config::EMBEDDED), "turnserver.toml").unwrap();
+    flags.apply(&mut raw).unwrap();
+    let c = raw.validate().unwrap_or_else(|e| panic!("the README's command is refused: {e}"));
+    let listen: SocketAddr = "10.0.0.5:3478".parse().unwrap();
+    assert_eq!((c.listen[0], c.relay_ip, c.external_ip), (listen, ip("10.0.0.5"), Some(ip("203.0.113.10"))));
+    // Flags override keys: --external-ip's PRIVATE replaces a relay-ip the file pins...
+    let pinned = doc(&["[server]", "listen = ['10.0.0.5:3478']", "relay-ip = '10.0.0.4'"]);
+    let mut raw = RawConfig::parse(&pinned, "t.toml").unwrap();
+    flags.apply(&mut raw).unwrap();
+    assert_eq!(raw.validate().unwrap().relay_ip, ip("10.0.0.5"));
+    // ...while the file contradicting itself is still an error at its line.
+    let (key, line, reason) = invalid_of(&doc(&[
+        "[server]",
+        "listen = ['10.0.0.5:3478']",
+        "relay-ip = '10.0.0.4'",
+        "external-ip = '203.0.113.10/10.0.0.5'",
+    ]));
+    assert_eq!((key.as_str(), line), ("server.external-ip", Some(4)), "{reason}");
+    assert!(reason.contains("conflicts with server.relay-ip = 10.0.0.4"), "{reason}");
+}
+
+#[test]
 fn demo_credentials_only_on_loopback() {
     let c = ok(&[
         "[server]",
@@ -588,7 +628,8 @@ fn bad_overrides_name_the_flag() {
         (Overrides { relay_ip: strings(&["x"]), ..d() }, "--relay-ip"),
         (Overrides { relay_ip: strings(&["0.0.0.0"]), ..d() }, "--relay-ip"),
         (Overrides { external_ip: strings(&["1.2.3.4/x"]), ..d() }, "--external-ip"),
-        (Overrides { external_ip: strings(&["1.2.3.4/10.0.0.1"]), ..d() }, "--external-ip"),
+        (Overrides { relay_ip: strings(&["10.0.0.2"]), external_ip: strings(&["1.2.3.4/10.0.0.1"]), ..d() },
+         "--external-ip"),
         (Overrides { realm: some(""), ..d() }, "--realm"),
         (Overrides { auth_secrets: strings(&[""]), ..d() }, "--auth-secret"),
         (Overrides { users: strings(&["nocolon"]), ..d() }, "--user"),
@@ -611,12 +652,12 @@ fn bad_overrides_name_the_flag() {
             other => panic!("case {i}: {other:?}"),
         }
     }
-    // The shipped relay-ip 127.0.0.1 cannot serve a public --listen: the error says so.
+    // An unspecified --listen needs a relay IP: the error says how to give one.
     let o = Overrides { listen: strings(&["0.0.0.0:3478"]), ..d() };
     match load_with(None, &o) {
-        Err(ConfigError::Invalid { origin, key, line: Some(_), reason }) => {
+        Err(ConfigError::Invalid { origin, key, line: None, reason }) => {
             assert_eq!((origin.as_str(), key.as_str()), (EMBEDDED_ORIGIN, "server.relay-ip"));
-            assert!(reason.contains("--relay-ip"), "{reason}");
+            assert!(reason.contains("--relay-ip") && reason.contains("0.0.0.0:3478"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
