@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use toml::Spanned;
 
 use api::RawApi;
 use parse_errors::parse_error;
@@ -345,11 +344,61 @@ impl<T> Item<T> {
     }
 }
 
+/// Reads a value with its place, the way [`toml::Spanned`] does (toml hands over the span as
+/// a map of three private fields), and also a table toml has no span for: an implicit one, as
+/// `api` in `[api.jwt]` without `[api]`, or `jwt` in `jwt.secret = …`, which `Spanned` refuses
+/// with an error that names no key. Such a table gets [`At::Default`] (errors about the table
+/// itself then have no line; those about its keys do).
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<T>::deserialize(d)?;
-        let at = At::Offset(spanned.span().start);
-        Ok(Item::new(spanned.into_inner(), at))
+        use serde_spanned::__unstable::{END_FIELD, NAME, START_FIELD, VALUE_FIELD};
+        struct ItemVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ItemVisitor<T> {
+            type Value = Item<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item<T>, A::Error> {
+                let first: Option<String> = map.next_key()?;
+                if first.as_deref() != Some(START_FIELD) {
+                    // A table without a span: `first` is its first key.
+                    let rest = serde::de::value::MapAccessDeserializer::new(Resumed { first, map });
+                    return Ok(Item::new(T::deserialize(rest)?, At::Default));
+                }
+                let start: usize = map.next_value()?;
+                let mut value = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        END_FIELD => map.next_value::<serde::de::IgnoredAny>().map(drop)?,
+                        VALUE_FIELD => value = Some(map.next_value()?),
+                        other => return Err(serde::de::Error::unknown_field(other, &[END_FIELD, VALUE_FIELD])),
+                    }
+                }
+                let value = value.ok_or_else(|| serde::de::Error::missing_field(VALUE_FIELD))?;
+                Ok(Item::new(value, At::Offset(start)))
+            }
+        }
+        const FIELDS: [&str; 3] = [START_FIELD, END_FIELD, VALUE_FIELD];
+        d.deserialize_struct(NAME, &FIELDS, ItemVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A map whose first key was read already: that key, then the rest.
+struct Resumed<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Resumed<A> {
+    type Error = A::Error;
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(key) => seed.deserialize(serde::de::IntoDeserializer::into_deserializer(key)).map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 

@@ -58,11 +58,16 @@ pub(super) fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> Co
 
 /// Best effort: the dotted key whose value starts at `offset`, from the `key = value`
 /// line and the table header above it. `None` when the line is not a plain `key = value`.
+/// An offset at the start of the key (a dotted key whose table is at fault, as `listen.x = 1`)
+/// names that key.
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let (above, line) = text.get(..offset)?.rsplit_once('\n').unwrap_or(("", &text[..offset]));
     let plain = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
     let dotted = |k: &str| k.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-    let key = line.trim_end().strip_suffix('=')?.trim();
+    let key = match line.trim() {
+        "" => text[offset..].lines().next()?.split_once('=')?.0.trim(),
+        _ => line.trim_end().strip_suffix('=')?.trim(),
+    };
     if !plain(key) {
         return None;
     }

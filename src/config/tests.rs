@@ -178,6 +178,38 @@ fn unknown_keys_name_the_key_table_and_line() {
 }
 
 #[test]
+fn implicit_tables_and_dotted_keys_parse_like_explicit_ones() {
+    let secret = "'0123456789abcdef0123456789abcdef'";
+    let keys = "['sha256:c4bbcb1fbec99d65bf59d85c8cb62ee2db963f0fe106f483d9afa73bd4e39a8a']";
+    let explicit = ok(&["[api]", "[api.jwt]", &format!("secret = {secret}")]).api;
+    assert!(explicit.as_ref().is_some_and(|api| api.jwt.is_some()));
+    let (line, dotted) = (format!("secret = {secret}"), format!("jwt.secret = {secret}"));
+    for lines in [&["[api.jwt]", &line][..], &["[api]", &dotted]] {
+        assert_eq!(ok(lines).api, explicit, "{lines:?}");
+    }
+    let c = ok(&[&format!("api.keys = {keys}"), "[server]"]);
+    assert_eq!(c.api, ok(&["[api]", &format!("keys = {keys}")]).api);
+    assert!(c.api.is_some());
+    // Unknown keys and wrong types under them are named with their table and line.
+    #[rustfmt::skip]
+    let cases: [(&[&str], usize, &str); 4] = [
+        (&["[api.foo]"], 1, "unknown key `foo` in [api]"),
+        (&["[api.jwt]", "secrt = 'x'"], 2, "unknown key `secrt` in [api.jwt]"),
+        (&["[api]", "", "jwt.leewy = 1"], 3, "unknown key `leewy` in [api.jwt]"),
+        (&["[api.jwt]", "leeway = 'x'"], 2, "api.jwt.leeway: invalid type: string"),
+    ];
+    for (lines, line, message) in cases {
+        let (got_line, got) = parse_error_of(&doc(lines));
+        assert_eq!(got_line, line, "{lines:?}: {got}");
+        assert!(got.starts_with(message), "{lines:?}: {got}");
+    }
+    // A table where a value belongs: the key and the line are named.
+    let (line, message) = parse_error_of(&doc(&["[server]", "listen.x = 1"]));
+    assert_eq!(line, 2, "{message}");
+    assert!(message.starts_with("server.listen.x: ") && message.contains("expected an array"), "{message}");
+}
+
+#[test]
 fn type_errors_name_the_key_and_line() {
     #[rustfmt::skip]
     let cases: [(&[&str], &str, usize, &str); 5] = [
