@@ -300,9 +300,15 @@ impl Config {
 pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let mut raw = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-            let mut raw = RawConfig::parse(&text, &path.display().to_string())?;
+            let origin = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let (line, column) = parse_errors::line_col(&String::from_utf8_lossy(valid), valid.len());
+                let message = "not UTF-8 text (TOML files are UTF-8)".to_owned();
+                ConfigError::Parse { origin: origin.clone(), line, column, message }
+            })?;
+            let mut raw = RawConfig::parse(&text, &origin)?;
             raw.config_dir = Some(path.parent().unwrap_or(Path::new("")).to_path_buf());
             raw
         }

@@ -29,7 +29,18 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub(super) fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> ConfigError {
     let offset = err.span().map_or(0, |s| s.start);
     let (line, column) = line_col(text, offset);
-    let raw = err.message().trim().replace('\n', "; ");
+    let raw = match err.message().trim() {
+        // toml says nothing about some characters (a control character in a comment).
+        "" => match text.get(offset..).and_then(|rest| rest.chars().next()) {
+            Some(c) if c.is_control() => format!(
+                "the control character U+{:04X} is not allowed in TOML, not even in a comment (tab is)",
+                u32::from(c)
+            ),
+            Some(c) => format!("unexpected `{}`", c.escape_default()),
+            None => "unexpected end of the file".to_owned(),
+        },
+        message => message.replace('\n', "; "),
+    };
     let message = if let Some(rest) = raw.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or_default();
         // Every backquoted name after the key is an expected key.

@@ -717,6 +717,26 @@ fn load_reports_the_path() {
 }
 
 #[test]
+fn a_config_file_that_is_not_utf8_names_the_line() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"[auth]\nsecrets = ['s']\nrealm = 'caf\xe9'\n").unwrap();
+    match Config::load(file.path()) {
+        Err(e @ ConfigError::Parse { line: 3, column: 13, .. }) => {
+            let expected = format!("{}:3: not UTF-8 text", file.path().display());
+            assert!(e.to_string().starts_with(&expected), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_control_character_in_a_comment_is_named() {
+    let (line, message) = parse_error_of("[auth]\n# a\u{1}b\nsecrets = ['s']\n");
+    assert_eq!(line, 2, "{message}");
+    assert!(message.starts_with("the control character U+0001 is not allowed in TOML"), "{message}");
+}
+
+#[test]
 fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé f", 0), (1, 1));
     assert_eq!(line_col("ab\ncdé f", 3), (2, 1));
