@@ -351,6 +351,15 @@ fn every_option_converts_to_a_valid_file_or_names_its_line() {
 }
 
 #[test]
+fn control_characters_in_coturn_values_still_give_a_file_that_parses() {
+    let imported = import("static-auth-secret=abc\ncert=/etc/a\u{1}b.pem\npkey=/etc/k\u{7f}.pem\n");
+    assert!(imported.toml.contains("# coturn line 2: cert=/etc/a\\u{1}b.pem"), "{}", imported.toml);
+    if let Err(e) = crate::config::RawConfig::parse(&imported.toml, "imported") {
+        panic!("import wrote TOML that does not parse: {e}\n{}", imported.toml);
+    }
+}
+
+#[test]
 fn address_options_combine_into_valid_files() {
     let files = TlsFiles::new();
     let tls = format!("cert={}\npkey={}", files.cert.display(), files.key.display());

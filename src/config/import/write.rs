@@ -35,13 +35,13 @@ impl TomlOut {
 
     /// A comment line.
     pub(super) fn comment(&mut self, text: &str) {
-        let _ = writeln!(self.text, "# {text}");
+        let _ = writeln!(self.text, "# {}", commentable(text));
     }
 
     /// `key = value` (a TOML value already), after one comment per coturn line it came from.
     pub(super) fn key(&mut self, key: &str, value: String, sources: &[&Src]) {
         for src in sources {
-            let _ = writeln!(self.text, "# coturn line {}: {}", src.line, src.shown);
+            let _ = writeln!(self.text, "# coturn line {}: {}", src.line, commentable(&src.shown));
             self.cited.push((*src).clone());
         }
         let _ = writeln!(self.text, "{key} = {value}");
@@ -58,6 +58,17 @@ impl TomlOut {
         converted.sort_by_key(|e| e.line);
         (self.text, converted)
     }
+}
+
+/// `text` as it can stand in a TOML comment, which allows no control character but tab: the
+/// others are written as escapes (`\u{1}`), so that a coturn value with one still gives a file
+/// that parses.
+fn commentable(text: &str) -> std::borrow::Cow<'_, str> {
+    let forbidden = |c: char| c.is_control() && c != '\t';
+    if !text.contains(forbidden) {
+        return text.into();
+    }
+    text.chars().map(|c| if forbidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// A TOML string, quoted and escaped.
