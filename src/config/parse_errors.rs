@@ -67,35 +67,86 @@ pub(super) fn parse_error(text: &str, origin: &str, err: &toml::de::Error) -> Co
     ConfigError::Parse { origin: origin.to_owned(), line, column, message }
 }
 
-/// Best effort: the dotted key whose value starts at `offset`, from the `key = value`
-/// line and the table header above it. `None` when the line is not a plain `key = value`.
-/// An offset at the start of the key (a dotted key whose table is at fault, as `listen.x = 1`)
-/// names that key.
+/// Best effort: the dotted key whose value starts at `offset`, from its line and the table
+/// header above it: `key = value`, a value in a one-line array (`secrets = [1]`) or inline
+/// table (`server = { min-port = "a" }`), quoted keys. An offset at the start of the key (a
+/// dotted key whose table is at fault, as `listen.x = 1`) names that key. `None` when the line
+/// does not tell (inside a multi-line array).
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let (above, line) = text.get(..offset)?.rsplit_once('\n').unwrap_or(("", &text[..offset]));
-    let plain = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
-    let dotted = |k: &str| k.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-    let key = match line.trim() {
-        "" => text[offset..].lines().next()?.split_once('=')?.0.trim(),
-        _ => line.trim_end().strip_suffix('=')?.trim(),
+    let path = match line.trim() {
+        "" => dotted(text[offset..].lines().next()?.split_once('=')?.0)?,
+        _ => line_path(line)?,
     };
-    if !plain(key) {
-        return None;
-    }
     // The nearest table header above; for `[[array]]` tables also the entry's index.
     let mut headers =
         above.lines().rev().filter_map(|l| Some(l.split('#').next()?.trim()).filter(|l| l.starts_with('[')));
     let Some(first) = headers.next() else {
-        return Some(dotted(key));
+        return Some(path);
     };
-    let name = first.trim_matches(|c| c == '[' || c == ']');
-    if !plain(name) {
-        return None;
-    }
-    let (name, key) = (dotted(name), dotted(key));
+    let name = dotted(first.trim_matches(|c| c == '[' || c == ']'))?;
     if first.starts_with("[[") {
         let index = headers.filter(|h| *h == first).count();
-        return Some(format!("{name}[{index}].{key}"));
+        return Some(format!("{name}[{index}].{path}"));
     }
-    Some(format!("{name}.{key}"))
+    Some(format!("{name}.{path}"))
+}
+
+/// The dotted key being given a value at the end of `line` (the text of a line before a value,
+/// or before `=`): the keys of the inline tables it is in, then its own.
+fn line_path(line: &str) -> Option<String> {
+    let mut keys: Vec<String> = Vec::new();
+    // Open `{` and `[`, each with how many keys were open outside it.
+    let mut open: Vec<(char, usize)> = Vec::new();
+    let mut pending = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                pending.push(c);
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    pending.push(d);
+                    match d {
+                        _ if escaped => escaped = false,
+                        '\\' if c == '"' => escaped = true,
+                        _ if d == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '=' => {
+                keys.push(dotted(&pending)?);
+                pending.clear();
+            }
+            '{' | '[' => {
+                open.push((c, keys.len()));
+                pending.clear();
+            }
+            '}' | ']' | ',' => {
+                // The end of a value in an inline table: back to the keys outside its own.
+                let table = if c == ',' { open.last().copied() } else { open.pop() };
+                if let Some(('{', outside)) = table {
+                    keys.truncate(outside);
+                }
+                pending.clear();
+            }
+            _ => pending.push(c),
+        }
+    }
+    (!keys.is_empty()).then(|| keys.join("."))
+}
+
+/// `a . "b" . 'c'` as `a.b.c`; `None` unless each part is a bare key or a quoted one.
+fn dotted(key: &str) -> Option<String> {
+    let parts = key.split('.').map(|part| {
+        let part = part.trim();
+        let quoted = ['"', '\''].into_iter().find_map(|q| part.strip_prefix(q)?.strip_suffix(q));
+        match quoted {
+            Some(inner) if !inner.is_empty() => Some(inner),
+            _ if !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) => Some(part),
+            _ => None,
+        }
+    });
+    parts.collect::<Option<Vec<_>>>().map(|parts| parts.join("."))
 }

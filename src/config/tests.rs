@@ -228,6 +228,21 @@ fn type_errors_name_the_key_and_line() {
         assert!(message.starts_with(&format!("{key}: ")), "{message}");
         assert!(message.contains(what), "{message}");
     }
+    // In one-line arrays and inline tables, and under quoted keys, the key is named too.
+    #[rustfmt::skip]
+    let cases: [(&str, &str, &str); 6] = [
+        ("[auth]\nsecrets = [123456]\n", "auth.secrets", "expected a string"),
+        ("[auth]\nsecrets = ['a,b', \"c=}\\\"\", 7]\n", "auth.secrets", "expected a string"),
+        ("server = { min-port = 'a' }\n[auth]\nsecrets = ['s']\n", "server.min-port", "expected an integer"),
+        ("server = { listen = ['127.0.0.1:1'], tls-listen = [], workers = 'a' }\n[auth]\nsecrets = ['s']\n",
+         "server.workers", "expected an integer"),
+        ("[server]\n\"min-port\" = 'a'\n[auth]\nsecrets = ['s']\n", "server.min-port", "expected an integer"),
+        ("[auth]\nusers = [{ name = 'a', password = 5 }]\n", "auth.users.password", "expected a string"),
+    ];
+    for (text, key, what) in cases {
+        let (_, message) = parse_error_of(text);
+        assert!(message.starts_with(&format!("{key}: ")) && message.contains(what), "{text}=> {message}");
+    }
     // Inside an array the key cannot be told, but the line still is.
     assert_eq!(parse_error_of(&doc(&["[server]", "listen = [", "  'a:1',", "  2,", "]"])).0, 4);
     // Syntax errors and duplicate keys have a line too.
