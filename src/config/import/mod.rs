@@ -322,6 +322,10 @@ struct Conversion {
     alternates: Many<SocketAddr>,
     /// Every listen address written is loopback (turnd's demo credentials work only then).
     all_loopback: bool,
+    /// The first relay-ip and external-ip of the second family, once the first is chosen.
+    other_family: (One<IpAddr>, One<External>),
+    /// `allocation-default-address-family=ipv6`, written once the relays are known.
+    default_family: Option<Src>,
 }
 
 /// Set a single-valued option; coturn keeps the last one, so an earlier one is reported.
@@ -445,7 +449,10 @@ impl Conversion {
             }
             Target::AddressFamily => match line.value {
                 "ipv4" => self.report.ignored.push(line.entry("turnd relays over IPv4, coturn's default")),
-                "ipv6" | "keep" => self.report.unsupported.push(line.entry("turnd relays over IPv4 only for now")),
+                "ipv6" => self.default_family = Some(src),
+                "keep" => self.report.ignored.push(line.entry(
+                    "turnd's default-family = \"listener\" already relays a client over the family it reached turnd by",
+                )),
                 _ => return Err(line.error("must be ipv4, ipv6 or keep")),
             },
         }

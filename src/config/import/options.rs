@@ -195,7 +195,11 @@ pub(super) const OPTIONS: &[(&str, Arg, Treatment)] = &[
     ("no-tlsv1_1", Flag, Ignore(TLS_VERSIONS)),
     ("no-tlsv1_2", Flag, Unsupported("turnd offers TLS 1.2 and 1.3; 1.2 cannot be turned off")),
     ("secret-key-file", Value, Ignore("only for coturn's encrypted MySQL passwords")),
-    ("keep-address-family", Flag, Unsupported("turnd relays over IPv4 only for now")),
+    (
+        "keep-address-family",
+        Flag,
+        Unsupported("turnd follows RFC 8656's address families; set server.default-family for clients that name none"),
+    ),
     ("allocation-default-address-family", Value, Map(AddressFamily)),
     ("acme-redirect", Value, Unsupported("turnd serves no HTTP on its TURN ports: let certbot answer ACME itself")),
     ("log-binding", Flag, Unsupported("turnd does not log Binding requests")),

@@ -8,25 +8,38 @@ use super::write::{array, string, TomlOut};
 use super::{Conversion, External, ImportError, One, Src, COTURN_PORT, COTURN_TLS_PORT, MAX_PORT, MIN_PORT};
 
 impl Conversion {
-    /// Which `relay-ip` and `external-ip` turnd can take (one of each); the others are reported.
+    /// Which `relay-ip` and `external-ip` turnd can take: the first relay-ip of the first family
+    /// (IPv4 when there is one, of relay-ip, else of external-ip), and the first external-ip of that
+    /// family; the other family's first of each are kept for [`Conversion::second_relay`], and
+    /// the rest are reported.
     fn relay_and_external(&mut self) -> (One<IpAddr>, One<External>) {
         let relays = std::mem::take(&mut self.relay_ips);
-        let chosen = relays.iter().position(|(ip, _)| ip.is_ipv4()).unwrap_or(0);
-        let mut relay = None;
-        for (i, (ip, src)) in relays.into_iter().enumerate() {
-            match i == chosen {
-                true => relay = Some((ip, src)),
-                false => {
-                    let reason = "turnd relays from one address, the first IPv4 relay-ip";
-                    self.report.unsupported.push(src.entry(reason));
-                }
+        let externals = std::mem::take(&mut self.external_ips);
+        let v6 = match relays.iter().find(|(ip, _)| ip.is_ipv4()).or(relays.first()) {
+            Some((ip, _)) => ip.is_ipv6(),
+            None => !externals.is_empty() && externals.iter().all(|((public, _), _)| public.is_ipv6()),
+        };
+        let [mut relay, mut other_relay] = [None, None];
+        for (ip, src) in relays {
+            match if ip.is_ipv6() == v6 { &mut relay } else { &mut other_relay } {
+                slot @ None => *slot = Some((ip, src)),
+                Some(_) => self
+                    .report
+                    .unsupported
+                    .push(src.entry("turnd relays from one address per family, the first relay-ip of each")),
             }
         }
-        let mut externals = std::mem::take(&mut self.external_ips).into_iter();
-        let mut external = externals.next();
-        for (_, src) in externals {
-            self.report.unsupported.push(src.entry("turnd advertises one external IP, the first external-ip"));
+        let [mut external, mut other_external] = [None, None];
+        for (ext, src) in externals {
+            match if ext.0.is_ipv6() == v6 { &mut external } else { &mut other_external } {
+                slot @ None => *slot = Some((ext, src)),
+                Some(_) => self
+                    .report
+                    .unsupported
+                    .push(src.entry("turnd advertises one external IP per family, the first external-ip of each")),
+            }
         }
+        self.other_family = (other_relay, other_external);
         let problem = match (&relay, &external) {
             (_, Some(((public, _), _))) if public.is_unspecified() || public.is_multicast() => {
                 Some(format!("{public} is not an address clients can reach"))
@@ -54,6 +67,62 @@ impl Conversion {
             relay = None;
         }
         (relay, external)
+    }
+
+    /// The relay of the other family, from the first `relay-ip` of that family or the PRIVATE part
+    /// of its first `external-ip`, with that `external-ip`; what turnd cannot take is reported.
+    /// `first` is the relay IP of the first family as written (`None` when turnd works it out from
+    /// the listen address, which a list cannot say).
+    fn second_relay(&mut self, first: Option<IpAddr>, all_loopback: bool) -> Option<(IpAddr, Src, One<External>)> {
+        let (relay, mut external) = std::mem::take(&mut self.other_family);
+        if let Some(((public, private), src)) = &external {
+            let problem = if public.is_unspecified() || public.is_multicast() {
+                Some(format!("{public} is not an address clients can reach"))
+            } else if private.is_some_and(|p| p.is_ipv4() != public.is_ipv4()) {
+                Some(format!("{public} and {} are of different address families", private.unwrap_or(*public)))
+            } else {
+                match (&relay, private) {
+                    (Some((relay_ip, _)), Some(private)) if relay_ip != private => {
+                        Some(format!("its private address {private} is not relay-ip {relay_ip}: no relay maps to it"))
+                    }
+                    (None, None) => Some(format!("{public}: there is no relay-ip of its family to advertise it for")),
+                    _ => None,
+                }
+            };
+            if let Some(reason) = problem {
+                self.report.unsupported.push(src.entry(reason));
+                external = None;
+            }
+        }
+        let (ip, src) = match (relay, &external) {
+            (Some(relay), _) => relay,
+            (None, Some(((_, Some(private)), src))) => (*private, src.clone()),
+            (None, _) => return None,
+        };
+        let problem = if ip.is_multicast() || (ip.is_unspecified() && external.is_none()) {
+            Some(format!("{ip} cannot be given to clients as a relay address (set external-ip with it)"))
+        } else if ip.is_loopback() && external.is_none() && !all_loopback {
+            Some(format!("{ip} is loopback but not every listen address is, so clients could not reach the relays"))
+        } else {
+            match first {
+                None => Some(format!(
+                    "{ip}: turnd relays over a second family only next to a relay-ip of the first (set \
+                     server.relay-ip to a list of one IPv4 and one IPv6 address)"
+                )),
+                Some(first) if first.is_ipv6() == ip.is_ipv6() => {
+                    Some(format!("{ip}: turnd relays from one address per family, and {first} is of its family"))
+                }
+                Some(_) => None,
+            }
+        };
+        if let Some(reason) = problem {
+            self.report.unsupported.push(src.entry(&reason));
+            if let Some((_, ext_src)) = external.filter(|(_, s)| s.line != src.line) {
+                self.report.unsupported.push(ext_src.entry(reason));
+            }
+            return None;
+        }
+        Some((ip, src, external))
     }
 
     /// A loopback `relay-ip` only works with loopback listeners: 0.0.0.0 listeners become
@@ -169,22 +238,57 @@ impl Conversion {
         srcs.extend(self.port.iter().chain(&self.alt_port).map(|(_, s)| s));
         srcs.extend(self.aux_servers.iter().map(|(_, s)| s));
         out.key("listen", array(listen.iter().map(|a| string(&a.to_string()))), &srcs);
-        match (&relay, &external) {
-            (Some((ip, src)), _) => {
+        let every_address = ips.iter().all(IpAddr::is_unspecified);
+        // The first family's relay IP as written: relay-ip, PRIVATE, or the unspecified address.
+        let first = match (&relay, &external) {
+            (Some((ip, _)), _) => Some(*ip),
+            (None, Some(((_, Some(private)), _))) => Some(*private),
+            (None, Some(((public, None), _))) if every_address => Some(if public.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            }),
+            // What turnd takes when no relay address is given: the first listen IP.
+            _ => ips.first().copied().filter(|ip| !ip.is_unspecified()),
+        };
+        let second = self.second_relay(first, self.all_loopback);
+        let external_srcs: Vec<&Src> = external.iter().map(|(_, s)| s).collect();
+        match (&relay, &external, &second, first) {
+            (_, _, Some((ip2, src2, _)), Some(ip)) => {
+                let mut srcs: Vec<&Src> = relay.iter().map(|(_, s)| s).collect();
+                srcs.extend(if relay.is_none() { external_srcs.clone() } else { Vec::new() });
+                srcs.push(src2);
+                out.key("relay-ip", array([ip, *ip2].iter().map(|ip| string(&ip.to_string()))), &srcs);
+            }
+            (Some((ip, src)), ..) => {
                 if implied {
                     out.comment("turnd relays from one address; coturn from the one each client reached.");
                 }
                 out.key("relay-ip", string(&ip.to_string()), &[src]);
             }
-            (None, Some(((public, None), src))) if ips.iter().all(IpAddr::is_unspecified) => {
+            (None, Some(((public, None), src)), ..) if every_address => {
                 out.comment("Relays on every address, the external IP given to clients (coturn's default).");
                 out.key("relay-ip", string(if public.is_ipv4() { "0.0.0.0" } else { "::" }), &[src]);
             }
             _ => {}
         }
-        if let Some(((public, private), src)) = &external {
-            let value = private.map_or(public.to_string(), |p| format!("{public}/{p}"));
-            out.key("external-ip", string(&value), &[src]);
+        let show = |(public, private): &External| private.map_or(public.to_string(), |p| format!("{public}/{p}"));
+        let second_external = second.as_ref().and_then(|(_, _, e)| e.as_ref());
+        match (&external, second_external) {
+            (Some((ext, src)), None) => out.key("external-ip", string(&show(ext)), &[src]),
+            (first, Some((ext2, src2))) => {
+                let values = first.iter().map(|(e, _)| string(&show(e))).chain([string(&show(ext2))]);
+                let srcs: Vec<&Src> = first.iter().map(|(_, s)| s).chain([src2]).collect();
+                out.key("external-ip", array(values), &srcs);
+            }
+            (None, None) => {}
+        }
+        if let Some(src) = self.default_family.take() {
+            let has_v6 = first.is_some_and(|ip| ip.is_ipv6()) || second.as_ref().is_some_and(|(ip, ..)| ip.is_ipv6());
+            match has_v6 {
+                true => out.key("default-family", string("ipv6"), &[&src]),
+                false => self.report.unsupported.push(src.entry("ipv6: the file gives turnd no IPv6 relay address")),
+            }
         }
         let min = self.min_port.as_ref().map_or(MIN_PORT, |(v, _)| *v);
         let max = self.max_port.as_ref().map_or(MAX_PORT, |(v, _)| *v);

@@ -21,6 +21,10 @@ fn names(entries: &[Entry]) -> Vec<(usize, &str)> {
     entries.iter().map(|e| (e.line, e.option.as_str())).collect()
 }
 
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
 fn nets(list: &[&str]) -> Vec<IpNet> {
     list.iter().map(|n| n.parse().unwrap()).collect()
 }
@@ -117,10 +121,11 @@ fn without_listening_ip_turnd_listens_where_it_can_name_a_relay() {
     // The public address only: relays on every address.
     let (c, _) = config("external-ip=203.0.113.10\nuser=a:b\n");
     assert_eq!((c.relay_ip.to_string(), c.external_ip.unwrap().to_string()), ("0.0.0.0".into(), "203.0.113.10".into()));
-    // relay-ip alone; the first IPv4 one is taken.
+    // relay-ip alone: the first IPv4 one, and the first IPv6 one as the second relay.
     let (c, report) = config("relay-ip=2001:db8::5\nrelay-ip=10.0.0.5\nrelay-ip=10.0.0.6\nuser=a:b\n");
     assert_eq!((c.listen[0].to_string(), c.relay_ip.to_string()), ("0.0.0.0:3478".into(), "10.0.0.5".into()));
-    assert_eq!(names(&report.unsupported), [(1, "relay-ip"), (3, "relay-ip")]);
+    assert_eq!(c.second_relay.map(|r| r.ip.to_string()), Some("2001:db8::5".into()));
+    assert_eq!(names(&report.unsupported), [(3, "relay-ip")]);
     // Nothing to go on: loopback, with a note saying what to set.
     let (c, report) = config("user=a:b\n");
     assert_eq!(c.listen, ["127.0.0.1:3478".parse().unwrap()]);
@@ -130,6 +135,60 @@ fn without_listening_ip_turnd_listens_where_it_can_name_a_relay() {
         config("relay-ip=10.0.0.5\nexternal-ip=203.0.113.1/10.0.0.9\nexternal-ip=203.0.113.2\nuser=a:b\n");
     assert_eq!(c.external_ip, None);
     assert_eq!(names(&report.unsupported), [(2, "external-ip"), (3, "external-ip")]);
+}
+
+#[test]
+fn a_dual_stack_relay_keeps_one_relay_per_family() {
+    let text = "listening-ip=10.0.0.5\nlistening-ip=2001:db8::5\nrelay-ip=10.0.0.5\nrelay-ip=2001:db8::5\n\
+                external-ip=203.0.113.10/10.0.0.5\nexternal-ip=2001:db8::5\nstatic-auth-secret=s\n\
+                allocation-default-address-family=ipv6\n";
+    let (c, report) = config(text);
+    assert_eq!(
+        (c.relay_ip.to_string(), c.external_ip.map(|e| e.to_string())),
+        ("10.0.0.5".into(), Some("203.0.113.10".into()))
+    );
+    let second = c.second_relay.expect("the IPv6 relay");
+    assert_eq!(
+        (second.ip.to_string(), second.external.map(|e| e.to_string())),
+        ("2001:db8::5".into(), Some("2001:db8::5".into()))
+    );
+    assert_eq!(c.default_family, crate::turn::DefaultFamily::Ipv6);
+    assert!(report.unsupported.is_empty(), "{report}");
+    // The IPv6 external-ip first, and its PRIVATE as the IPv6 relay.
+    let (c, report) = config(
+        "listening-ip=10.0.0.5\nexternal-ip=2001:db8::10/fd00::5\nexternal-ip=203.0.113.10/10.0.0.5\nuser=a:b\n",
+    );
+    assert_eq!(c.relay_ip.to_string(), "10.0.0.5");
+    assert_eq!(
+        c.second_relay.map(|r| (r.ip.to_string(), r.external)),
+        Some(("fd00::5".into(), Some("2001:db8::10".parse().unwrap())))
+    );
+    assert!(report.unsupported.is_empty(), "{report}");
+    // Next to a relay address turnd works out from the listen address, that address is written.
+    let (c, report) =
+        config("listening-ip=10.0.0.5\nexternal-ip=203.0.113.1\nexternal-ip=2001:db8::10/fd00::5\nuser=a:b\n");
+    let relays = c.relays();
+    assert_eq!(relays.v4.map(|r| (r.ip, r.external)), Some((ip("10.0.0.5"), Some(ip("203.0.113.1")))));
+    assert_eq!(relays.v6.map(|r| (r.ip, r.external)), Some((ip("fd00::5"), Some(ip("2001:db8::10")))));
+    assert!(report.unsupported.is_empty(), "{report}");
+    // What turnd cannot take is reported with the reason: an IPv6 external-ip without an IPv6
+    // relay, a loopback relay next to public listeners, and ipv6 as the default family without
+    // an IPv6 relay.
+    let cases: [(&str, (usize, &str), &str); 3] = [
+        ("relay-ip=10.0.0.5\nexternal-ip=2001:db8::10\nuser=a:b\n", (2, "external-ip"), "no relay-ip of its family"),
+        ("listening-ip=10.0.0.5\nrelay-ip=10.0.0.5\nrelay-ip=::1\nuser=a:b\n", (3, "relay-ip"), "is loopback but"),
+        (
+            "relay-ip=10.0.0.5\nallocation-default-address-family=ipv6\nuser=a:b\n",
+            (2, "allocation-default-address-family"),
+            "no IPv6 relay",
+        ),
+    ];
+    for (text, unsupported, why) in cases {
+        let (c, report) = config(text);
+        assert_eq!(names(&report.unsupported), [unsupported], "{text}{report}");
+        assert!(report.unsupported[0].reason.contains(why), "{text}{report}");
+        assert_eq!(c.second_relay, None);
+    }
 }
 
 #[test]
