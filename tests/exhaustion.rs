@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::client::*;
@@ -95,40 +94,11 @@ fn an_exhausted_port_range_is_508_until_an_allocation_ends() {
 /// File descriptors turnd may hold: its own (about 25 with two workers) and a few relay sockets.
 const NOFILE: u64 = 40;
 
-/// Starts turnd with RLIMIT_NOFILE (soft and hard, so turnd cannot raise it) set to `limit`.
-fn turnd_with_nofile(config: &Config, limit: u64) -> Server {
-    Server::turnd_with(&config.to_toml(), |command| {
-        let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-        // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
-        // the closure allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-    })
-}
-
-/// CPU time (user + system) turnd has used so far, from /proc.
-fn cpu_time(server: &Server) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).expect("read /proc/PID/stat");
-    // Fields after the command name (which may hold spaces, so split after its ')').
-    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
-}
-
 #[test]
 fn running_out_of_file_descriptors_is_508_and_recovers() {
     // 200 ports, but descriptors for about 15 relay sockets: the descriptors run out first.
     let min = free_port_run(200);
-    let server = turnd_with_nofile(&Config::default().ports(min, min + 199), NOFILE);
+    let server = Server::turnd_with_nofile(&Config::default().ports(min, min + 199).to_toml(), NOFILE);
     let tcp = server.listener("tcp").expect("tcp listener");
     let mut clients = Vec::new();
     let mut refused = None;
@@ -155,10 +125,10 @@ fn running_out_of_file_descriptors_is_508_and_recovers() {
     let mut stream = TcpStream::connect(tcp).expect("connect over TCP");
     stream.write_all(&binding.encode(None, false)).expect("send a Binding over TCP");
     stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let cpu_before = cpu_time(&server);
+    let cpu_before = server.cpu_time();
     let mut head = [0u8; 20];
     let waiting = stream.read_exact(&mut head).map_err(|e| e.kind());
-    let cpu = cpu_time(&server) - cpu_before;
+    let cpu = server.cpu_time() - cpu_before;
     assert!(
         matches!(waiting, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
         "a TCP connection while out of descriptors: {waiting:?} (expected it to wait in the backlog)"

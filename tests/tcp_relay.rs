@@ -8,7 +8,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::client::*;
@@ -91,38 +90,9 @@ impl Control {
     }
 }
 
-/// Starts turnd with RLIMIT_NOFILE (soft and hard, so turnd cannot raise it) set to `limit`.
-fn turnd_with_nofile(toml: &str, limit: u64) -> Server {
-    Server::turnd_with(toml, |command| {
-        let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-        // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
-        // the closure allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-    })
-}
-
-/// CPU time (user + system) turnd has used so far, from /proc.
-fn cpu_time(server: &Server) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).expect("read /proc/PID/stat");
-    // Fields after the command name (which may hold spaces, so split after its ')').
-    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
-}
-
 #[test]
 fn a_failing_accept_on_a_tcp_relay_backs_off_and_recovers() {
-    let server = turnd_with_nofile(&Config::default().to_toml(), 40);
+    let server = Server::turnd_with_nofile(&Config::default().to_toml(), 40);
     let mut control = Control::connect(server.listener("tcp").unwrap());
     let relayed = control.allocate_tcp();
     control.permit("127.0.0.1:9".parse().unwrap());
@@ -143,9 +113,9 @@ fn a_failing_accept_on_a_tcp_relay_backs_off_and_recovers() {
     // accept(2) fails with EMFILE.
     let _peer = TcpStream::connect(relayed).expect("peer connects (kernel backlog)");
     control.s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let cpu_before = cpu_time(&server);
+    let cpu_before = server.cpu_time();
     let waiting = control.read().map_err(|e| e.kind());
-    let cpu = cpu_time(&server) - cpu_before;
+    let cpu = server.cpu_time() - cpu_before;
     assert!(waiting.is_err(), "a ConnectionAttempt while turnd has no descriptor to accept with: {waiting:?}");
     // Not a speed check: a loop spinning on accept would use the whole second.
     assert!(cpu < Duration::from_millis(500), "turnd used {cpu:?} of CPU in a 1 s wait: spinning on the relay");
@@ -189,7 +159,7 @@ const MAX_UNBOUND: usize = 64;
 #[test]
 fn unbound_data_connections_of_one_allocation_are_capped() {
     // Descriptors for turnd's own sockets, the cap and some more, but not for 150 peers.
-    let server = turnd_with_nofile(&Config::default().to_toml(), 150);
+    let server = Server::turnd_with_nofile(&Config::default().to_toml(), 150);
     let mut control = Control::connect(server.listener("tcp").unwrap());
     let relayed = control.allocate_tcp();
     control.permit("127.0.0.1:9".parse().unwrap());

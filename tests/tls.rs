@@ -19,6 +19,18 @@ use common::{Config, Server};
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// A self-signed certificate for localhost/127.0.0.1, written as PEM into `dir`.
+/// `toml` (a generated config) with a TLS listener on 127.0.0.1:0 serving `dir`'s certificate
+/// ([`write_certificate`]).
+fn with_tls(toml: String, dir: &Path) -> String {
+    // The [server] table comes first in the generated config: add the TLS keys to it.
+    let tls = format!(
+        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
+        dir.join("fullchain.pem").display().to_string(),
+        dir.join("privkey.pem").display().to_string()
+    );
+    toml.replacen("[server]\n", &tls, 1)
+}
+
 fn write_certificate(dir: &Path) -> CertificateDer<'static> {
     let generated = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     std::fs::write(dir.join("fullchain.pem"), generated.cert.pem()).unwrap();
@@ -27,15 +39,7 @@ fn write_certificate(dir: &Path) -> CertificateDer<'static> {
 }
 
 fn start(dir: &Path) -> (Server, SocketAddr) {
-    let mut toml = Config::default().to_toml();
-    // The [server] table comes first in the generated config: add the TLS keys to it.
-    let tls = format!(
-        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
-        dir.join("fullchain.pem").display().to_string(),
-        dir.join("privkey.pem").display().to_string()
-    );
-    toml = toml.replacen("[server]\n", &tls, 1);
-    let server = Server::turnd(&toml);
+    let server = Server::turnd(&with_tls(Config::default().to_toml(), dir));
     let tls = server.listener("tls").expect("a tls= item in the ready line");
     (server, tls)
 }
@@ -143,12 +147,7 @@ fn a_silent_client_is_cut_at_the_tls_handshake_timeout() {
     write_certificate(dir.path());
     let mut toml = Config::default().to_toml();
     toml.push_str("[limits]\ntls-handshake-timeout = 1\nfirst-message-timeout = 60\n");
-    let tls = format!(
-        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
-        dir.path().join("fullchain.pem").display().to_string(),
-        dir.path().join("privkey.pem").display().to_string()
-    );
-    let server = Server::turnd(&toml.replacen("[server]\n", &tls, 1));
+    let server = Server::turnd(&with_tls(toml, dir.path()));
     let addr = server.listener("tls").unwrap();
     let started = Instant::now();
     let mut silent = TcpStream::connect(addr).unwrap();
@@ -195,12 +194,7 @@ fn a_tls_connection_turnd_closes_frees_its_place_while_the_client_does_not_read(
     let mut toml = Config { log_level: "debug".into(), ..Config::default() }.to_toml();
     // turnd stops reading a client that does not read: it is closed as idle (or for the garbage).
     toml.push_str("[limits]\nmax-connections-per-ip = 1\nidle-timeout = 1\n");
-    let tls = format!(
-        "[server]\ntls-listen = [\"127.0.0.1:0\"]\ncert = {:?}\nkey = {:?}\n",
-        dir.path().join("fullchain.pem").display().to_string(),
-        dir.path().join("privkey.pem").display().to_string()
-    );
-    let server = Server::turnd(&toml.replacen("[server]\n", &tls, 1));
+    let server = Server::turnd(&with_tls(toml, dir.path()));
     let addr = server.listener("tls").unwrap();
     let mut first = try_connect_small_window(addr, &cert).expect("first TLS connection");
     // 4 MiB of Binding requests, whose answers are never read, then a frame that is not STUN.

@@ -164,6 +164,36 @@ impl Server {
         self.child.lock().unwrap().id()
     }
 
+    /// [`Server::turnd`] with RLIMIT_NOFILE (soft and hard, so turnd cannot raise it) at `limit`.
+    pub fn turnd_with_nofile(config_toml: &str, limit: u64) -> Server {
+        use std::os::unix::process::CommandExt as _;
+        Server::turnd_with(config_toml, |command| {
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
+            // the closure allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        })
+    }
+
+    /// CPU time (user + system) turnd has used so far, from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc/PID/stat");
+        // Fields after the command name (which may hold spaces, so split after its ')').
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / per_second)
+    }
+
     /// True while the process is still running.
     pub fn is_running(&self) -> bool {
         matches!(self.child.lock().unwrap().try_wait(), Ok(None))
