@@ -385,10 +385,8 @@ fn credentials(secret: &str, user: &str, ttl: u64, separator: char, now: u64) ->
 /// The log filter: RUST_LOG when set and non-empty, else the configured directives.
 fn env_filter(configured: &str) -> Result<EnvFilter, String> {
     match std::env::var("RUST_LOG") {
-        // tracing-subscriber's parser panics on some non-ASCII text (see config's log-level).
-        Ok(v) if !v.is_ascii() => Err(format!("invalid RUST_LOG `{v}`: it has a character that is not ASCII")),
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("invalid RUST_LOG `{v}`: {e}")),
-        _ => EnvFilter::try_new(configured).map_err(|e| format!("invalid log-level: {e}")),
+        Ok(v) if !v.trim().is_empty() => config::log_filter(&v).map_err(|e| format!("invalid RUST_LOG `{v}`: {e}")),
+        _ => config::log_filter(configured).map_err(|e| format!("invalid log-level: {e}")),
     }
 }
 

@@ -195,6 +195,11 @@ pub fn config_seeds(shipped: &str) -> Vec<Seed> {
         ("syntax_error", "[server\nlisten = 3478\n"),
         // Made tracing-subscriber's filter parser panic before log-level had to be ASCII.
         ("log_level_non_ascii", "[server]\nlog-level = 'x, [{\u{184}}]'\n"),
+        // Its field value, compiled as a regular expression, took seconds (libFuzzer's timeout).
+        (
+            "log_level_field_regex",
+            "[server]\nlog-level = 'wu2.-.0,uwsuwu1.-utbf, secolds; 0KKKKKKK[inKKKKKKKKKKKKKKKpassword{I=IIII.....................5suKKKK/KKK1.-.0.uw10sha256:.0u1.-.0*uw.1.0.uw10.0.0.5suwu2.-wu1.-IIIm={}KKKKKKKK1e3%o'\n",
+        ),
     ];
     files.into_iter().map(|(name, text)| (name.to_owned(), text.as_bytes().to_vec())).collect()
 }

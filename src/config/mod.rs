@@ -598,14 +598,10 @@ impl RawConfig {
         let coalesce = self.int(&server.receive_coalesce_us, "server.receive-coalesce-us", 200, 0..=MAX_COALESCE_US)?;
         let log_level = or(&server.log_level, "info".to_owned());
         let level = log_level.value.trim();
-        // Directives are ASCII; tracing-subscriber 0.3.23's parser panics on some multi-byte
-        // text (found by fuzz/ config_parse), so it never sees any.
         let problem = if level.is_empty() {
             Some("it is empty; use \"off\" for no logs".to_owned())
-        } else if !level.is_ascii() {
-            Some("it has a character that is not ASCII".to_owned())
         } else {
-            tracing_subscriber::EnvFilter::try_new(level).err().map(|e| e.to_string())
+            log_filter(level).err()
         };
         if let Some(problem) = problem {
             let reason = format!("`{level}` is not a valid filter ({problem}); e.g. \"turnd=debug,warn\"");
@@ -812,6 +808,18 @@ impl RawConfig {
         }
         Ok(out)
     }
+}
+
+/// The log filter of `directives` (tracing-subscriber's EnvFilter syntax), as the daemon
+/// builds it from `server.log-level` or RUST_LOG, or why they are refused. Two inputs found by
+/// fuzz/ config_parse are kept from tracing-subscriber 0.3.23's parser: non-ASCII text, on
+/// which it panics, and field values read as regular expressions, whose compilation took
+/// seconds for a 200-byte directive; a field value is matched as plain text instead.
+pub fn log_filter(directives: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    if !directives.is_ascii() {
+        return Err("it has a character that is not ASCII".to_owned());
+    }
+    tracing_subscriber::EnvFilter::builder().with_regex(false).parse(directives).map_err(|e| e.to_string())
 }
 
 /// The first address that serves TURN and is not loopback, described for errors (`server.tls-listen

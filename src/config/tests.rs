@@ -790,3 +790,12 @@ fn alternate_servers_and_redirect_all() {
         assert_eq!((got_key.as_str(), got_line), (key, line), "{lines:?}: {reason}");
     }
 }
+
+/// A field value in log-level is matched as text, not compiled as a regular expression (whose
+/// compilation fuzz/ config_parse found taking seconds): `a(b` is no valid regex, yet accepted.
+#[test]
+fn log_level_field_values_are_plain_text() {
+    let c = ok(&["[server]", "log-level = 'turnd[conn{client=a(b}]=debug,warn'"]);
+    assert_eq!(c.log_level, "turnd[conn{client=a(b}]=debug,warn");
+    assert!(log_filter(&c.log_level).is_ok());
+}
