@@ -153,6 +153,66 @@ fn a_connection_with_an_allocation_outlives_the_idle_timeout_and_closes_after_it
     assert!(matches!(closed, Ok(0)), "the connection of a deleted allocation stays open: {closed:?}");
 }
 
+/// A TCP control connection from `local` (reused at once after a reset: SO_REUSEADDR).
+fn control_from(local: SocketAddr, server: SocketAddr) -> std::io::Result<Control> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&local.into())?;
+    socket.connect(&server.into())?;
+    let s = TcpStream::from(socket);
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    Ok(Control { s, realm: String::new(), nonce: String::new() })
+}
+
+/// Allocates over `control` (UDP relay), waiting (bounded) while the user's one allocation
+/// (`user-quota = 1`) still exists: 486, or 437 while it is still at this 5-tuple.
+fn allocate_when_free(control: &mut Control) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = control.request(ALLOCATE, None, &[(REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+        match r.error_code() {
+            None if r.is_success() => return,
+            Some(437 | 486) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => panic!("the allocation of a closed connection did not end: {}", r.describe()),
+        }
+    }
+}
+
+/// RFC 8656 §3.1: an allocation over TCP ends with its connection, closed or reset. After a
+/// reset the client may connect again from the same port at once (the kernel frees the 4-tuple
+/// at once): the allocation it makes then is its own, not ended by the old connection's end.
+#[test]
+fn an_allocation_over_tcp_ends_with_its_connection_and_a_reconnect_from_its_port_keeps_its_own() {
+    let config = Config { user_quota: Some(1), ..Config::default() };
+    let server = config.start();
+    let tcp = server.listener("tcp").unwrap();
+    let mut first = Control::connect(tcp);
+    allocate_when_free(&mut first);
+    drop(first);
+    let mut second = Control::connect(tcp);
+    allocate_when_free(&mut second);
+    let local = second.s.local_addr().unwrap();
+    socket2::SockRef::from(&second.s).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(second);
+    // Bounded: the server side may take a moment to drop the reset connection's 4-tuple.
+    let mut again = None;
+    for _ in 0..50 {
+        match control_from(local, tcp) {
+            Ok(control) => {
+                again = Some(control);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let mut again = again.expect("a connection from the reset connection's port");
+    assert_eq!(again.s.local_addr().unwrap(), local);
+    allocate_when_free(&mut again);
+    // The reset connection's end, whenever its task ran, left this allocation alone.
+    let r = again.request(REFRESH, None, &[(LIFETIME, 600u32.to_be_bytes().to_vec())]);
+    assert!(r.is_success(), "Refresh of the reconnected client's allocation: {}", r.describe());
+}
+
 /// Unbound data connections one TCP allocation may have (turnd's `MAX_UNBOUND_CONNECTIONS`).
 const MAX_UNBOUND: usize = 64;
 

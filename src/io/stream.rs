@@ -2,6 +2,7 @@
 //! frames STUN and ChannelData (checked before parsing, RFC 8656 §12.5), and the outboxes
 //! through which any worker delivers to a stream client. An allocation dies with its connection.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -137,8 +138,14 @@ impl Connections {
         self.outboxes.write().unwrap_or_else(|e| e.into_inner()).insert(tuple, outbox);
     }
 
-    fn unregister(&self, tuple: &FiveTuple) {
-        self.outboxes.write().unwrap_or_else(|e| e.into_inner()).remove(tuple);
+    /// Removes `outbox`'s registration, unless a later connection of the same 5-tuple has
+    /// taken its place (after a reset the kernel frees the 4-tuple at once, and a client may
+    /// reconnect from the same port before the old connection's task has noticed).
+    fn unregister(&self, tuple: &FiveTuple, outbox: &Arc<Outbox>) {
+        let mut outboxes = self.outboxes.write().unwrap_or_else(|e| e.into_inner());
+        if outboxes.get(tuple).is_some_and(|o| Arc::ptr_eq(o, outbox)) {
+            outboxes.remove(tuple);
+        }
     }
 }
 
@@ -228,14 +235,18 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new());
     worker.connections().register(tuple, Arc::clone(&outbox));
+    // The allocation made over this connection, if any: what its close ends.
+    let allocation = Cell::new(None);
     let ended = tokio::select! {
-        r = read_frames(worker, &mut reader, &tuple, &outbox, deadline) => r,
+        r = read_frames(worker, &mut reader, &tuple, &outbox, &allocation, deadline) => r,
         r = write_outbox(&mut writer, &outbox, tuple.transport == Transport::Tls) => r,
     };
     outbox.closed.store(true, Ordering::Relaxed);
-    worker.connections().unregister(&tuple);
+    worker.connections().unregister(&tuple, &outbox);
     // RFC 8656 §3.1: an allocation over a stream lives as long as its connection.
-    worker.end_allocation(&tuple);
+    if let Some(id) = allocation.get() {
+        worker.end_allocation(&tuple, id);
+    }
     match ended {
         Ok(bind) => {
             // The ConnectionBind success is the last STUN this connection carries: the writer
@@ -283,6 +294,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
     reader: &mut R,
     tuple: &FiveTuple,
     outbox: &Outbox,
+    allocation: &Cell<Option<AllocId>>,
     mut deadline: tokio::time::Instant,
 ) -> Result<Bind, &'static str> {
     let idle_timeout = worker.stream_settings().idle_timeout;
@@ -319,9 +331,9 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 }
                 spoke = true;
             }
-            if let Some((connection, allocation)) = worker.handle_stream_frame(tuple, frame, outbox) {
+            if let Some((connection, bound)) = worker.handle_stream_frame(tuple, frame, outbox, allocation) {
                 let early = buf[start + n..filled].to_vec();
-                return Ok(Bind { connection, allocation, early });
+                return Ok(Bind { connection, allocation: bound, early });
             }
             start += n;
         }
@@ -488,6 +500,26 @@ mod tests {
         // Places are given back on drop.
         held.clear();
         assert!(connections.admit(host(7), &settings).is_some());
+    }
+
+    #[test]
+    fn a_closing_connection_unregisters_only_its_own_outbox() {
+        let connections = Connections::default();
+        let tuple = FiveTuple {
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:3478".parse().unwrap(),
+            transport: Transport::Tcp,
+        };
+        let (old, new) = (Arc::new(Outbox::new()), Arc::new(Outbox::new()));
+        connections.register(tuple, Arc::clone(&old));
+        // The client reset and reconnected from the same port before the old task noticed.
+        connections.register(tuple, Arc::clone(&new));
+        connections.unregister(&tuple, &old);
+        assert!(connections.push(&tuple, b"to the new connection"), "the new connection's outbox was removed");
+        assert_eq!(new.unsent.load(Ordering::Relaxed), 21);
+        assert_eq!(old.unsent.load(Ordering::Relaxed), 0);
+        connections.unregister(&tuple, &new);
+        assert!(!connections.push(&tuple, b"gone"), "the outbox of a closed connection stays registered");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use super::relay::{token_relay, PortPool, RelaySocket, WorkerRelays};
 use super::stream::{self, Connections, Outbox, StreamSettings};
 use super::{gro, gso};
 use crate::stats::{Counter, Side, Stats, WorkerStats};
-use crate::stun::{classify, Framing};
+use crate::stun::{classify, Class, Framing, MessageType, Method};
 use crate::turn::{
     AllocId, FiveTuple, Outcome, Server, Transport, DATA_INDICATION_HEADROOM, PEER_TAILROOM, SWEEP_INTERVAL,
 };
@@ -441,9 +441,15 @@ impl Worker {
         self.tls.clone()
     }
 
-    /// Ends the allocation of a stream client whose connection closed.
-    pub(super) fn end_allocation(&self, tuple: &FiveTuple) {
-        self.server.client_disconnected(tuple);
+    /// Ends allocation `id`, made over the stream connection of `tuple`, which closed. An
+    /// allocation of a later connection of the same 5-tuple (a client that reset and reconnected
+    /// from the same port) is another one and stays. Only the connection of `tuple` makes
+    /// allocations there, and the kernel hands one 4-tuple to the same `SO_REUSEPORT` listener,
+    /// so to this worker's thread: nothing can come between the look-up and the removal.
+    pub(super) fn end_allocation(&self, tuple: &FiveTuple, id: AllocId) {
+        if self.server.table().with(tuple, |a| a.id) == Some(id) {
+            self.server.client_disconnected(tuple);
+        }
     }
 
     pub(super) fn shared(&self) -> &Arc<Shared> {
@@ -454,14 +460,16 @@ impl Worker {
         &self.server
     }
 
-    /// Handles one complete frame from a stream client; answers go to its outbox. Returns the
-    /// CONNECTION-ID and allocation when this frame bound the connection as an RFC 6062 client
-    /// data connection (from then on it carries raw bytes).
+    /// Handles one complete frame from a stream client; answers go to its outbox, and the id
+    /// of an allocation the frame made to `allocation`. Returns the CONNECTION-ID and allocation
+    /// when this frame bound the connection as an RFC 6062 client data connection (from then on
+    /// it carries raw bytes).
     pub(super) fn handle_stream_frame(
         self: &Rc<Self>,
         tuple: &FiveTuple,
         frame: &[u8],
         outbox: &Outbox,
+        allocation: &std::cell::Cell<Option<AllocId>>,
     ) -> Option<(u32, AllocId)> {
         let mut bufs = self.bufs.borrow_mut();
         let tx = &mut bufs.tx;
@@ -471,6 +479,10 @@ impl Worker {
         self.count(frame, &outcome);
         match outcome {
             Outcome::Reply(n) => {
+                if allocated(&tx[..n]) {
+                    // Once per Allocate, not per packet.
+                    allocation.set(self.server.table().with(tuple, |a| a.id));
+                }
                 outbox.push(&tx[..n]);
             }
             Outcome::Forward { to, start, end } => self.send_to_client(&to, &tx[start..end]),
@@ -827,6 +839,13 @@ async fn expire_parked(shared: Arc<Shared>, connection: u32) {
     }
 }
 
+/// Whether `answer` is an Allocate success response: the request made an allocation at its
+/// 5-tuple (or, retransmitted, names the one it made).
+fn allocated(answer: &[u8]) -> bool {
+    let success = MessageType::new(Method::ALLOCATE, Class::Success).to_u16().to_be_bytes();
+    answer.get(..2) == Some(&success[..])
+}
+
 /// How many of `got` (at least one, if any) one client sent in a row as single datagrams: a GRO
 /// burst stands alone, as does a datagram whose successor came from another client. Loopback
 /// (and a NIC without UDP GRO) hands over back-to-back datagrams one by one; taken together,
@@ -911,6 +930,22 @@ mod tests {
 
     fn received(port: u16, len: usize, segment: usize) -> gro::Received {
         gro::Received { len, from: std::net::SocketAddr::from(([127, 0, 0, 1], port)), segment }
+    }
+
+    #[test]
+    fn only_an_allocate_success_response_names_an_allocation_made() {
+        let answer = |kind: u16| {
+            let mut m = [0u8; 20];
+            m[..2].copy_from_slice(&kind.to_be_bytes());
+            m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+            m
+        };
+        assert!(allocated(&answer(0x0103)));
+        // Allocate error, Refresh success, Binding success, ConnectionBind success.
+        for other in [0x0113, 0x0104, 0x0101, 0x010B] {
+            assert!(!allocated(&answer(other)), "{other:#06x}");
+        }
+        assert!(!allocated(&[0x01]) && !allocated(&[]));
     }
 
     #[test]
