@@ -213,6 +213,70 @@ fn an_allocation_over_tcp_ends_with_its_connection_and_a_reconnect_from_its_port
     assert!(r.is_success(), "Refresh of the reconnected client's allocation: {}", r.describe());
 }
 
+/// RFC 6062 §4.3 ConnectionBind over a data connection whose client pipelined requests before
+/// it and reads slowly: every earlier answer arrives whole and in order, then the ConnectionBind
+/// success, then the peer's bytes. Whether turnd's writer is in the middle of a write when the
+/// ConnectionBind is read is up to the scheduler (often, with megabytes of answers queued);
+/// `stream::tests` has the deterministic case.
+#[test]
+fn a_connection_bind_answer_follows_every_earlier_answer_whole() {
+    const CONNECTION_ID: u16 = 0x002A;
+    const CONNECTION_BIND: u16 = 0x000B;
+    const BINDINGS: usize = 150_000;
+    let server = Server::turnd(&Config::default().to_toml());
+    let tcp = server.listener("tcp").unwrap();
+    let mut control = Control::connect(tcp);
+    let relayed = control.allocate_tcp();
+    control.permit("127.0.0.1:9".parse().unwrap());
+    let mut peer = TcpStream::connect(relayed).unwrap();
+    let attempt = control.read().expect("a ConnectionAttempt");
+    assert_eq!((attempt.class, attempt.method), (Class::Indication, CONNECTION_ATTEMPT), "{}", attempt.describe());
+    let id = attempt.get(CONNECTION_ID).expect("CONNECTION-ID").to_vec();
+    // A small receive window (set before connecting), and reading slowly below, so that turnd's
+    // writes stall once its send buffer is full.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&tcp.into()).unwrap();
+    let s = TcpStream::from(socket);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut data = Control { s, realm: control.realm.clone(), nonce: control.nonce.clone() };
+    let mut bindings = Vec::with_capacity(BINDINGS * 20);
+    for i in 0..BINDINGS {
+        let mut m = [0u8; 20];
+        m[..2].copy_from_slice(&[0x00, 0x01]);
+        m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+        m[8..12].copy_from_slice(&(i as u32).to_be_bytes());
+        bindings.extend_from_slice(&m);
+    }
+    // Written while the answers are read, as a client that pipelines does.
+    let mut writer = Control { s: data.s.try_clone().unwrap(), realm: data.realm.clone(), nonce: data.nonce.clone() };
+    let written = std::thread::spawn(move || {
+        writer.s.write_all(&bindings).unwrap();
+        writer.send(CONNECTION_BIND, None, &[(CONNECTION_ID, id)]);
+        writer.s.write_all(b"early").unwrap();
+    });
+    for i in 0..BINDINGS {
+        if i % 256 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let m = data.read().unwrap_or_else(|e| panic!("Binding answer {i}: {e}"));
+        assert!(m.is_success() && m.method == 0x0001, "answer {i}: {}", m.describe());
+        assert_eq!(m.txid[..4], (i as u32).to_be_bytes(), "answer {i}: earlier answers lost or out of order");
+    }
+    written.join().unwrap();
+    let bound = data.read().expect("the ConnectionBind answer");
+    assert!(bound.is_success() && bound.method == CONNECTION_BIND, "ConnectionBind: {}", bound.describe());
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut early = [0u8; 5];
+    peer.read_exact(&mut early).unwrap();
+    assert_eq!(&early, b"early");
+    peer.write_all(b"pong").unwrap();
+    let mut pong = [0u8; 4];
+    data.s.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"pong");
+}
+
 /// Unbound data connections one TCP allocation may have (turnd's `MAX_UNBOUND_CONNECTIONS`).
 const MAX_UNBOUND: usize = 64;
 

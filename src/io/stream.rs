@@ -237,9 +237,11 @@ where
     worker.connections().register(tuple, Arc::clone(&outbox));
     // The allocation made over this connection, if any: what its close ends.
     let allocation = Cell::new(None);
+    let record_per_frame = tuple.transport == Transport::Tls;
+    let mut batch = Batch::default();
     let ended = tokio::select! {
         r = read_frames(worker, &mut reader, &tuple, &outbox, &allocation, deadline) => r,
-        r = write_outbox(&mut writer, &outbox, tuple.transport == Transport::Tls) => r,
+        r = write_outbox(&mut writer, &outbox, record_per_frame, &mut batch) => r,
     };
     outbox.closed.store(true, Ordering::Relaxed);
     worker.connections().unregister(&tuple, &outbox);
@@ -250,9 +252,10 @@ where
     match ended {
         Ok(bind) => {
             // The ConnectionBind success is the last STUN this connection carries: the writer
-            // had no chance to send it (read_frames returned right after queueing it).
-            let answer = std::mem::take(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()));
-            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, writer.write_all(&answer)).await {
+            // had no chance to send it (read_frames returned right after queueing it), and it
+            // may have stopped in the middle of earlier answers.
+            let written = write_remaining(&mut writer, &outbox, &mut batch, record_per_frame);
+            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, written).await {
                 pipe(worker, reader.unsplit(writer), bind).await;
             }
         }
@@ -382,26 +385,73 @@ async fn write_outbox<W: AsyncWrite + Unpin>(
     writer: &mut W,
     outbox: &Outbox,
     record_per_frame: bool,
+    batch: &mut Batch,
 ) -> Result<Bind, &'static str> {
-    let mut batch = Vec::new();
     loop {
+        batch.write(writer, outbox, record_per_frame).await?;
+        batch.bytes.clear();
+        (batch.written, batch.frame_end) = (0, 0);
         outbox.ready.notified().await;
-        std::mem::swap(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()), &mut batch);
-        let mut rest = &batch[..];
-        while !rest.is_empty() {
-            // The workers queue whole frames, so every frame boundary is found; anything else
-            // would be a bug, and then the remainder goes as it is.
-            let n = match stream_frame(rest) {
-                StreamFrame::Frame(n) if record_per_frame && n <= rest.len() => n,
-                _ => rest.len(),
-            };
-            writer.write_all(&rest[..n]).await.map_err(|_| "write failed")?;
-            rest = &rest[n..];
+        std::mem::swap(&mut *outbox.pending.lock().unwrap_or_else(|e| e.into_inner()), &mut batch.bytes);
+    }
+}
+
+/// After a ConnectionBind: writes the rest of the batch `write_outbox` was writing when it was
+/// cancelled, then everything queued (the ConnectionBind success last), and flushes. The client
+/// reads each answer whole and in order before the first byte of its peer.
+async fn write_remaining<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    outbox: &Outbox,
+    batch: &mut Batch,
+    record_per_frame: bool,
+) -> Result<(), &'static str> {
+    batch.bytes.append(&mut outbox.pending.lock().unwrap_or_else(|e| e.into_inner()));
+    batch.write(writer, outbox, record_per_frame).await?;
+    writer.flush().await.map_err(|_| "write failed")
+}
+
+/// The bytes the writer took from an outbox, and how far it got. Kept by the connection's task
+/// rather than inside `write_outbox`, whose future a ConnectionBind drops in the middle of a
+/// write: the rest is then known, and goes out before the ConnectionBind answer.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Bytes of `bytes` already written.
+    written: usize,
+    /// Where the frame being written ends (over TCP, the batch's end).
+    frame_end: usize,
+}
+
+impl Batch {
+    /// Writes the rest of the batch. Cancel-safe: a write call that returned has put its bytes
+    /// in the stream and `written` counts them; one cancelled while pending wrote nothing.
+    async fn write<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        outbox: &Outbox,
+        record_per_frame: bool,
+    ) -> Result<(), &'static str> {
+        while self.written < self.bytes.len() {
+            if self.written == self.frame_end {
+                let rest = &self.bytes[self.written..];
+                // The workers queue whole frames, so every frame boundary is found; anything
+                // else would be a bug, and then the remainder goes as it is.
+                let n = match stream_frame(rest) {
+                    StreamFrame::Frame(n) if record_per_frame && n <= rest.len() => n,
+                    _ => rest.len(),
+                };
+                self.frame_end = self.written + n;
+            }
+            let n = writer.write(&self.bytes[self.written..self.frame_end]).await.map_err(|_| "write failed")?;
+            if n == 0 {
+                return Err("write failed");
+            }
+            self.written += n;
             outbox.unsent.fetch_sub(n, Ordering::Relaxed);
             // A permit is kept if the reader is not waiting yet: no wake-up is lost.
             outbox.drained.notify_one();
         }
-        batch.clear();
+        Ok(())
     }
 }
 
@@ -461,7 +511,9 @@ mod tests {
         let outbox = Outbox::new();
         assert!(outbox.push(&stun) && outbox.push(&channel_data) && outbox.push(&POISON));
         let mut recorder = Recorder::default();
-        assert_eq!(write_outbox(&mut recorder, &outbox, record_per_frame).await.err(), Some("write failed"));
+        let mut batch = Batch::default();
+        let ended = write_outbox(&mut recorder, &outbox, record_per_frame, &mut batch).await;
+        assert_eq!(ended.err(), Some("write failed"));
         recorder.0
     }
 
@@ -500,6 +552,66 @@ mod tests {
         // Places are given back on drop.
         held.clear();
         assert!(connections.admit(host(7), &settings).is_some());
+    }
+
+    /// A stream whose send buffer takes `room` more bytes, then none (pending: the test drops
+    /// the writing future then, so no wake-up is arranged). Records each write call.
+    struct Stalling {
+        room: usize,
+        writes: Vec<Vec<u8>>,
+    }
+
+    impl AsyncWrite for Stalling {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.room);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            self.room -= n;
+            self.writes.push(buf[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A Binding success with `body` bytes of attributes, filled with `fill`.
+    fn stun_message(body: u16, fill: u8) -> Vec<u8> {
+        let mut m = vec![fill; 20 + usize::from(body)];
+        m[..4].copy_from_slice(&[0x01, 0x01, (body >> 8) as u8, body as u8]);
+        m[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+        m
+    }
+
+    #[tokio::test]
+    async fn a_connection_bind_answer_follows_the_answers_whose_write_it_interrupted() {
+        for record_per_frame in [false, true] {
+            let (earlier, answer) = (stun_message(80, 0xAA), stun_message(0, 0xBB));
+            let outbox = Outbox::new();
+            assert!(outbox.push(&earlier));
+            // The client does not read: its receive window takes 30 bytes of the earlier answer.
+            let mut stream = Stalling { room: 30, writes: Vec::new() };
+            let mut batch = Batch::default();
+            // read_frames returns the ConnectionBind while the writer waits for room.
+            tokio::select! {
+                biased;
+                _ = write_outbox(&mut stream, &outbox, record_per_frame, &mut batch) => panic!("the writer ended"),
+                () = std::future::ready(()) => {}
+            }
+            assert_eq!(stream.writes.concat(), earlier[..30], "the writer did not stop in the middle");
+            assert!(outbox.push(&answer));
+            stream.room = usize::MAX;
+            write_remaining(&mut stream, &outbox, &mut batch, record_per_frame).await.unwrap();
+            assert_eq!(stream.writes.concat(), [earlier.clone(), answer.clone()].concat(), "the stream is not whole");
+            if record_per_frame {
+                // Over TLS the ConnectionBind answer is still a record of its own.
+                assert_eq!(stream.writes.last(), Some(&answer));
+            }
+        }
     }
 
     #[test]
