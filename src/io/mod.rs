@@ -98,7 +98,8 @@ pub fn run(config: Config, mut reload: Reload) -> std::io::Result<()> {
         let failed = failed_tx.clone();
         std::thread::Builder::new().name(format!("turnd-worker-{index}")).spawn(move || {
             // A worker that stops would leave its SO_REUSEPORT sockets bound, and the kernel
-            // would keep hashing clients to them: the whole process stops instead.
+            // would keep hashing clients to them: the whole process stops instead. (A worker
+            // stops too when one of its listener tasks does, for the same reason.)
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::run(index, shared, sockets)));
             let error = match result {
                 Ok(Ok(())) => std::io::Error::other(format!("worker {index} stopped")),

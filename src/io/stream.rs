@@ -168,9 +168,13 @@ impl Drop for Admission {
     }
 }
 
-/// Accepts connections on `listener` (TCP, or TLS when `transport` is TLS) until it fails.
-pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport: Transport) {
-    let Ok(server) = listener.local_addr() else { return };
+/// Accepts connections on `listener` (TCP, or TLS when `transport` is TLS); returns only if it
+/// cannot be served, with what failed.
+pub(super) async fn accept(worker: Rc<Worker>, listener: TcpListener, transport: Transport) -> std::io::Error {
+    let server = match listener.local_addr() {
+        Ok(server) => server,
+        Err(e) => return std::io::Error::new(e.kind(), format!("{transport:?} listener without an address: {e}")),
+    };
     // Whether the last accept failed. A connection waiting in the backlog while the descriptor
     // table is full fails every ACCEPT_BACKOFF for as long as that lasts: warned about once.
     let mut failing = false;

@@ -167,32 +167,50 @@ pub(super) fn run(index: usize, shared: Arc<Shared>, sockets: Sockets) -> std::i
             }),
             payoff: RefCell::new(super::coalesce::Payoff::new()),
         });
+        let mut listening = tokio::task::JoinSet::new();
         for i in 0..worker.listeners.len() {
-            tokio::task::spawn_local(serve_listener(Rc::clone(&worker), i));
+            listening.spawn_local(serve_listener(Rc::clone(&worker), i));
         }
         for (listeners, transport) in [(sockets.tcp, Transport::Tcp), (sockets.tls, Transport::Tls)] {
             for listener in listeners {
                 let listener = TcpListener::from_std(listener)?;
-                tokio::task::spawn_local(stream::accept(Rc::clone(&worker), listener, transport));
+                listening.spawn_local(stream::accept(Rc::clone(&worker), listener, transport));
             }
         }
         if index == 0 {
             tokio::task::spawn_local(sweep(Arc::clone(&worker.server)));
         }
         tokio::task::spawn_local(heartbeat(Arc::clone(&worker.shared), index));
-        serve_relays(worker).await
+        until_one_stops(serve_relays(worker), &mut listening).await
     })
 }
 
-/// Reads one listener socket until it fails.
-async fn serve_listener(worker: Rc<Worker>, i: usize) {
+/// Runs `relays` until it fails or one of the `listening` tasks stops (each serves one
+/// listening socket until it fails, or panics). A listener nothing serves any more still has
+/// its `SO_REUSEPORT` socket bound, and the kernel keeps hashing clients to it: like a stopped
+/// worker, it stops the process.
+async fn until_one_stops(
+    relays: impl std::future::Future<Output = std::io::Result<()>>,
+    listening: &mut tokio::task::JoinSet<std::io::Error>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = relays => r,
+        Some(stopped) = listening.join_next() => Err(match stopped {
+            Ok(failed) => failed,
+            Err(e) => std::io::Error::other(format!("a listener's task panicked: {e}")),
+        }),
+    }
+}
+
+/// Reads one listener socket until it fails; what failed.
+async fn serve_listener(worker: Rc<Worker>, i: usize) -> std::io::Error {
     let mut coalesce = super::coalesce::Coalesce::new(worker.shared.coalesce);
     loop {
         let mut ready = match worker.listeners[i].readable().await {
             Ok(ready) => ready,
             Err(e) => {
-                tracing::error!(worker = worker.index, error = %e, "listener failed");
-                return;
+                let addr = worker.listener_addrs[i];
+                return std::io::Error::new(e.kind(), format!("UDP listener {addr} failed: {e}"));
             }
         };
         let mut handled = 0;
@@ -946,6 +964,27 @@ mod tests {
             assert!(!allocated(&answer(other)), "{other:#06x}");
         }
         assert!(!allocated(&[0x01]) && !allocated(&[]));
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_stops_stops_the_worker() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut listening = tokio::task::JoinSet::new();
+                listening.spawn_local(std::future::pending());
+                listening.spawn_local(async { std::io::Error::other("UDP listener 127.0.0.1:3478 failed") });
+                let stopped = until_one_stops(std::future::pending(), &mut listening).await;
+                assert_eq!(stopped.unwrap_err().to_string(), "UDP listener 127.0.0.1:3478 failed");
+                // A listener's task that panicked.
+                listening.spawn_local(async { panic!("listener bug") });
+                let stopped = until_one_stops(std::future::pending(), &mut listening).await;
+                assert!(stopped.unwrap_err().to_string().contains("panicked"));
+                // The relays' task failing stops the worker as before.
+                let failed = async { Err(std::io::Error::other("epoll failed")) };
+                assert_eq!(until_one_stops(failed, &mut listening).await.unwrap_err().to_string(), "epoll failed");
+            })
+            .await;
     }
 
     #[test]
