@@ -195,8 +195,8 @@ describe('the state machine', () => {
     await assertSucceeds(updateDoc(sessionRef('bob'), step({ status: 'connected' })));
   });
 
-  test('connected, offered and pending sessions can be ended', async () => {
-    for (const status of ['connected', 'offered', 'pending']) {
+  test('connected, answered, offered and pending sessions can be ended', async () => {
+    for (const status of ['connected', 'answered', 'offered', 'pending']) {
       await seed({ status });
       await assertSucceeds(updateDoc(sessionRef('bob'), step({ status: 'ended' })));
     }
@@ -207,9 +207,10 @@ describe('the state machine', () => {
     await assertFails(updateDoc(sessionRef('alice'), step({ status: 'connected' })));
     await seed({ status: 'answered', offer: SDP, answer: SDP });
     await assertFails(updateDoc(sessionRef('alice'), step({ status: 'offered' })));
-    await assertFails(updateDoc(sessionRef('alice'), step({ status: 'ended' })));
+    await assertFails(updateDoc(sessionRef('alice'), step({ status: 'pending' })));
     await seed({ status: 'ended' });
     await assertFails(updateDoc(sessionRef('alice'), step({ status: 'pending' })));
+    await assertFails(updateDoc(sessionRef('alice'), step({ status: 'ended' })));
   });
 
   test('a third party cannot end a call', async () => {
@@ -245,6 +246,15 @@ describe('the state machine', () => {
     await assertFails(updateDoc(sessionRef('alice'), step({ status: 'connected' })));
     await seed({ ...expired, status: 'offered', offer: SDP });
     await assertSucceeds(updateDoc(sessionRef('alice'), step({ status: 'ended' })));
+  });
+
+  test('an expired answered call can be ended, by either party, not by a third', async () => {
+    const expired = { expires_at: Timestamp.fromMillis(Date.now() - 1000) };
+    await seed({ ...expired, status: 'answered', offer: SDP, answer: SDP });
+    await assertFails(updateDoc(sessionRef('mallory'), step({ status: 'ended' })));
+    await assertSucceeds(updateDoc(sessionRef('alice'), step({ status: 'ended' })));
+    await seed({ ...expired, status: 'answered', offer: SDP, answer: SDP });
+    await assertSucceeds(updateDoc(sessionRef('bob'), step({ status: 'ended' })));
   });
 });
 
