@@ -1,6 +1,6 @@
 // Shape check of firestore.indexes.json (the format `firebase deploy --only firestore:indexes`
-// reads): known keys and values only, the indexes the app's queries need, and the TTL policy on
-// expires_at. Needs no emulator.
+// reads): known keys and values only, the indexes the app's queries need, and the TTL policies on
+// expires_at of sessions and of their candidates. Needs no emulator.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ const ORDERS = ['ASCENDING', 'DESCENDING'];
 const SCOPES = ['COLLECTION', 'COLLECTION_GROUP'];
 const COLLECTIONS = {
   webrtc_sessions: ['caller_id', 'callee_id', 'status', 'offer', 'answer', 'created_at', 'updated_at', 'expires_at'],
-  ice_candidates: ['sender', 'candidate', 'sdpMid', 'sdpMLineIndex', 'created_at'],
+  ice_candidates: ['sender', 'sender_id', 'candidate', 'sdpMid', 'sdpMLineIndex', 'created_at', 'expires_at'],
 };
 
 function checkKeys(object, allowed, where) {
@@ -58,7 +58,7 @@ test('the incoming-calls query (callee_id ==, status ==, newest first) has its i
   assert.ok(match, 'no index for where(callee_id) where(status) orderBy(created_at desc)');
 });
 
-test('expires_at has a TTL policy and keeps its single-field indexes', () => {
+test('expires_at has a TTL policy on sessions and on candidates', () => {
   for (const [i, override] of file.fieldOverrides.entries()) {
     checkKeys(override, ['collectionGroup', 'fieldPath', 'ttl', 'indexes'], `fieldOverrides[${i}]`);
     for (const ix of override.indexes) {
@@ -70,6 +70,9 @@ test('expires_at has a TTL policy and keeps its single-field indexes', () => {
   const ttl = file.fieldOverrides.filter((o) => o.ttl === true);
   assert.deepEqual(
     ttl.map((o) => [o.collectionGroup, o.fieldPath]),
-    [['webrtc_sessions', 'expires_at']],
+    [
+      ['webrtc_sessions', 'expires_at'],
+      ['ice_candidates', 'expires_at'],
+    ],
   );
 });

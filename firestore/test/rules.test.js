@@ -71,28 +71,36 @@ const newSession = (overrides = {}) => ({
 });
 
 // Stores a session as it would be at some point of its life, bypassing the rules.
+// Returns the stored fields.
 async function seed(fields = {}, id = 's1') {
+  const data = {
+    caller_id: 'alice',
+    callee_id: 'bob',
+    status: 'pending',
+    created_at: Timestamp.fromMillis(Date.now() - 60_000),
+    updated_at: Timestamp.fromMillis(Date.now() - 60_000),
+    expires_at: Timestamp.fromMillis(Date.now() + HOUR / 2),
+    ...fields,
+  };
   await env.withSecurityRulesDisabled(async (ctx) => {
-    await setDoc(doc(ctx.firestore(), 'webrtc_sessions', id), {
-      caller_id: 'alice',
-      callee_id: 'bob',
-      status: 'pending',
-      created_at: Timestamp.fromMillis(Date.now() - 60_000),
-      updated_at: Timestamp.fromMillis(Date.now() - 60_000),
-      expires_at: Timestamp.fromMillis(Date.now() + HOUR / 2),
-      ...fields,
-    });
+    await setDoc(doc(ctx.firestore(), 'webrtc_sessions', id), data);
   });
+  return data;
 }
 
-async function seedCandidate(sender, id = 'c1', session = 's1') {
+// Stores a candidate as its party writes it (sender_id of the seeded parties), bypassing the
+// rules.
+async function seedCandidate(sender, id = `${sender}_0`, session = 's1') {
+  const expiresAt = Timestamp.fromMillis(Date.now() + HOUR / 2);
   await env.withSecurityRulesDisabled(async (ctx) => {
     await setDoc(doc(ctx.firestore(), 'webrtc_sessions', session, 'ice_candidates', id), {
       sender,
+      sender_id: sender === 'caller' ? 'alice' : 'bob',
       candidate: CANDIDATE,
       sdpMid: '0',
       sdpMLineIndex: 0,
       created_at: Timestamp.now(),
+      expires_at: expiresAt,
     });
   });
 }
@@ -273,45 +281,100 @@ describe('deleting a session', () => {
 });
 
 describe('ICE candidates', () => {
-  const candidate = (sender, overrides = {}) => ({
+  const PARTY = { caller: 'alice', callee: 'bob' };
+  // A candidate as its party writes it for `session` (as seed() returned it).
+  const candidate = (sender, session, overrides = {}) => ({
     sender,
+    sender_id: PARTY[sender],
     candidate: CANDIDATE,
     sdpMid: '0',
     sdpMLineIndex: 0,
     created_at: serverTimestamp(),
+    expires_at: session.expires_at,
     ...overrides,
   });
+  const candidateRef = (uid, id, session = 's1') => doc(candidatesOf(uid, session), id);
+  const expired = () => ({ expires_at: Timestamp.fromMillis(Date.now() - 1000) });
 
   test('each party writes its own candidates', async () => {
-    await seed({ status: 'offered', offer: SDP });
-    await assertSucceeds(addDoc(candidatesOf('alice'), candidate('caller')));
-    await assertSucceeds(addDoc(candidatesOf('bob'), candidate('callee')));
+    const s = await seed({ status: 'offered', offer: SDP });
+    await assertSucceeds(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s)));
+    await assertSucceeds(setDoc(candidateRef('bob', 'callee_0'), candidate('callee', s)));
   });
 
   test('nobody writes candidates for the other party, nor a third party at all', async () => {
-    await seed({ status: 'offered', offer: SDP });
-    await assertFails(addDoc(candidatesOf('alice'), candidate('callee')));
-    await assertFails(addDoc(candidatesOf('bob'), candidate('caller')));
-    await assertFails(addDoc(candidatesOf('mallory'), candidate('caller')));
+    const s = await seed({ status: 'offered', offer: SDP });
+    await assertFails(setDoc(candidateRef('alice', 'callee_0'), candidate('callee', s, { sender_id: 'alice' })));
+    await assertFails(setDoc(candidateRef('bob', 'caller_0'), candidate('caller', s, { sender_id: 'bob' })));
+    await assertFails(setDoc(candidateRef('mallory', 'caller_0'), candidate('caller', s, { sender_id: 'mallory' })));
+    // sender_id names the writer: nobody signs a candidate with another uid.
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s, { sender_id: 'bob' })));
   });
 
   test('no candidates after the call ended', async () => {
-    await seed({ status: 'ended' });
-    await assertFails(addDoc(candidatesOf('alice'), candidate('caller')));
+    const s = await seed({ status: 'ended' });
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s)));
+  });
+
+  test('no candidates after the session expired', async () => {
+    const s = await seed({ ...expired(), status: 'connected', offer: SDP, answer: SDP });
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s)));
+  });
+
+  test('no candidates once the session is gone', async () => {
+    const s = await seed({ status: 'offered', offer: SDP });
+    await env.withSecurityRulesDisabled((ctx) => deleteDoc(doc(ctx.firestore(), 'webrtc_sessions', 's1')));
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s)));
+  });
+
+  test('a candidate carries its session\'s expires_at, for its TTL', async () => {
+    const s = await seed({ status: 'offered', offer: SDP });
+    const later = Timestamp.fromMillis(s.expires_at.toMillis() + HOUR);
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s, { expires_at: later })));
+    const { expires_at: _, ...withoutExpiry } = candidate('caller', s);
+    await assertFails(setDoc(candidateRef('alice', 'caller_0'), withoutExpiry));
+    await assertSucceeds(setDoc(candidateRef('alice', 'caller_0'), candidate('caller', s)));
+  });
+
+  test('at most 100 candidates per party: ids <sender>_0 to <sender>_99, written once', async () => {
+    const s = await seed({ status: 'offered', offer: SDP });
+    await assertSucceeds(setDoc(candidateRef('alice', 'caller_99'), candidate('caller', s)));
+    await assertSucceeds(setDoc(candidateRef('bob', 'callee_10'), candidate('callee', s)));
+    for (const id of ['caller_100', 'caller_01', 'caller_-1', 'caller_', 'caller_1x', 'c1', 'x_caller_1']) {
+      await assertFails(setDoc(candidateRef('alice', id), candidate('caller', s)));
+    }
+    // The id names the sender, and a random id (addDoc) is refused.
+    await assertFails(setDoc(candidateRef('alice', 'callee_1'), candidate('caller', s)));
+    await assertFails(addDoc(candidatesOf('alice'), candidate('caller', s)));
+    // An id already used cannot be written again.
+    await assertFails(setDoc(candidateRef('alice', 'caller_99'), candidate('caller', s)));
+  });
+
+  test('a party that tries to write without end is stopped at 100 candidates', async () => {
+    const s = await seed({ status: 'offered', offer: SDP });
+    let accepted = 0;
+    for (let n = 0; n < 150; n++) {
+      try {
+        await setDoc(candidateRef('alice', `caller_${n}`), candidate('caller', s));
+        accepted++;
+      } catch {
+        // refused: counted below
+      }
+    }
+    if (accepted !== 100) throw new Error(`expected 100 accepted candidates, got ${accepted}`);
   });
 
   test('candidate fields are checked: at most 1 KiB, typed, nothing extra', async () => {
-    await seed({ status: 'offered', offer: SDP });
+    const s = await seed({ status: 'offered', offer: SDP });
+    const ref = candidateRef('alice', 'caller_0');
     const long = 'a'.repeat(1025);
-    await assertFails(addDoc(candidatesOf('alice'), candidate('caller', { candidate: long })));
-    await assertFails(addDoc(candidatesOf('alice'), candidate('caller', { sdpMLineIndex: '0' })));
-    await assertFails(addDoc(candidatesOf('alice'), candidate('caller', { sdpMid: 0 })));
-    await assertFails(addDoc(candidatesOf('alice'), candidate('caller', { username: 'x' })));
-    await assertFails(
-      addDoc(candidatesOf('alice'), candidate('caller', { created_at: Timestamp.now() })),
-    );
+    await assertFails(setDoc(ref, candidate('caller', s, { candidate: long })));
+    await assertFails(setDoc(ref, candidate('caller', s, { sdpMLineIndex: '0' })));
+    await assertFails(setDoc(ref, candidate('caller', s, { sdpMid: 0 })));
+    await assertFails(setDoc(ref, candidate('caller', s, { username: 'x' })));
+    await assertFails(setDoc(ref, candidate('caller', s, { created_at: Timestamp.now() })));
     await assertSucceeds(
-      addDoc(candidatesOf('alice'), candidate('caller', { candidate: 'a'.repeat(1024), sdpMid: null, sdpMLineIndex: null })),
+      setDoc(ref, candidate('caller', s, { candidate: 'a'.repeat(1024), sdpMid: null, sdpMLineIndex: null })),
     );
   });
 
@@ -324,20 +387,49 @@ describe('ICE candidates', () => {
     await assertFails(getDocs(candidatesOf(null)));
   });
 
+  test('once the session is gone, the author still finds its own candidates, nobody else does', async () => {
+    await seedCandidate('caller');
+    await seedCandidate('callee');
+    const own = await assertSucceeds(getDocs(query(candidatesOf('alice'), where('sender_id', '==', 'alice'))));
+    if (own.size !== 1) throw new Error(`expected 1 own candidate, got ${own.size}`);
+    await assertSucceeds(getDoc(candidateRef('bob', 'callee_0')));
+    await assertFails(getDoc(candidateRef('bob', 'caller_0')));
+    await assertFails(getDocs(candidatesOf('alice')));
+    await assertFails(getDocs(query(candidatesOf('mallory'), where('sender_id', '==', 'alice'))));
+  });
+
   test('candidates are never changed', async () => {
     await seed({ status: 'offered', offer: SDP });
     await seedCandidate('caller');
-    const ref = doc(candidatesOf('alice'), 'c1');
+    const ref = candidateRef('alice', 'caller_0');
     await assertFails(updateDoc(ref, { candidate: CANDIDATE.replace('49152', '49153') }));
   });
 
-  test('a party deletes the candidates of an expired session, not of a live one', async () => {
-    await seed({ status: 'ended', expires_at: Timestamp.fromMillis(Date.now() - 1000) });
+  test('a party deletes the candidates of an expired session, not the other\'s of a live one', async () => {
+    await seed({ ...expired(), status: 'ended' });
     await seedCandidate('caller');
-    await assertFails(deleteDoc(doc(candidatesOf('mallory'), 'c1')));
-    await assertSucceeds(deleteDoc(doc(candidatesOf('bob'), 'c1')));
+    await assertFails(deleteDoc(candidateRef('mallory', 'caller_0')));
+    await assertSucceeds(deleteDoc(candidateRef('bob', 'caller_0')));
     await seed({ status: 'connected' }, 's2');
-    await seedCandidate('caller', 'c2', 's2');
-    await assertFails(deleteDoc(doc(candidatesOf('alice', 's2'), 'c2')));
+    await seedCandidate('caller', 'caller_0', 's2');
+    await assertFails(deleteDoc(candidateRef('bob', 'caller_0', 's2')));
+    await assertFails(deleteDoc(candidateRef('mallory', 'caller_0', 's2')));
+  });
+
+  test('the author deletes its own candidates at any time', async () => {
+    await seed({ status: 'connected' });
+    await seedCandidate('caller');
+    await assertSucceeds(deleteDoc(candidateRef('alice', 'caller_0')));
+  });
+
+  test('candidates of a deleted session can still be deleted by their author, not by others', async () => {
+    await seed({ ...expired(), status: 'ended' });
+    await seedCandidate('caller');
+    await seedCandidate('callee');
+    await assertSucceeds(deleteDoc(sessionRef('alice')));
+    await assertFails(deleteDoc(candidateRef('mallory', 'caller_0')));
+    await assertFails(deleteDoc(candidateRef('alice', 'callee_0')));
+    await assertSucceeds(deleteDoc(candidateRef('alice', 'caller_0')));
+    await assertSucceeds(deleteDoc(candidateRef('bob', 'callee_0')));
   });
 });
