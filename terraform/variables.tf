@@ -202,8 +202,25 @@ variable "turn_secret" {
   sensitive   = true
 
   validation {
-    condition     = length(var.turn_secret) >= 32 && can(regex("^[!-~]+$", var.turn_secret)) && !strcontains(var.turn_secret, "\"") && !strcontains(var.turn_secret, "\\")
-    error_message = "turn_secret must be at least 32 printable ASCII characters without spaces, quotes or backslashes."
+    condition     = length(var.turn_secret) >= 32
+    error_message = "turn_secret must be at least 32 characters (openssl rand -hex 32 gives 64)."
+  }
+
+  # It becomes the one line of /etc/turnd/secrets, which turnd reads trimmed, skipping lines
+  # that start with '#': a value it would read differently would leave the relay without it.
+  validation {
+    condition     = can(regex("^[!-~]+$", var.turn_secret))
+    error_message = "turn_secret must be printable ASCII without spaces, tabs or newlines (turnd trims each line of the secrets file, and a newline would split it into two secrets)."
+  }
+
+  validation {
+    condition     = !startswith(var.turn_secret, "#")
+    error_message = "turn_secret must not start with '#': turnd skips lines of the secrets file that start with '#' as comments, so the relay would have no secret and would not start."
+  }
+
+  validation {
+    condition     = !strcontains(var.turn_secret, "\"") && !strcontains(var.turn_secret, "'") && !strcontains(var.turn_secret, "\\")
+    error_message = "turn_secret must not contain quotes or backslashes (shells and TOML would read them differently from the secrets file)."
   }
 }
 

@@ -108,3 +108,39 @@ run "relay_ports_inside_the_ephemeral_range" {
   variables { relay_min_port = 40000 }
   expect_failures = [oci_core_instance.relay]
 }
+
+# turnd skips lines of the secrets file that start with '#': such a secret would leave the
+# relay with none, and it would never start.
+run "secret_that_turnd_reads_as_a_comment" {
+  command = plan
+  variables { turn_secret = "#f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f" }
+  expect_failures = [var.turn_secret]
+}
+
+run "secret_with_a_newline" {
+  command = plan
+  variables { turn_secret = "0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f\n0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f" }
+  expect_failures = [var.turn_secret]
+}
+
+run "secret_with_spaces" {
+  command = plan
+  variables { turn_secret = " 0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f " }
+  expect_failures = [var.turn_secret]
+}
+
+run "secret_with_a_quote" {
+  command = plan
+  variables { turn_secret = "0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f'0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f" }
+  expect_failures = [var.turn_secret]
+}
+
+run "secret_with_a_hash_inside_is_accepted" {
+  command = plan
+  variables { turn_secret = "0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f#0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f" }
+  assert {
+    condition     = strcontains(nonsensitive(local.user_data[0]), "      0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f#0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f\n")
+    error_message = "A '#' after the first character is part of the secret (turnd skips only lines that start with it)."
+  }
+}
+
