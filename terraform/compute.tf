@@ -19,11 +19,16 @@ locals {
   # The kernel's ephemeral port range from the sysctl drop-in; the relay range must avoid it.
   ephemeral_ports = [for p in regex("net\\.ipv4\\.ip_local_port_range\\s*=\\s*(\\d+)\\s+(\\d+)", local.sysctl_conf) : tonumber(p)]
 
-  # The host firewall opens exactly what the security list opens to the Internet.
-  firewall_rules = [
-    for r in local.public_ingress :
-    "-p ${r.protocol == local.tcp ? "tcp" : "udp"} --dport ${r.min == r.max ? r.min : "${r.min}:${r.max}"}"
-  ]
+  # The host firewall opens exactly what the security list opens to the Internet. The ICMP
+  # errors need their own rules: relayed UDP skips connection tracking (below), so an error
+  # about it is not RELATED to anything the kernel knows.
+  firewall_rules = concat(
+    [
+      for r in local.public_ingress :
+      "-p ${r.protocol == local.tcp ? "tcp" : "udp"} --dport ${r.min == r.max ? r.min : "${r.min}:${r.max}"}"
+    ],
+    [for r in local.icmp_ingress : "-p icmp --icmp-type ${r.type}"],
+  )
 
   # UDP ports whose packets bypass the host's connection tracking (STUN/TURN and relay ports).
   udp_notrack_ports = [
@@ -37,6 +42,13 @@ locals {
       min_port   = var.relay_min_port
       max_port   = var.relay_max_port
       realm      = var.realm
+      # The credentials API, when enable_api: on the private IP (OCI NATs the public one onto
+      # it), with the one key hash; handing out the URIs turnd serves.
+      api = var.enable_api ? {
+        listen  = "${ip}:${var.api_port}"
+        key     = var.api_key_hash
+        metrics = var.api_metrics
+      } : null
     })
   ]
 

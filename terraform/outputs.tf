@@ -15,18 +15,8 @@ output "turn_uris" {
   ])
 }
 
-output "turns_uris" {
-  description = "turns: URIs (TURN over TLS on 5349, and 443 when enable_tls_443); TLS needs a certificate for a name pointing at the relay."
-  value = flatten([
-    for ip in oci_core_instance.relay[*].public_ip : concat(
-      ["turns:${ip}:5349?transport=tcp"],
-      var.enable_tls_443 ? ["turns:${ip}:443?transport=tcp"] : [],
-    )
-  ])
-}
-
 output "credentials_api_urls" {
-  description = "turnd's credentials API on each relay (empty unless enable_api)."
+  description = "turnd's credentials API on each relay (empty unless enable_api). Plain HTTP."
   value       = var.enable_api ? [for ip in oci_core_instance.relay[*].public_ip : "http://${ip}:${var.api_port}/v1/turn/credentials"] : []
 }
 

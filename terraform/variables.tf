@@ -74,7 +74,7 @@ variable "admin_cidr" {
 }
 
 variable "relay_min_port" {
-  description = "First UDP port of turnd's relay range (turnserver.toml min-port)."
+  description = "First port of turnd's relay range (turnserver.toml min-port): UDP relays, and TCP relays (RFC 6062)."
   type        = number
   default     = 49152
 
@@ -85,7 +85,7 @@ variable "relay_min_port" {
 }
 
 variable "relay_max_port" {
-  description = "Last UDP port of turnd's relay range (turnserver.toml max-port)."
+  description = "Last port of turnd's relay range (turnserver.toml max-port)."
   type        = number
   default     = 65535
 
@@ -96,26 +96,58 @@ variable "relay_max_port" {
 }
 
 variable "enable_tls_443" {
-  description = "Also open TCP 443 (TURN over TLS on the HTTPS port, for clients behind strict firewalls)."
+  description = "Not supported: this deployment configures no TURN over TLS (no certificate), so it opens neither 5349 nor 443. Kept so that a tfvars file setting it to true is refused with a reason instead of ignored."
   type        = bool
   default     = false
+
+  validation {
+    condition     = !var.enable_tls_443
+    error_message = "enable_tls_443: this deployment serves no TURN over TLS (turnserver.toml has no tls-listen, and a relay has no certificate for a DNS name), so it opens neither TCP 5349 nor 443. Remove enable_tls_443, or add server.tls-listen, cert and key to templates/turnserver.toml.tftpl yourself (terraform/README.md, \"Network\")."
+  }
 }
 
 variable "enable_api" {
-  description = "Open the port of turnd's HTTP credentials API to the Internet."
+  description = "Serve turnd's HTTP credentials API ([api] in turnserver.toml, on the private IP and api_port) and open api_port to the Internet. Needs api_key_hash."
   type        = bool
   default     = false
 }
 
 variable "api_port" {
-  description = "TCP port of turnd's HTTP credentials API (opened only when enable_api is true)."
+  description = "TCP port of turnd's HTTP credentials API (served and opened only when enable_api is true)."
   type        = number
   default     = 8443
 
   validation {
-    condition     = var.api_port >= 1 && var.api_port <= 65535 && !contains([22, 3478, 5349, 443], var.api_port)
-    error_message = "api_port must be a port in 1-65535 that is not 22, 443, 3478 or 5349."
+    condition     = var.api_port >= 1 && var.api_port <= 65535 && floor(var.api_port) == var.api_port && !contains([22, 3478], var.api_port)
+    error_message = "api_port must be a port in 1-65535 that is not 22 (SSH) or 3478 (STUN/TURN)."
   }
+
+  validation {
+    condition     = var.api_port < var.relay_min_port || var.api_port > var.relay_max_port
+    error_message = "api_port must be outside relay_min_port-relay_max_port: turnd listens for TCP relays (RFC 6062) on those ports."
+  }
+}
+
+variable "api_key_hash" {
+  description = "The accepted API key as turnd stores it (api.keys): \"sha256:\" and 64 hex digits, printed by `printf %s \"$KEY\" | turnd api-key-hash`. Only the hash reaches Terraform and the relays. Required when enable_api."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.api_key_hash == "" || can(regex("^sha256:[0-9a-f]{64}$", var.api_key_hash))
+    error_message = "api_key_hash must be \"sha256:\" and 64 lowercase hex digits, as `turnd api-key-hash` prints it (not the key itself)."
+  }
+
+  validation {
+    condition     = !var.enable_api || var.api_key_hash != ""
+    error_message = "enable_api needs api_key_hash: turnd refuses an [api] without a key. Generate a key (openssl rand -hex 24) and set api_key_hash to `printf %s \"$KEY\" | turnd api-key-hash`."
+  }
+}
+
+variable "api_metrics" {
+  description = "Also serve Prometheus /metrics on the API port (api.metrics). That port is open to the Internet and /metrics needs no key, so anyone can read the counters."
+  type        = bool
+  default     = false
 }
 
 # --- Compute (Always Free: 4 Ampere OCPUs, 24 GB memory, 200 GB block storage in total) ------

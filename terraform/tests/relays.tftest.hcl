@@ -63,23 +63,26 @@ run "network" {
 }
 
 run "default_ports" {
-  # The security list opens STUN/TURN on UDP and TCP 3478, TURN over TLS on TCP 5349 and the
-  # UDP relay range to the Internet, SSH to admin_cidr, and nothing else.
+  # The security list opens what the rendered turnserver.toml serves, and nothing else:
+  # STUN/TURN on UDP and TCP 3478, the relay range on UDP and on TCP (RFC 6062 relays), the
+  # ICMP errors turnd relays (destination unreachable, every code, and time exceeded) to the
+  # Internet, and SSH to admin_cidr. No TURN over TLS: nothing serves 5349 or 443.
   assert {
     condition = toset([
       for r in oci_core_security_list.turnd.ingress_security_rules :
       format("%s %s %s-%s", r.source, r.protocol,
         try(one(r.tcp_options).min, one(r.udp_options).min, one(r.icmp_options).type),
-      try(one(r.tcp_options).max, one(r.udp_options).max, one(r.icmp_options).code))
+      try(one(r.tcp_options).max, one(r.udp_options).max, coalesce(one(r.icmp_options).code, "any")))
       ]) == toset([
       "198.51.100.7/32 6 22-22",
-      "0.0.0.0/0 1 3-4",
+      "0.0.0.0/0 1 3-any",
+      "0.0.0.0/0 1 11-any",
       "0.0.0.0/0 17 3478-3478",
       "0.0.0.0/0 6 3478-3478",
-      "0.0.0.0/0 6 5349-5349",
       "0.0.0.0/0 17 49152-65535",
+      "0.0.0.0/0 6 49152-65535",
     ])
-    error_message = "The default ingress rules must be exactly SSH from admin_cidr, ICMP 3/4, UDP+TCP 3478, TCP 5349 and UDP 49152-65535."
+    error_message = "The default ingress rules must be exactly SSH from admin_cidr, ICMP 3 and 11 (all codes), UDP+TCP 3478 and UDP+TCP 49152-65535."
   }
   assert {
     condition = alltrue([
@@ -102,8 +105,8 @@ run "default_ports" {
       "stateless 198.51.100.7/32 6 from 22-22",
       "stateless 0.0.0.0/0 17 from 3478-3478",
       "stateless 0.0.0.0/0 6 from 3478-3478",
-      "stateless 0.0.0.0/0 6 from 5349-5349",
       "stateless 0.0.0.0/0 17 from 49152-65535",
+      "stateless 0.0.0.0/0 6 from 49152-65535",
       "stateful 0.0.0.0/0 all from any-any",
     ])
     error_message = "Each stateless ingress rule has its stateless answer; everything else leaves through one tracked rule."
@@ -114,22 +117,17 @@ run "default_ports" {
   }
 }
 
-run "optional_ports" {
+run "credentials_api" {
+  # enable_api renders the [api] listener turnd serves (private IP, api_port, the key hash) and
+  # opens that port: one more ingress rule and its answer, and the URL output names it.
   variables {
-    enable_tls_443 = true
-    enable_api     = true
-    api_port       = 8443
+    enable_api   = true
+    api_port     = 8443
+    api_key_hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
   }
   assert {
-    condition     = length(oci_core_security_list.turnd.ingress_security_rules) == 8 && length(oci_core_security_list.turnd.egress_security_rules) == 8
-    error_message = "443 and the API port add exactly two ingress rules and their two answers."
-  }
-  assert {
-    condition = length([
-      for r in oci_core_security_list.turnd.ingress_security_rules : r
-      if r.source == "0.0.0.0/0" && r.protocol == "6" && try(one(r.tcp_options).min, 0) == 443 && try(one(r.tcp_options).max, 0) == 443
-    ]) == 1
-    error_message = "enable_tls_443 opens TCP 443."
+    condition     = length(oci_core_security_list.turnd.ingress_security_rules) == 8 && length(oci_core_security_list.turnd.egress_security_rules) == 7
+    error_message = "The API port adds exactly one ingress rule and its answer."
   }
   assert {
     condition = length([
@@ -139,12 +137,61 @@ run "optional_ports" {
     error_message = "enable_api opens the API port."
   }
   assert {
+    condition     = strcontains(local.turnserver_toml[0], "\n[api]\n") && strcontains(local.turnserver_toml[0], "\nlisten = \"10.0.1.10:8443\"\n") && strcontains(local.turnserver_toml[0], "\nkeys = [\"${var.api_key_hash}\"]\n") && strcontains(local.turnserver_toml[0], "\nmetrics = false\n")
+    error_message = "enable_api renders [api] listening on the relay's private IP and api_port, with the key hash, /metrics off."
+  }
+  assert {
+    condition     = strcontains(base64decode(oci_core_instance.relay[0].metadata.user_data), "\"-p tcp --dport 8443\"")
+    error_message = "The host firewall opens the API port."
+  }
+  assert {
     condition     = output.credentials_api_urls == tolist(["http://203.0.113.10:8443/v1/turn/credentials"])
     error_message = "The credentials API URL names the public IP and the API port."
   }
+}
+
+run "api_metrics" {
+  command = plan
+  variables {
+    enable_api   = true
+    api_key_hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    api_metrics  = true
+  }
   assert {
-    condition     = output.turns_uris == ["turns:203.0.113.10:5349?transport=tcp", "turns:203.0.113.10:443?transport=tcp"]
-    error_message = "turns: URIs for 5349 and 443."
+    condition     = strcontains(local.turnserver_toml[0], "\nmetrics = true\n")
+    error_message = "api_metrics turns /metrics on in [api]."
+  }
+}
+
+run "opened_ports_are_served" {
+  # Without enable_api nothing but TURN is rendered, and every TCP port opened to the Internet
+  # is one turnserver.toml serves: 3478 (server.tcp) or the relay range (RFC 6062 relays).
+  command = plan
+  assert {
+    condition     = !strcontains(local.turnserver_toml[0], "[api]") && !strcontains(local.turnserver_toml[0], "tls-listen")
+    error_message = "By default turnserver.toml serves no credentials API and no TURN over TLS."
+  }
+  assert {
+    condition     = strcontains(local.turnserver_toml[0], "\ntcp = true\n") && strcontains(local.turnserver_toml[0], "\nmin-port = 49152\nmax-port = 65535\n")
+    error_message = "turnserver.toml serves TURN over TCP and relays on the range the security list opens."
+  }
+  assert {
+    condition = alltrue([
+      for r in oci_core_security_list.turnd.ingress_security_rules :
+      r.source == var.admin_cidr || r.protocol != "6" || contains(["3478-3478", "49152-65535"], try("${one(r.tcp_options).min}-${one(r.tcp_options).max}", "all ports"))
+    ])
+    error_message = "A TCP port is opened to the Internet that turnserver.toml does not serve."
+  }
+  assert {
+    condition     = length(output.credentials_api_urls) == 0
+    error_message = "No credentials API URL without enable_api."
+  }
+  assert {
+    condition = alltrue([
+      for rule in ["\"-p udp --dport 49152:65535\"", "\"-p tcp --dport 49152:65535\"", "\"-p icmp --icmp-type 3\"", "\"-p icmp --icmp-type 11\""] :
+      strcontains(local.user_data[0], rule)
+    ]) && !strcontains(local.user_data[0], "--dport 5349") && !strcontains(local.user_data[0], "--dport 443")
+    error_message = "The host firewall accepts the relay range on UDP and TCP and the ICMP errors turnd relays, and not 5349 or 443."
   }
 }
 

@@ -11,5 +11,5 @@ turn_secret         = "0f3a9c1e5b7d2a4c6e8f0a1b3c5d7e9f0f3a9c1e5b7d2a4c6e8f0a1b3
 relay_count         = 2
 ocpus               = 2
 memory_in_gbs       = 12
-enable_tls_443      = true
+api_key_hash        = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 enable_api          = true

@@ -144,3 +144,35 @@ run "secret_with_a_hash_inside_is_accepted" {
   }
 }
 
+# Nothing serves TURN over TLS, so 443 is not opened: asking for it is refused, not ignored.
+run "tls_443_is_refused" {
+  command = plan
+  variables { enable_tls_443 = true }
+  expect_failures = [var.enable_tls_443]
+}
+
+# turnd refuses an [api] without a key: enable_api without the hash is refused at plan time.
+run "api_without_a_key" {
+  command = plan
+  variables { enable_api = true }
+  expect_failures = [var.api_key_hash]
+}
+
+run "api_key_given_in_plain" {
+  command = plan
+  variables {
+    enable_api   = true
+    api_key_hash = "0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+  expect_failures = [var.api_key_hash]
+}
+
+run "api_port_inside_the_relay_range" {
+  command = plan
+  variables {
+    enable_api   = true
+    api_key_hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    api_port     = 50000
+  }
+  expect_failures = [var.api_port]
+}
